@@ -1,0 +1,125 @@
+/**
+ * The one configuration object. Built once per process from the environment by
+ * `loadConfig(process.env)` in the wiring code (bin/, server.ts, worker hosts) and passed
+ * down; nothing else reads process.env. A bad or missing variable fails fast with a
+ * message naming every offending variable.
+ */
+import os from "node:os";
+import { z } from "zod/v4";
+
+const bool = z
+  .enum(["1", "0", "true", "false", "yes", "no", "on", "off"])
+  .transform((v) => ["1", "true", "yes", "on"].includes(v));
+const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max).default(def);
+const num = (def: number, min = -Infinity, max = Infinity) => z.coerce.number().min(min).max(max).default(def);
+const url = z.url();
+
+/** Every variable the product reads. The README table and the compose check use this list. */
+export const EnvSchema = z.object({
+  NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  WORK_DIR: z.string().min(1).default(".work"),
+
+  // storage
+  STORAGE_DRIVER: z.enum(["local", "s3"]).default("local"),
+  LOCAL_STORAGE_DIR: z.string().min(1).default(".work/storage"),
+  S3_ENDPOINT: url.optional(),
+  S3_REGION: z.string().min(1).default("us-east-1"),
+  S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "must be a valid bucket name").default("trackscribe"),
+  S3_ACCESS_KEY_ID: z.string().optional(),
+  S3_SECRET_ACCESS_KEY: z.string().optional(),
+  S3_FORCE_PATH_STYLE: bool.default(true),
+
+  // services
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL").optional(),
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, "must be a redis:// URL").default("redis://127.0.0.1:6379"),
+  CONDUCTOR_SERVER_URL: url.default("http://127.0.0.1:8080/api"),
+  CONDUCTOR_WAIT_SECONDS: int(180, 0),
+  CONDUCTOR_POLL_INTERVAL_MS: int(100, 10, 60000),
+
+  // engines
+  ASR_ENGINE: z.enum(["pocketsphinx", "openai"]).default("pocketsphinx"),
+  ASR_URL: url.optional(),
+  ASR_API_KEY: z.string().optional(),
+  ASR_MODEL: z.string().default("whisper-1"),
+  ASR_CONCURRENCY: int(Math.max(1, os.availableParallelism()), 1, 64),
+  POCKETSPHINX_HMM: z.string().default("/usr/share/pocketsphinx/model/en-us/en-us"),
+  POCKETSPHINX_DICT: z.string().default("/usr/share/pocketsphinx/model/en-us/cmudict-en-us.dict"),
+  POCKETSPHINX_LM: z.string().default("/usr/share/pocketsphinx/model/en-us/en-us.lm.bin"),
+  TEXT_ENGINE: z.enum(["offline", "openai"]).default("offline"),
+  LLM_URL: url.optional(),
+  LLM_MODEL: z.string().default("gpt-4o-mini"),
+  LLM_API_KEY: z.string().optional(),
+  BLEED_THRESHOLD_DB: num(10, 0, 60),
+
+  // HTTP API
+  PORT: int(3000, 0, 65535),
+  HOST: z.string().default("0.0.0.0"),
+  API_TOKEN: z.string().min(8, "must be at least 8 characters").optional(),
+  MAX_TRACKS: int(16, 1, 256),
+  MAX_TRACK_BYTES: int(2 * 1024 * 1024 * 1024, 1024),
+
+  // workers
+  WORKER_SLOT: int(0, 0, 1024),
+  WORKER_CONCURRENCY: int(2, 1, 64),
+  DRAIN_TIMEOUT_SECONDS: int(60, 0),
+  RECONCILER_ENABLED: bool.default(true),
+  RECONCILER_INTERVAL_SECONDS: num(15, 0.1),
+  RECONCILER_STALL_SECONDS: num(60, 0.1),
+  /** `task=ms,task=ms`: a completion faster than this is flagged as suspicious */
+  SUSPICIOUS_FAST_MS: z.string().default("prepare_track=20,transcribe_track=200,plan_speech=2,mixdown=20"),
+
+  // shadow mode
+  SHADOW_MODE: z.enum(["off", "bullmq"]).default("off"),
+  SHADOW_SAMPLE_RATE: num(1, 0, 1),
+  SHADOW_WER_TOLERANCE: num(0, 0, 1),
+  SHADOW_TIME_TOLERANCE_SECONDS: num(0.05, 0),
+  /** comma-separated comparison names to classify as ignored, e.g. `duration,summary` */
+  SHADOW_IGNORE: z.string().default(""),
+});
+export type Env = z.infer<typeof EnvSchema>;
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  constructor(readonly problems: { variable: string; message: string }[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  ${p.variable}: ${p.message}`).join("\n")}`);
+  }
+}
+
+export type Config = Env & { suspiciousFastMs: Record<string, number> };
+
+function parseFloors(spec: string): Record<string, number> | string {
+  const out: Record<string, number> = {};
+  for (const part of spec.split(",").map((s) => s.trim()).filter(Boolean)) {
+    const m = /^([a-z_]+)=(\d+)$/.exec(part);
+    if (!m) return `'${part}' is not task=ms`;
+    out[m[1]!] = Number(m[2]);
+  }
+  return out;
+}
+
+/** Pure: the environment in, a validated config out (or a ConfigError naming each variable). */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  // empty strings count as unset, as in docker-compose files with `VAR=`
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = EnvSchema.safeParse(cleaned);
+  const problems: { variable: string; message: string }[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) problems.push({ variable: String(issue.path[0] ?? "?"), message: issue.message });
+  }
+  const floors = parseFloors(cleaned.SUSPICIOUS_FAST_MS ?? EnvSchema.shape.SUSPICIOUS_FAST_MS.parse(undefined));
+  if (typeof floors === "string") problems.push({ variable: "SUSPICIOUS_FAST_MS", message: floors });
+  if (parsed.success) {
+    const c = parsed.data;
+    if (c.STORAGE_DRIVER === "s3" && !c.S3_ENDPOINT && !cleaned.AWS_REGION) {
+      problems.push({ variable: "S3_ENDPOINT", message: "required when STORAGE_DRIVER=s3 (or set AWS_REGION for AWS S3)" });
+    }
+    if (c.ASR_ENGINE === "openai" && !c.ASR_URL) problems.push({ variable: "ASR_URL", message: "required when ASR_ENGINE=openai" });
+    if (c.TEXT_ENGINE === "openai" && !c.LLM_URL) problems.push({ variable: "LLM_URL", message: "required when TEXT_ENGINE=openai" });
+  }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  return { ...parsed.data, suspiciousFastMs: floors as Record<string, number> };
+}
+
+/** Names of every variable the config knows (for the compose check and README). */
+export const knownVariables = (): string[] => Object.keys(EnvSchema.shape);

@@ -1,0 +1,188 @@
+/**
+ * Input and output of every pipeline step. Adapters (in-process runner, Conductor workers,
+ * BullMQ workers) parse inputs with these on the way in and validate outputs on the way out.
+ * Audio never travels in a payload: only storage keys do.
+ */
+import { z } from "zod/v4";
+import { Language, ParticipantName, Span, Topic, TrackTranscript, Word } from "./domain.ts";
+
+const seconds = z.number().finite().nonnegative();
+const TrackIndex = z.number().int().nonnegative();
+export const StorageKey = z
+  .string()
+  .min(1)
+  .max(1024)
+  .refine((k) => !k.startsWith("/") && !k.split("/").includes(".."), "storage key must be relative and contain no '..'");
+/** Per-engine storage/result namespace: `inprocess`, `conductor`, `bullmq`, … */
+export const Namespace = z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, "namespace must be a short lowercase name");
+
+/** Who produced a step output (lesson 8: ghost workers). */
+export const WorkerStamp = z.object({ worker_id: z.string().min(1), build: z.string().min(1) });
+export type WorkerStamp = z.infer<typeof WorkerStamp>;
+
+export const TrackSpec = z.object({
+  track_index: TrackIndex,
+  participant: ParticipantName,
+  offset_seconds: seconds,
+  source_key: StorageKey,
+});
+export type TrackSpec = z.infer<typeof TrackSpec>;
+
+/** Input of the whole pipeline (= the Conductor workflow input). */
+export const PipelineInput = z
+  .object({
+    recording_id: z.string().min(1).max(64),
+    language: Language,
+    namespace: Namespace,
+    tracks: z.array(TrackSpec).min(1, "no tracks"),
+  })
+  .superRefine((v, ctx) => {
+    const idx = v.tracks.map((t) => t.track_index).sort((a, b) => a - b);
+    idx.forEach((n, i) => {
+      if (n !== i) ctx.addIssue({ code: "custom", path: ["tracks"], message: `track indexes must be 0..${idx.length - 1} without gaps` });
+    });
+  });
+export type PipelineInput = z.infer<typeof PipelineInput>;
+
+// ---- prepare_track ---------------------------------------------------------------
+export const PrepareTrackInput = z.object({
+  recording_id: z.string().min(1),
+  namespace: Namespace,
+  track: TrackSpec,
+});
+export type PrepareTrackInput = z.infer<typeof PrepareTrackInput>;
+
+export const PreparedTrack = z.object({
+  track_index: TrackIndex,
+  offset_seconds: seconds,
+  /** 16 kHz mono s16le WAV of the track's own audio (not padded) */
+  pcm_key: StorageKey,
+  /** Float32 little-endian frame energies in dBFS, one per `frame_seconds`, track-local time */
+  envelope_key: StorageKey,
+  frame_seconds: z.number().positive(),
+  duration_seconds: seconds,
+});
+export type PreparedTrack = z.infer<typeof PreparedTrack>;
+
+/**
+ * A JOIN output (dict keyed by task reference name) or a plain array. Elements are
+ * validated by the consumer's element schema after normalization (see pipeline/join.ts).
+ */
+export const JoinOutput = z.union([z.record(z.string(), z.unknown()), z.array(z.unknown())]);
+
+// ---- plan_speech -------------------------------------------------------------------
+export const PlanSpeechInput = z.object({
+  recording_id: z.string().min(1),
+  namespace: Namespace,
+  language: Language,
+  expected_tracks: z.array(TrackIndex).min(1),
+  prepared: JoinOutput,
+});
+export type PlanSpeechInput = z.infer<typeof PlanSpeechInput>;
+
+export const TrackSpeechPlan = z.object({
+  track_index: TrackIndex,
+  offset_seconds: seconds,
+  pcm_key: StorageKey,
+  envelope_key: StorageKey,
+  frame_seconds: z.number().positive(),
+  duration_seconds: seconds,
+  /** spans (global timeline) where this track carries its own speech */
+  spans: z.array(Span),
+});
+export type TrackSpeechPlan = z.infer<typeof TrackSpeechPlan>;
+
+export const SpeechPlan = z.object({
+  duration: seconds,
+  tracks: z.array(TrackSpeechPlan).min(1),
+  track_seconds: seconds,
+  planned_seconds: seconds,
+});
+export type SpeechPlan = z.infer<typeof SpeechPlan>;
+
+// ---- transcribe_track --------------------------------------------------------------
+export const TranscribeTrackInput = z.object({
+  recording_id: z.string().min(1),
+  namespace: Namespace,
+  language: Language,
+  track: TrackSpeechPlan,
+});
+export type TranscribeTrackInput = z.infer<typeof TranscribeTrackInput>;
+
+export const TranscribeTrackOutput = TrackTranscript.extend({
+  engine: z.string().min(1),
+  decoded_seconds: seconds,
+  track_seconds: seconds,
+});
+export type TranscribeTrackOutput = z.infer<typeof TranscribeTrackOutput>;
+
+// ---- merge_transcripts -------------------------------------------------------------
+export const MergeTranscriptsInput = z.object({
+  expected_tracks: z.array(TrackIndex).min(1),
+  transcripts: JoinOutput,
+});
+export type MergeTranscriptsInput = z.infer<typeof MergeTranscriptsInput>;
+export const MergeTranscriptsOutput = z.object({ words: z.array(Word), track_count: z.number().int().positive() });
+export type MergeTranscriptsOutput = z.infer<typeof MergeTranscriptsOutput>;
+
+// ---- suppress_bleed ----------------------------------------------------------------
+export const SuppressBleedInput = z.object({
+  words: z.array(Word),
+  tracks: z.array(TrackSpeechPlan).min(1),
+});
+export type SuppressBleedInput = z.infer<typeof SuppressBleedInput>;
+export const SuppressBleedOutput = z.object({
+  words: z.array(Word),
+  dropped: z.number().int().nonnegative(),
+  dropped_by_track: z.record(z.string(), z.number().int().nonnegative()),
+});
+export type SuppressBleedOutput = z.infer<typeof SuppressBleedOutput>;
+
+// ---- detect_topics / generate_title / generate_summary -----------------------------
+export const DetectTopicsInput = z.object({ language: Language, words: z.array(Word) });
+export type DetectTopicsInput = z.infer<typeof DetectTopicsInput>;
+export const DetectTopicsOutput = z.object({ topics: z.array(Topic) });
+export type DetectTopicsOutput = z.infer<typeof DetectTopicsOutput>;
+
+export const GenerateTitleInput = z.object({ language: Language, topics: z.array(Topic) });
+export type GenerateTitleInput = z.infer<typeof GenerateTitleInput>;
+export const GenerateTitleOutput = z.object({ title: z.string().min(1) });
+export type GenerateTitleOutput = z.infer<typeof GenerateTitleOutput>;
+
+export const GenerateSummaryInput = z.object({ language: Language, topics: z.array(Topic) });
+export type GenerateSummaryInput = z.infer<typeof GenerateSummaryInput>;
+export const GenerateSummaryOutput = z.object({ short_summary: z.string(), long_summary: z.string() });
+export type GenerateSummaryOutput = z.infer<typeof GenerateSummaryOutput>;
+
+// ---- mixdown -----------------------------------------------------------------------
+export const MixdownInput = z.object({
+  recording_id: z.string().min(1),
+  namespace: Namespace,
+  tracks: z.array(TrackSpeechPlan).min(1),
+  peaks: z.number().int().min(16).max(10000).default(800),
+});
+export type MixdownInput = z.infer<typeof MixdownInput>;
+export const MixdownOutput = z.object({
+  audio_key: StorageKey,
+  waveform: z.array(z.number().min(0).max(1)),
+  duration: seconds,
+});
+export type MixdownOutput = z.infer<typeof MixdownOutput>;
+
+// ---- finalize ----------------------------------------------------------------------
+export const FinalizeInput = z.object({
+  recording_id: z.string().min(1),
+  namespace: Namespace,
+  tracks: z.array(TrackSpec).min(1),
+  duration: seconds,
+  words: z.array(Word),
+  topics: z.array(Topic),
+  title: z.string().min(1),
+  short_summary: z.string(),
+  long_summary: z.string(),
+  audio_key: StorageKey.optional(),
+  waveform: z.array(z.number()).optional(),
+});
+export type FinalizeInput = z.infer<typeof FinalizeInput>;
+
+export { TrackTranscript };

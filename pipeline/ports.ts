@@ -1,0 +1,72 @@
+/**
+ * Ports: the only ways a step touches the outside world. Adapters construct them at
+ * process start (one wiring point per process) and pass them to the steps.
+ */
+import type { Readable } from "node:stream";
+import type { Span, Topic, Word } from "./contracts/index.ts";
+
+/** Object storage (local directory for the CLI, S3 for the service). */
+export interface Storage {
+  /** human-readable description for logs and error messages */
+  readonly describe: string;
+  put(key: string, body: Buffer | Readable, contentType?: string): Promise<void>;
+  putFile(key: string, path: string, contentType?: string): Promise<void>;
+  get(key: string): Promise<Buffer>;
+  /** download into a local file; throws StorageKeyNotFoundError when absent */
+  getToFile(key: string, path: string): Promise<void>;
+  exists(key: string): Promise<boolean>;
+  /** byte size, or undefined when the key does not exist */
+  size(key: string): Promise<number | undefined>;
+  /** stream a byte range (inclusive end) or the whole object */
+  stream(key: string, range?: { start: number; end: number }): Promise<Readable>;
+  deletePrefix(prefix: string): Promise<number>;
+  list(prefix: string): Promise<string[]>;
+}
+
+export class StorageKeyNotFoundError extends Error {
+  override readonly name = "StorageKeyNotFoundError";
+  constructor(readonly key: string, where: string) {
+    super(`storage key not found: ${key} (in ${where})`);
+  }
+}
+
+/** A word as an ASR engine returns it: seconds relative to the audio it was given. */
+export interface AsrWord {
+  text: string;
+  start: number;
+  end: number;
+  confidence?: number;
+}
+
+export interface AsrEngine {
+  readonly name: string;
+  /**
+   * Transcribe a 16 kHz mono WAV file. `spans` (seconds, file-local) limit decoding to
+   * those parts; words come back in file-local seconds.
+   */
+  transcribe(wavPath: string, opts: { language: string; spans?: Span[]; signal?: AbortSignal }): Promise<AsrWord[]>;
+}
+
+/** Text analysis engine (offline NLP or an OpenAI-compatible chat model). */
+export interface TextModel {
+  readonly name: string;
+  detectTopics(words: Word[], language: string): Promise<Topic[]>;
+  generateTitle(topics: Topic[], language: string): Promise<string>;
+  generateSummary(topics: Topic[], language: string): Promise<{ short_summary: string; long_summary: string }>;
+}
+
+/** Audio tools (ffmpeg/sox behind a small interface). */
+export interface AudioTools {
+  /** decode any ffmpeg-readable file to 16 kHz mono s16le WAV; returns duration in seconds */
+  decodeToWav(inputPath: string, outPath: string, signal?: AbortSignal): Promise<{ duration: number }>;
+  /** mix aligned tracks (offset seconds) into one MP3 */
+  mixdownMp3(inputs: { path: string; offset_seconds: number }[], outPath: string, signal?: AbortSignal): Promise<{ duration: number }>;
+}
+
+/** Where a step may write scratch files; the adapter cleans it up. */
+export interface Scratch {
+  dir: string;
+}
+
+/** Step progress reporting (progress bar, Postgres events, logs). */
+export type ProgressSink = (p: { step: string; track_index?: number; fraction?: number; message?: string }) => void;
