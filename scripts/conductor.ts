@@ -1,0 +1,217 @@
+/**
+ * A real Conductor OSS server for this machine: fetches the pinned jar from Maven Central
+ * with `mvn dependency:copy` into a cache, picks a JDK that runs it, starts it on a free
+ * port with its own SQLite file, and waits for its health endpoint with back-off.
+ *
+ *   npm run conductor:start   # idempotent; prints CONDUCTOR_SERVER_URL=…
+ *   npm run conductor:stop
+ */
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { freePort, isAlive, run, sleep, waitUntil } from "./lib.ts";
+
+export const CONDUCTOR_VERSION = "3.32.3";
+const ARTIFACT = `org.conductoross:conductor-server:${CONDUCTOR_VERSION}:jar:boot`;
+const MIN_JAVA = 21;
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+
+export function cacheDir(env = process.env): string {
+  return path.join(env.TRACKSCRIBE_CACHE ?? path.join(env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "trackscribe"), "conductor");
+}
+
+/** The jar path, downloading it with Maven the first time. */
+export function ensureConductorJar(env = process.env): string {
+  const dir = cacheDir(env);
+  const jar = path.join(dir, `conductor-server-${CONDUCTOR_VERSION}-boot.jar`);
+  if (existsSync(jar)) return jar;
+  mkdirSync(dir, { recursive: true });
+  process.stderr.write(`fetching ${ARTIFACT} from Maven Central…\n`);
+  const r = run("mvn", ["-q", "-B", "dependency:copy", `-Dartifact=${ARTIFACT}`, `-DoutputDirectory=${dir}`]);
+  if (!r.ok || !existsSync(jar)) throw new Error(`could not fetch ${ARTIFACT} with mvn dependency:copy:\n${r.out.slice(-2000)}`);
+  return jar;
+}
+
+function javaMajor(java: string): number {
+  const r = run(java, ["-version"]);
+  const m = /version "(\d+)(?:\.(\d+))?/.exec(r.out);
+  if (!m) return 0;
+  const major = Number(m[1]);
+  return major === 1 ? Number(m[2]) : major;
+}
+
+/** JAVA_HOME, then `java` on PATH, then any JDK under /usr/lib/jvm, newest first. */
+export function findJava(env = process.env): string {
+  const candidates: string[] = [];
+  if (env.CONDUCTOR_JAVA) candidates.push(env.CONDUCTOR_JAVA);
+  if (env.JAVA_HOME) candidates.push(path.join(env.JAVA_HOME, "bin", "java"));
+  candidates.push("java");
+  if (existsSync("/usr/lib/jvm")) {
+    for (const d of readdirSync("/usr/lib/jvm").sort().reverse()) candidates.push(path.join("/usr/lib/jvm", d, "bin", "java"));
+  }
+  const seen: string[] = [];
+  for (const c of candidates) {
+    const major = javaMajor(c);
+    if (major >= MIN_JAVA) return c;
+    seen.push(`${c} (${major || "not runnable"})`);
+  }
+  throw new Error(`Conductor ${CONDUCTOR_VERSION} needs Java ${MIN_JAVA}+; found only: ${seen.join(", ")}. Install a JDK ${MIN_JAVA}+ or set CONDUCTOR_JAVA.`);
+}
+
+export interface ConductorHandle {
+  url: string;
+  pid: number;
+  port: number;
+  dbFile: string;
+  stop(): Promise<void>;
+}
+
+interface StateFile {
+  pid: number;
+  port: number;
+  url: string;
+  dbFile: string;
+}
+
+export function defaultStateDir(env = process.env): string {
+  return path.resolve(root, env.WORK_DIR ?? ".work", "conductor");
+}
+
+export async function isConductorHealthy(url: string): Promise<boolean> {
+  try {
+    const base = url.replace(/\/api\/?$/, "");
+    const res = await fetch(`${base}/health`, { signal: AbortSignal.timeout(2000) });
+    if (!res.ok) return false;
+    const body = (await res.json()) as { healthy?: boolean };
+    if (body.healthy !== true) return false;
+    const md = await fetch(`${url.replace(/\/$/, "")}/metadata/taskdefs`, { signal: AbortSignal.timeout(3000) });
+    return md.ok;
+  } catch {
+    return false;
+  }
+}
+
+/** Wait for a Conductor server with back-off and a clear message (lesson 7). */
+export async function waitForConductorHealth(url: string, timeoutMs: number, log: (s: string) => void = () => {}): Promise<void> {
+  let lastNote = 0;
+  await waitUntil(() => isConductorHealthy(url), {
+    timeoutMs,
+    what: `Conductor at ${url}`,
+    initialDelayMs: 500,
+    onWait: (ms) => {
+      if (ms - lastNote > 10000) {
+        lastNote = ms;
+        log(`still waiting for Conductor at ${url} (${Math.round(ms / 1000)} s)…`);
+      }
+    },
+  });
+}
+
+async function stopPid(pid: number, graceMs = 15000): Promise<void> {
+  if (!isAlive(pid)) return;
+  try {
+    process.kill(pid, "SIGTERM");
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + graceMs;
+  while (isAlive(pid) && Date.now() < deadline) await sleep(200);
+  if (isAlive(pid)) process.kill(pid, "SIGKILL");
+}
+
+/**
+ * Start (or reuse) a server whose state lives in `stateDir`. With `fresh`, any existing
+ * server of that dir is stopped and its SQLite file removed, so a test run gets its own.
+ */
+export async function startConductor(
+  opts: { stateDir?: string; fresh?: boolean; timeoutMs?: number; extraArgs?: string[]; log?: (s: string) => void } = {},
+): Promise<ConductorHandle> {
+  const stateDir = path.resolve(opts.stateDir ?? defaultStateDir());
+  const log = opts.log ?? ((s: string) => process.stderr.write(`${s}\n`));
+  const stateFile = path.join(stateDir, "server.json");
+  mkdirSync(stateDir, { recursive: true });
+  const handle = (s: StateFile): ConductorHandle => ({
+    ...s,
+    stop: async () => {
+      await stopConductor(stateDir);
+    },
+  });
+
+  if (existsSync(stateFile)) {
+    const s = JSON.parse(readFileSync(stateFile, "utf8")) as StateFile;
+    if (opts.fresh) await stopConductor(stateDir);
+    else if (isAlive(s.pid)) {
+      await waitForConductorHealth(s.url, opts.timeoutMs ?? 180000, log);
+      return handle(s);
+    }
+  }
+  const jar = ensureConductorJar();
+  const java = findJava();
+  const port = await freePort();
+  const dbFile = path.join(stateDir, `conductor-${Date.now()}.db`);
+  if (opts.fresh) for (const f of readdirSync(stateDir)) if (f.startsWith("conductor-") && f.includes(".db")) rmSync(path.join(stateDir, f), { force: true });
+  const logFile = path.join(stateDir, "server.log");
+  const out = openSync(logFile, "a");
+  const args = [
+    "-Xms256m",
+    "-Xmx1536m",
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-jar",
+    jar,
+    `--server.port=${port}`,
+    `--spring.datasource.url=jdbc:sqlite:${dbFile}?busy_timeout=15000&journal_mode=WAL`,
+    // keep the server on loopback and quiet
+    "--server.address=127.0.0.1",
+    "--logging.level.root=WARN",
+    "--logging.level.com.netflix.conductor=WARN",
+    ...(opts.extraArgs ?? []),
+  ];
+  const child = spawn(java, args, { detached: true, stdio: ["ignore", out, out], cwd: stateDir });
+  child.unref();
+  const url = `http://127.0.0.1:${port}/api`;
+  const state: StateFile = { pid: child.pid!, port, url, dbFile };
+  writeFileSync(stateFile, JSON.stringify(state, null, 2));
+  log(`starting Conductor ${CONDUCTOR_VERSION} (pid ${child.pid}, port ${port}, db ${dbFile}, log ${logFile})…`);
+  try {
+    await waitForConductorHealth(url, opts.timeoutMs ?? 180000, log);
+  } catch (err) {
+    const tail = existsSync(logFile) ? readFileSync(logFile, "utf8").split("\n").slice(-30).join("\n") : "";
+    await stopConductor(stateDir);
+    throw new Error(`${(err as Error).message}; last server log lines:\n${tail}`);
+  }
+  return handle(state);
+}
+
+export async function stopConductor(stateDir = defaultStateDir()): Promise<boolean> {
+  const stateFile = path.join(stateDir, "server.json");
+  if (!existsSync(stateFile)) return false;
+  const s = JSON.parse(readFileSync(stateFile, "utf8")) as StateFile;
+  await stopPid(s.pid);
+  rmSync(stateFile, { force: true });
+  return true;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const cmd = process.argv[2];
+  if (cmd === "start") {
+    startConductor({ fresh: process.argv.includes("--fresh") })
+      .then((h) => process.stdout.write(`CONDUCTOR_SERVER_URL=${h.url}\n`))
+      .catch((err: Error) => {
+        process.stderr.write(`conductor:start failed: ${err.message}\n`);
+        process.exit(1);
+      });
+  } else if (cmd === "stop") {
+    stopConductor()
+      .then((stopped) => process.stdout.write(stopped ? "Conductor stopped\n" : "no Conductor was running from this work dir\n"))
+      .catch((err: Error) => {
+        process.stderr.write(`conductor:stop failed: ${err.message}\n`);
+        process.exit(1);
+      });
+  } else {
+    process.stderr.write("usage: conductor.ts start [--fresh] | stop\n");
+    process.exit(2);
+  }
+}

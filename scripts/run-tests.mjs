@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+/**
+ * `npm test`: starts the services the integration tests need (a fresh Conductor with its
+ * own SQLite file, a fresh S3 directory and database for this run, Postgres/Redis if they
+ * are down), runs every *.test.ts with node's test runner, then stops what it started.
+ *
+ *   npm test                 # everything
+ *   npm test -- --unit       # only tests that need no services (*.test.ts, not *.int.test.ts)
+ *   npm test -- path/a.test.ts …   # just these files (services started if any is .int)
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { readdirSync, statSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const args = process.argv.slice(2);
+const unitOnly = args.includes("--unit");
+const explicit = args.filter((a) => a.endsWith(".ts"));
+
+function findTests(dir, out = []) {
+  for (const name of readdirSync(dir)) {
+    if (name === "node_modules" || name.startsWith(".")) continue;
+    const p = path.join(dir, name);
+    if (statSync(p).isDirectory()) findTests(p, out);
+    else if (name.endsWith(".test.ts")) out.push(path.relative(root, p));
+  }
+  return out;
+}
+
+let files = explicit.length ? explicit : findTests(root).sort();
+if (unitOnly) files = files.filter((f) => !f.endsWith(".int.test.ts"));
+const needsServices = files.some((f) => f.endsWith(".int.test.ts"));
+
+const testWorkDir = path.join(root, ".work", "test");
+const env = { ...process.env, WORK_DIR: testWorkDir, NODE_ENV: "test", LOG_LEVEL: process.env.LOG_LEVEL ?? "warn" };
+
+function tsx(script, scriptArgs, extraEnv = {}) {
+  return spawnSync(process.execPath, ["--import", "tsx", path.join(root, script), ...scriptArgs], {
+    cwd: root,
+    env: { ...env, ...extraEnv },
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+}
+
+if (needsServices) {
+  process.stderr.write("starting services for this test run (fresh Conductor, S3 and database)…\n");
+  const r = tsx("scripts/services.ts", ["start", "--fresh", "--database", "trackscribe_test"]);
+  if (r.status !== 0) {
+    process.stderr.write("could not start the services the integration tests need\n");
+    process.exit(1);
+  }
+  for (const line of r.stdout.split("\n")) {
+    const m = /^export ([A-Z0-9_]+)=(.*)$/.exec(line.trim());
+    if (m) env[m[1]] = m[2];
+  }
+}
+
+process.stderr.write(`running ${files.length} test file(s)${needsServices ? " (with services)" : ""}\n`);
+const child = spawn(
+  process.execPath,
+  ["--import", "tsx", "--test", "--test-concurrency=1", "--test-timeout=900000", "--test-reporter=spec", ...files],
+  { cwd: root, env, stdio: "inherit" },
+);
+const code = await new Promise((resolve) => child.on("exit", (c, sig) => resolve(c ?? (sig ? 1 : 0))));
+if (needsServices) tsx("scripts/services.ts", ["stop"]);
+process.exit(code);

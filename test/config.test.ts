@@ -1,0 +1,32 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { ConfigError, knownVariables, loadConfig } from "../pipeline/config.ts";
+
+test("defaults give a usable config", () => {
+  const c = loadConfig({});
+  assert.equal(c.ASR_ENGINE, "pocketsphinx");
+  assert.equal(c.SHADOW_MODE, "off");
+  assert.equal(c.suspiciousFastMs.transcribe_track, 200);
+});
+
+test("every invalid variable is named in one error", () => {
+  assert.throws(
+    () => loadConfig({ PORT: "http", SHADOW_SAMPLE_RATE: "2", ASR_ENGINE: "openai" }),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      const vars = err.problems.map((p) => p.variable).sort();
+      assert.deepEqual(vars, ["PORT", "SHADOW_SAMPLE_RATE"]);
+      assert.match(err.message, /PORT/);
+      return true;
+    },
+  );
+  assert.throws(() => loadConfig({ ASR_ENGINE: "openai" }), /ASR_URL: required when ASR_ENGINE=openai/);
+  assert.throws(() => loadConfig({ SUSPICIOUS_FAST_MS: "transcribe=fast" }), /SUSPICIOUS_FAST_MS/);
+});
+
+test("empty strings count as unset, booleans parse", () => {
+  const c = loadConfig({ API_TOKEN: "", RECONCILER_ENABLED: "false" });
+  assert.equal(c.API_TOKEN, undefined);
+  assert.equal(c.RECONCILER_ENABLED, false);
+  assert.ok(knownVariables().includes("CONDUCTOR_SERVER_URL"));
+});
