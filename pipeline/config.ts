@@ -17,6 +17,8 @@ const url = z.url();
 /** Every variable the product reads. The README table and the compose check use this list. */
 export const EnvSchema = z.object({
   NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
+  /** git commit baked into the Docker image (workers report it as part of their build id) */
+  BUILD_COMMIT: z.string().optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   WORK_DIR: z.string().min(1).default(".work"),
 

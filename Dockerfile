@@ -1,0 +1,31 @@
+# syntax=docker/dockerfile:1
+# trackscribe: API, Conductor workers and BullMQ workers share this image.
+# Node 20 (same major as development and CI), ffmpeg, sox and pocketsphinx (offline ASR).
+
+FROM node:20.20-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+
+FROM node:20.20-bookworm-slim AS runtime
+ARG BUILD_COMMIT=unknown
+ENV NODE_ENV=production \
+    BUILD_COMMIT=${BUILD_COMMIT} \
+    WORK_DIR=/var/lib/trackscribe
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ffmpeg sox pocketsphinx pocketsphinx-en-us tini ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json tsconfig.json ./
+COPY bin ./bin
+COPY pipeline ./pipeline
+COPY server ./server
+COPY workers ./workers
+COPY workflows ./workflows
+RUN ln -s /app/bin/trackscribe.mjs /usr/local/bin/trackscribe \
+ && mkdir -p /var/lib/trackscribe && chown node:node /var/lib/trackscribe
+USER node
+EXPOSE 3000
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/bin/trackscribe.mjs"]
+CMD ["serve"]

@@ -1,0 +1,90 @@
+/**
+ * Static check of docker-compose.yml (no Docker engine runs here): every service command
+ * is a real `trackscribe` command with known options, every app variable is one the config
+ * schema knows and parses, URLs between services agree with the services' ports and
+ * credentials, and every image is pinned.
+ */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+import { Command } from "commander";
+import { parse } from "yaml";
+import { registerCommands } from "../bin/commands/index.ts";
+import { knownVariables, loadConfig } from "../pipeline/config.ts";
+
+interface Service {
+  image?: string;
+  build?: unknown;
+  command?: string[] | string;
+  environment?: Record<string, string>;
+  ports?: string[];
+  profiles?: string[];
+}
+const compose = parse(readFileSync(new URL("../docker-compose.yml", import.meta.url), "utf8"), { merge: true }) as {
+  services: Record<string, Service>;
+};
+const services = compose.services;
+const appServices = Object.entries(services).filter(([, s]) => s.build !== undefined);
+
+/** `${NAME:-default}` → default (compose's substitution with an empty environment) */
+const substitute = (v: string): string => String(v).replace(/\$\{[A-Z0-9_]+:-([^}]*)\}/g, "$1").replace(/\$\{[A-Z0-9_]+\}/g, "");
+
+test("the three app services exist and share one image", () => {
+  assert.deepEqual(appServices.map(([n]) => n).sort(), ["api", "bullmq-worker", "conductor-worker"]);
+});
+
+test("every app service command is a real trackscribe command with known options", () => {
+  const program = new Command("trackscribe").exitOverride();
+  registerCommands(program);
+  for (const [name, svc] of appServices) {
+    const argv = Array.isArray(svc.command) ? svc.command : String(svc.command ?? "").split(/\s+/);
+    const sub = program.commands.find((c) => c.name() === argv[0]);
+    assert.ok(sub, `${name}: '${argv[0]}' is not a trackscribe command (known: ${program.commands.map((c) => c.name()).join(", ")})`);
+    const flags = new Set(sub.options.flatMap((o) => [o.short, o.long].filter(Boolean) as string[]));
+    for (const a of argv.slice(1)) if (a.startsWith("-")) assert.ok(flags.has(a), `${name}: option ${a} unknown to 'trackscribe ${argv[0]}'`);
+  }
+});
+
+test("every app environment variable is known to the config schema and parses", () => {
+  const known = new Set(knownVariables());
+  for (const [name, svc] of appServices) {
+    const env = Object.fromEntries(Object.entries(svc.environment ?? {}).map(([k, v]) => [k, substitute(String(v))]));
+    for (const k of Object.keys(env)) assert.ok(known.has(k), `${name}: ${k} is not a config variable`);
+    const config = loadConfig(env);
+    assert.equal(config.STORAGE_DRIVER, "s3");
+  }
+});
+
+test("URLs between services agree with ports and credentials", () => {
+  const env = Object.fromEntries(Object.entries(services.api!.environment!).map(([k, v]) => [k, substitute(String(v))]));
+  const db = new URL(env.DATABASE_URL!);
+  const pgEnv = services.postgres!.environment!;
+  assert.equal(db.hostname, "postgres");
+  assert.equal(db.port, "5432");
+  assert.equal(db.username, pgEnv.POSTGRES_USER);
+  assert.equal(db.password, pgEnv.POSTGRES_PASSWORD);
+  assert.equal(db.pathname.slice(1), pgEnv.POSTGRES_DB);
+  const conductor = new URL(env.CONDUCTOR_SERVER_URL!);
+  assert.equal(conductor.hostname, "conductor");
+  assert.ok(services.conductor!.ports!.some((p) => p.endsWith(`:${conductor.port}`)), "Conductor URL port is the container's port");
+  const s3 = new URL(env.S3_ENDPOINT!);
+  assert.equal(s3.hostname, "minio");
+  assert.equal(s3.port, "9000");
+  const minioEnv = services.minio!.environment!;
+  assert.equal(env.S3_ACCESS_KEY_ID, substitute(minioEnv.MINIO_ROOT_USER!));
+  assert.equal(env.S3_SECRET_ACCESS_KEY, substitute(minioEnv.MINIO_ROOT_PASSWORD!));
+  assert.match(JSON.stringify(services["minio-init"]!.command), new RegExp(`local/${env.S3_BUCKET}`));
+  assert.equal(new URL(env.REDIS_URL!).hostname, "redis");
+  assert.ok(services.api!.ports!.includes(`${env.PORT}:${env.PORT}`), "API publishes the port it listens on");
+});
+
+test("every image is pinned to a version (no latest, no bare name)", () => {
+  for (const [name, svc] of Object.entries(services)) {
+    if (!svc.image) continue;
+    const tag = svc.image.split(":")[1];
+    assert.ok(tag && tag !== "latest" && /\d/.test(tag), `${name}: image ${svc.image} is not pinned`);
+  }
+  const dockerfile = readFileSync(new URL("../Dockerfile", import.meta.url), "utf8");
+  for (const m of dockerfile.matchAll(/^FROM\s+(\S+)/gm)) assert.match(m[1]!, /:\d+\.\d+/, `Dockerfile base ${m[1]} is not pinned`);
+  assert.match(dockerfile, /FROM node:20\./, "the image runs the same Node major as development and CI");
+});
