@@ -52,6 +52,9 @@ export const EnvSchema = z.object({
   LLM_URL: url.optional(),
   LLM_MODEL: z.string().default("gpt-4o-mini"),
   LLM_API_KEY: z.string().optional(),
+  LLM_TIMEOUT_SECONDS: num(120, 1, 3600),
+  /** attempts per chat request: transport errors and unparseable answers are retried */
+  LLM_MAX_ATTEMPTS: int(3, 1, 10),
   BLEED_THRESHOLD_DB: num(10, 0, 60),
 
   // HTTP API
@@ -60,11 +63,36 @@ export const EnvSchema = z.object({
   API_TOKEN: z.string().min(8, "must be at least 8 characters").optional(),
   MAX_TRACKS: int(16, 1, 256),
   MAX_TRACK_BYTES: int(2 * 1024 * 1024 * 1024, 1024),
+  /** Postgres schema for the API's tables (default: the connection's search_path, usually public) */
+  DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lowercase SQL identifier").optional(),
+  DATABASE_POOL_MAX: int(10, 1, 200),
+  /** apply pending migrations when `trackscribe serve` starts */
+  MIGRATE_ON_START: bool.default(true),
+  /** how often the API compares unfinished recordings with their Conductor workflow (0: only on request) */
+  API_RECONCILE_SECONDS: num(5, 0),
+  /** SSE keep-alive comment interval */
+  SSE_HEARTBEAT_SECONDS: num(15, 0.05),
 
   // workers
   WORKER_SLOT: int(0, 0, 1024),
   WORKER_CONCURRENCY: int(2, 1, 64),
   DRAIN_TIMEOUT_SECONDS: int(60, 0),
+  /** set by the supervisor for its children: the pid in the worker id `host/slot/pid` (survives restarts) */
+  WORKER_ID_PID: z.coerce.number().int().positive().optional(),
+  /** a child that ran this long before exiting restarts after 1 s again (back-off reset) */
+  SUPERVISOR_HEALTHY_SECONDS: num(60, 0),
+  /** multiplies the restart back-off 1,2,4,8,16,30 s (tests use e.g. 0.01) */
+  SUPERVISOR_BACKOFF_SCALE: num(1, 0.0001, 100),
+  // child channel for heavy steps (workers/child)
+  CHILD_CALL_TIMEOUT_SECONDS: num(3600, 0.001),
+  /** once a step streams progress, this much silence counts as a stall */
+  CHILD_STALL_TIMEOUT_SECONDS: num(300, 0.001),
+  CHILD_PING_INTERVAL_SECONDS: num(5, 0.001),
+  /** a child that answers no ping this long while a call runs is hung and replaced */
+  CHILD_PING_TIMEOUT_SECONDS: num(60, 0.001),
+  CHILD_MAX_PAYLOAD_BYTES: int(64 * 1024 * 1024, 1024),
+  /** run heavy steps (audio decoding, ASR, mixdown) in a child process */
+  HEAVY_STEPS_IN_CHILD: bool.default(true),
   RECONCILER_ENABLED: bool.default(true),
   RECONCILER_INTERVAL_SECONDS: num(15, 0.1),
   RECONCILER_STALL_SECONDS: num(60, 0.1),
@@ -78,6 +106,23 @@ export const EnvSchema = z.object({
   SHADOW_TIME_TOLERANCE_SECONDS: num(0.05, 0),
   /** comma-separated comparison names to classify as ignored, e.g. `duration,summary` */
   SHADOW_IGNORE: z.string().default(""),
+  /** run the BullMQ workers of shadow runs inside the API process (false when `trackscribe workers --engine bullmq` runs them) */
+  SHADOW_WORKERS_IN_API: bool.default(true),
+  /** how long a shadow comparison waits for the authoritative (Conductor) run to end */
+  SHADOW_WAIT_SECONDS: int(1800, 1),
+  /** test-only `step` or `step:track` whose BullMQ output is altered; honoured only when NODE_ENV=test */
+  SHADOW_TEST_PERTURB: z.string().regex(/^[a-z_]+(:\d+)?$/, "must be step or step:track").optional(),
+
+  // BullMQ engine (shadow mode and `--engine bullmq`)
+  BULLMQ_PREFIX: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be letters, digits, '-' or '_'").default("trackscribe"),
+  /** a job whose worker stops renewing its lock this long is stalled and run again */
+  BULLMQ_LOCK_MS: int(30000, 1000),
+  BULLMQ_STALLED_INTERVAL_MS: int(30000, 500),
+  BULLMQ_MAX_STALLED: int(1, 0, 100),
+  /** how often the coordinator checks its jobs' states besides listening to queue events */
+  BULLMQ_SWEEP_MS: int(2000, 50),
+  BULLMQ_MAX_ATTEMPTS: int(3, 1, 50),
+  BULLMQ_RETRY_BASE_MS: int(1000, 0),
 });
 export type Env = z.infer<typeof EnvSchema>;
 

@@ -1,6 +1,12 @@
 /** Every subcommand registers itself here: one import and one call per command module. */
 import type { Command } from "commander";
+import * as processCmd from "./process.ts";
+import * as replayCmd from "./replay.ts";
+import * as compareCmd from "./compare.ts";
 
 export function registerCommands(program: Command): void {
+  processCmd.register(program);
+  replayCmd.register(program);
+  compareCmd.register(program);
   void program;
 }

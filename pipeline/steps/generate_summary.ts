@@ -1,9 +1,8 @@
-// PLACEHOLDER — replaced by the step's owner. Do not build on this body.
+/** generate_summary: topics → a short (1–2 sentences) and a long (per topic) summary, by the injected text model. */
 import type { GenerateSummaryInput, GenerateSummaryOutput } from "../contracts/index.ts";
 import type { StepDeps } from "./deps.ts";
 
 export async function generateSummary(input: GenerateSummaryInput, deps: StepDeps): Promise<GenerateSummaryOutput> {
-  void input;
-  void deps;
-  throw new Error("step generate_summary is being written");
+  const { short_summary, long_summary } = await deps.text.generateSummary(input.topics, input.language);
+  return { short_summary, long_summary };
 }

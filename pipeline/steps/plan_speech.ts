@@ -1,9 +1,24 @@
-// PLACEHOLDER — replaced by the step's owner. Do not build on this body.
-import type { PlanSpeechInput, SpeechPlan } from "../contracts/index.ts";
+/**
+ * plan_speech: all prepared tracks in (JOIN dict or array, normalized by track index), the
+ * spans where each track carries its own speech out. The transcriber decodes only those,
+ * skipping silence and the spans where another track dominates (mic bleed).
+ */
+import { PreparedTrack, type PlanSpeechInput, type SpeechPlan } from "../contracts/index.ts";
+import { planSpeechSpans, totalSeconds } from "../audio/planner.ts";
+import { normalizeJoinOutput } from "../join.ts";
 import type { StepDeps } from "./deps.ts";
+import { loadEnvelopes } from "./envelopes.ts";
 
 export async function planSpeech(input: PlanSpeechInput, deps: StepDeps): Promise<SpeechPlan> {
-  void input;
-  void deps;
-  throw new Error("step plan_speech is being written");
+  const prepared = normalizeJoinOutput(input.prepared, PreparedTrack, input.expected_tracks);
+  const envelopes = await loadEnvelopes(deps.storage, prepared);
+  const spans = planSpeechSpans(envelopes, { bleedDb: deps.bleedThresholdDb });
+  const tracks = prepared.map((p) => ({ ...p, spans: spans.get(p.track_index) ?? [] }));
+  const r3 = (x: number): number => Math.round(x * 1000) / 1000;
+  return {
+    duration: r3(Math.max(...prepared.map((p) => p.offset_seconds + p.duration_seconds))),
+    tracks,
+    track_seconds: r3(prepared.reduce((s, p) => s + p.duration_seconds, 0)),
+    planned_seconds: r3(tracks.reduce((s, t) => s + totalSeconds(t.spans), 0)),
+  };
 }

@@ -1,9 +1,36 @@
-// PLACEHOLDER — replaced by the step's owner. Do not build on this body.
+/**
+ * prepare_track: decode the track's source (any ffmpeg-readable format) to 16 kHz mono
+ * PCM, compute its frame-energy envelope, and store both under the engine's namespace.
+ * The track's offset places it on the global timeline; the PCM itself is not padded.
+ */
+import path from "node:path";
 import type { PrepareTrackInput, PreparedTrack } from "../contracts/index.ts";
+import { envelopeToBytes, frameEnergies, FRAME_SECONDS } from "../audio/envelope.ts";
+import { readWav } from "../audio/wav.ts";
+import { readFile } from "node:fs/promises";
 import type { StepDeps } from "./deps.ts";
+import { derivedKey } from "./keys.ts";
 
 export async function prepareTrack(input: PrepareTrackInput, deps: StepDeps): Promise<PreparedTrack> {
-  void input;
-  void deps;
-  throw new Error("step prepare_track is being written");
+  const { track, recording_id, namespace } = input;
+  const ext = path.extname(track.source_key).slice(0, 8) || ".bin";
+  const source = path.join(deps.scratchDir, `source${ext}`);
+  const wav = path.join(deps.scratchDir, "track.wav");
+  await deps.storage.getToFile(track.source_key, source);
+  deps.progress?.({ step: "prepare_track", track_index: track.track_index, fraction: 0.3, message: "decoding" });
+  const { duration } = await deps.audio.decodeToWav(source, wav, deps.signal);
+  const pcm = readWav(await readFile(wav));
+  const envelope = frameEnergies(pcm.samples, pcm.sampleRate, FRAME_SECONDS);
+  const pcm_key = derivedKey(recording_id, namespace, "pcm", `${track.track_index}.wav`);
+  const envelope_key = derivedKey(recording_id, namespace, "envelope", `${track.track_index}.f32`);
+  await deps.storage.putFile(pcm_key, wav, "audio/wav");
+  await deps.storage.put(envelope_key, envelopeToBytes(envelope), "application/octet-stream");
+  return {
+    track_index: track.track_index,
+    offset_seconds: track.offset_seconds,
+    pcm_key,
+    envelope_key,
+    frame_seconds: FRAME_SECONDS,
+    duration_seconds: Math.round(duration * 1000) / 1000,
+  };
 }

@@ -1,9 +1,36 @@
-// PLACEHOLDER — replaced by the step's owner. Do not build on this body.
+/**
+ * transcribe_track: decode only the planned spans of one track; words come out on the
+ * global timeline with the track index as speaker. A silent track returns
+ * `{track_index, words: []}`, never an empty output (lesson 1).
+ */
+import path from "node:path";
 import type { TranscribeTrackInput, TranscribeTrackOutput } from "../contracts/index.ts";
+import { totalSeconds } from "../audio/planner.ts";
 import type { StepDeps } from "./deps.ts";
 
 export async function transcribeTrack(input: TranscribeTrackInput, deps: StepDeps): Promise<TranscribeTrackOutput> {
-  void input;
-  void deps;
-  throw new Error("step transcribe_track is being written");
+  const t = input.track;
+  const local = t.spans
+    .map((s) => ({ start: Math.max(0, s.start - t.offset_seconds), end: Math.min(t.duration_seconds, s.end - t.offset_seconds) }))
+    .filter((s) => s.end - s.start > 0.05);
+  const base = { track_index: t.track_index, engine: deps.asr.name, track_seconds: t.duration_seconds };
+  if (local.length === 0) return { ...base, words: [], decoded_seconds: 0 };
+  const wav = path.join(deps.scratchDir, "track.wav");
+  await deps.storage.getToFile(t.pcm_key, wav);
+  deps.progress?.({ step: "transcribe_track", track_index: t.track_index, fraction: 0.1, message: `decoding ${local.length} span(s)` });
+  const words = await deps.asr.transcribe(wav, { language: input.language, spans: local, signal: deps.signal });
+  const r3 = (x: number): number => Math.round(x * 1000) / 1000;
+  return {
+    ...base,
+    decoded_seconds: r3(totalSeconds(local)),
+    words: words
+      .filter((w) => w.text.trim().length > 0)
+      .map((w) => ({
+        text: w.text.trim(),
+        start: r3(w.start + t.offset_seconds),
+        end: r3(Math.max(w.start, w.end) + t.offset_seconds),
+        speaker: t.track_index,
+        ...(w.confidence !== undefined ? { confidence: w.confidence } : {}),
+      })),
+  };
 }

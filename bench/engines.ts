@@ -1,0 +1,130 @@
+/**
+ * `npm run bench:engines`: the same 3-track recording through the in-process runner,
+ * Conductor and BullMQ, in one run, with workers inside this process for both
+ * orchestrators. Engines are created (workers started, models loaded) before timing;
+ * each engine runs the recording BENCH_ROUNDS times (default 3) in interleaved order
+ * and its median wall time is compared with the in-process median.
+ * Target: BullMQ ≤ 1.05 × in-process.
+ *
+ * Needs Redis, and a Conductor server at CONDUCTOR_SERVER_URL (started with
+ * scripts/conductor.ts when none answers). Postgres is used for the BullMQ event log
+ * when DATABASE_URL is set (as in production), else the in-memory log.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { pino } from "pino";
+import pg from "pg";
+import { loadConfig } from "../pipeline/config.ts";
+import { FileManifest, type PipelineInput, type Result } from "../pipeline/contracts/index.ts";
+import type { PipelineEngine } from "../pipeline/runner/engine.ts";
+import { createInProcessEngine } from "../pipeline/runner/inprocess.ts";
+import { stageManifest } from "../pipeline/runner/stage.ts";
+import { createLocalStorage } from "../server/storage/local.ts";
+import { stageSpokenRecording, THREE_SPEAKERS } from "../test/bullmq/fixture.ts";
+import { createBullmqEngine } from "../workers/bullmq/engine.ts";
+import { buildInfo, workerIdentity } from "../workers/identity.ts";
+import { createStepPorts } from "../workers/step-ports.ts";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+
+async function conductorUrl(configured: string, log: (s: string) => void): Promise<{ url: string; stop?: () => Promise<void> }> {
+  const { isConductorHealthy, startConductor } = await import("../scripts/conductor.ts");
+  if (await isConductorHealthy(configured)) return { url: configured };
+  log(`no Conductor at ${configured}: starting one`);
+  const c = await startConductor({ log });
+  return { url: c.url, stop: () => c.stop() };
+}
+
+/** The 3-track fixture meeting of test/fixtures when built, else three espeak-ng speakers. */
+async function stageRecording(storage: ReturnType<typeof createLocalStorage>, dir: string, recordingId: string, namespace: string): Promise<PipelineInput> {
+  const manifestFile = [path.join(root, "test/fixtures/meeting/manifest.json"), path.join(root, "test/fixtures/manifest.json")].find((f) => existsSync(f));
+  if (manifestFile) {
+    const manifest = FileManifest.parse(JSON.parse(readFileSync(manifestFile, "utf8")));
+    if (manifest.tracks.length >= 3) return stageManifest(manifest, storage, recordingId, path.dirname(manifestFile), { namespace });
+  }
+  return stageSpokenRecording(storage, dir, recordingId, THREE_SPEAKERS, namespace);
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+async function main(): Promise<void> {
+  const say = (s: string): void => void process.stderr.write(`${s}\n`);
+  const dir = mkdtempSync(path.join(os.tmpdir(), "bench-engines-"));
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+  const conductor = await conductorUrl(process.env.CONDUCTOR_SERVER_URL ?? "http://127.0.0.1:8080/api", say);
+  const config = loadConfig({
+    ...process.env,
+    LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
+    STORAGE_DRIVER: "local",
+    LOCAL_STORAGE_DIR: path.join(dir, "storage"),
+    WORK_DIR: path.join(dir, "work"),
+    CONDUCTOR_SERVER_URL: conductor.url,
+    BULLMQ_PREFIX: `bench-${process.pid}`,
+  });
+  const log = pino({ level: config.LOG_LEVEL }, pino.destination(2));
+  const storage = createLocalStorage(config.LOCAL_STORAGE_DIR);
+  const pool = config.DATABASE_URL ? new pg.Pool({ connectionString: config.DATABASE_URL, max: 4 }) : undefined;
+  const stepDeps = createStepPorts(config, { storage, log });
+  const engines: PipelineEngine[] = [];
+  try {
+    engines.push(
+      createInProcessEngine({
+        stepDeps,
+        scratchRoot: path.join(dir, "scratch"),
+        concurrency: config.ASR_CONCURRENCY,
+        log,
+        workerId: workerIdentity(config.WORKER_SLOT, buildInfo().build).worker_id,
+      }),
+    );
+    // loaded by URL: the module belongs to the Conductor engine (workers/conductor)
+    const { createConductorEngine } = (await import(new URL("../workers/conductor/engine.ts", import.meta.url).href)) as {
+      createConductorEngine: (c: typeof config, o: { storage: typeof storage; log: typeof log; startWorkers: boolean }) => PipelineEngine | Promise<PipelineEngine>;
+    };
+    engines.push(await createConductorEngine(config, { storage, log, startWorkers: true }));
+    // shadow-mode wiring: Postgres event log when there is a database
+    engines.push(createBullmqEngine(config, { storage, log, stepDeps, startWorkers: true, ...(pool ? { pool } : {}) }));
+
+    // warm-up: one run per engine (model loading, JIT, Conductor task definitions)
+    const times = new Map<string, number[]>(engines.map((e) => [e.name, []]));
+    const results = new Map<string, Result>();
+    for (let round = 0; round <= rounds; round++) {
+      for (const engine of round % 2 ? [...engines].reverse() : engines) {
+        const input = await stageRecording(storage, dir, `bench-${engine.name}-${round}-${process.pid}`, engine.name);
+        const t0 = performance.now();
+        const { result } = await engine.run(input);
+        const ms = performance.now() - t0;
+        if (round === 0) say(`warm-up ${engine.name}: ${Math.round(ms)} ms`);
+        else {
+          times.get(engine.name)!.push(ms);
+          say(`round ${round} ${engine.name}: ${Math.round(ms)} ms`);
+        }
+        results.set(engine.name, result);
+      }
+    }
+    const base = median(times.get("inprocess")!);
+    const rows = engines.map((e) => {
+      const m = median(times.get(e.name)!);
+      return { engine: e.name, median_ms: Math.round(m), ratio: m / base, words: results.get(e.name)!.words.length };
+    });
+    process.stdout.write(`\nengine      median ms  ratio to in-process  words\n`);
+    for (const r of rows) process.stdout.write(`${r.engine.padEnd(10)}  ${String(r.median_ms).padStart(9)}  ${r.ratio.toFixed(3).padStart(19)}  ${String(r.words).padStart(5)}\n`);
+    const bull = rows.find((r) => r.engine === "bullmq")!;
+    process.stdout.write(`\nBullMQ / in-process = ${bull.ratio.toFixed(3)} (target ≤ 1.05): ${bull.ratio <= 1.05 ? "met" : "NOT met"}\n`);
+    process.stdout.write(`${JSON.stringify({ rounds, rows })}\n`);
+  } finally {
+    for (const e of engines.reverse()) await e.close().catch((err: unknown) => log.warn({ err }, "engine close failed"));
+    await pool?.end();
+    await conductor.stop?.();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench:engines failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,77 @@
+/**
+ * OpenAI-compatible speech backend for production: `POST {ASR_URL}/v1/audio/transcriptions`
+ * with `response_format=verbose_json` and `timestamp_granularities[]=word`. Only the
+ * planned spans are sent (one request per segment, ≤ 25 s each, well under upload limits);
+ * word times come back relative to the segment and are mapped to file-local seconds.
+ */
+import { readFile } from "node:fs/promises";
+import { z } from "zod/v4";
+import type { AsrEngine, AsrWord } from "../ports.ts";
+import { rawSlice, readWav, writeWav } from "../audio/wav.ts";
+import { AsrError } from "./pocketsphinx.ts";
+import { segmentsToDecode } from "./spans.ts";
+
+const VerboseJson = z.object({
+  text: z.string().optional(),
+  words: z
+    .array(z.object({ word: z.string(), start: z.number(), end: z.number(), probability: z.number().optional() }))
+    .default([]),
+});
+
+export interface OpenAiAsrOptions {
+  url: string;
+  apiKey?: string;
+  model: string;
+  timeoutMs?: number;
+}
+
+export function createOpenAiAsrEngine(opts: OpenAiAsrOptions): AsrEngine {
+  const endpoint = `${opts.url.replace(/\/+$/, "").replace(/\/v1$/, "")}/v1/audio/transcriptions`;
+  return {
+    name: `openai:${opts.model}`,
+    async transcribe(wavPath, { language, spans, signal }) {
+      const pcm = readWav(await readFile(wavPath));
+      const words: AsrWord[] = [];
+      for (const seg of segmentsToDecode(pcm, spans)) {
+        const samples = new Int16Array(rawSlice(pcm.samples, Math.round(seg.start * pcm.sampleRate), Math.round(seg.end * pcm.sampleRate)).buffer.slice(0));
+        const audio = writeWav({ sampleRate: pcm.sampleRate, samples });
+        const form = new FormData();
+        form.append("file", new Blob([audio], { type: "audio/wav" }), "segment.wav");
+        form.append("model", opts.model);
+        form.append("language", language.split("-")[0]!);
+        form.append("response_format", "verbose_json");
+        form.append("timestamp_granularities[]", "word");
+        const timeout = AbortSignal.timeout(opts.timeoutMs ?? 120000);
+        let res: Response;
+        try {
+          res = await fetch(endpoint, {
+            method: "POST",
+            body: form,
+            headers: opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {},
+            signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+          });
+        } catch (err) {
+          throw new AsrError(`speech backend ${endpoint} unreachable: ${(err as Error).message}`);
+        }
+        const body = await res.text();
+        if (!res.ok) throw new AsrError(`speech backend answered ${res.status}: ${body.slice(0, 300)}`, res.status >= 500 || res.status === 429);
+        let parsed;
+        try {
+          parsed = VerboseJson.parse(JSON.parse(body));
+        } catch (err) {
+          throw new AsrError(`speech backend answer is not verbose_json with words: ${(err as Error).message.slice(0, 300)}`);
+        }
+        for (const w of parsed.words) {
+          const text = w.word.trim();
+          if (!text) continue;
+          const word: AsrWord = { text, start: round3(seg.start + w.start), end: round3(seg.start + Math.max(w.start, w.end)) };
+          if (w.probability !== undefined) word.confidence = Math.max(0, Math.min(1, w.probability));
+          words.push(word);
+        }
+      }
+      return words;
+    },
+  };
+}
+
+const round3 = (x: number): number => Math.round(x * 1000) / 1000;

@@ -1,0 +1,62 @@
+/**
+ * Frame energy envelopes: one dBFS value per frame (default 20 ms) of a track, in
+ * track-local time. Small enough to store beside the audio (an hour is 180,000 floats,
+ * 720 kB) and all the speech planner and the bleed rule need.
+ */
+export const FRAME_SECONDS = 0.02;
+export const SILENCE_DB = -100;
+
+export function frameEnergies(samples: Int16Array, sampleRate: number, frameSeconds = FRAME_SECONDS): Float32Array {
+  const frame = Math.max(1, Math.round(sampleRate * frameSeconds));
+  const n = Math.ceil(samples.length / frame);
+  const out = new Float32Array(n);
+  for (let f = 0; f < n; f++) {
+    let sum = 0;
+    const start = f * frame;
+    const end = Math.min(samples.length, start + frame);
+    for (let i = start; i < end; i++) {
+      const s = samples[i]! / 32768;
+      sum += s * s;
+    }
+    const rms = Math.sqrt(sum / Math.max(1, end - start));
+    out[f] = rms > 1e-5 ? Math.max(SILENCE_DB, 20 * Math.log10(rms)) : SILENCE_DB;
+  }
+  return out;
+}
+
+export const envelopeToBytes = (env: Float32Array): Buffer => Buffer.from(env.buffer, env.byteOffset, env.byteLength);
+
+export function envelopeFromBytes(buf: Buffer): Float32Array {
+  const copy = new Uint8Array(buf.byteLength);
+  copy.set(buf);
+  return new Float32Array(copy.buffer, 0, Math.floor(copy.byteLength / 4));
+}
+
+/** Mean power (in dB) of an envelope over [from, to) frames; SILENCE_DB outside the track. */
+export function meanDb(env: Float32Array, from: number, to: number): number {
+  const a = Math.max(0, Math.floor(from));
+  const b = Math.min(env.length, Math.ceil(to));
+  if (b <= a) return SILENCE_DB;
+  let p = 0;
+  for (let i = a; i < b; i++) p += 10 ** (env[i]! / 10);
+  return Math.max(SILENCE_DB, 10 * Math.log10(p / (b - a)));
+}
+
+/** N peak values in 0..1 for drawing a waveform. */
+export function waveformPeaks(samples: Int16Array, n: number): number[] {
+  if (samples.length === 0) return new Array<number>(n).fill(0);
+  const out: number[] = [];
+  const per = samples.length / n;
+  let max = 1;
+  const raw: number[] = [];
+  for (let i = 0; i < n; i++) {
+    let peak = 0;
+    const a = Math.floor(i * per);
+    const b = Math.max(a + 1, Math.floor((i + 1) * per));
+    for (let j = a; j < b && j < samples.length; j++) peak = Math.max(peak, Math.abs(samples[j]!));
+    raw.push(peak);
+    max = Math.max(max, peak);
+  }
+  for (const p of raw) out.push(Math.round((p / max) * 1000) / 1000);
+  return out;
+}

@@ -1,0 +1,69 @@
+/** Minimal 16-bit PCM WAV reading/writing (what our own decoder writes: mono s16le). */
+
+export interface Pcm {
+  sampleRate: number;
+  samples: Int16Array;
+}
+
+export class WavFormatError extends Error {
+  override readonly name = "WavFormatError";
+}
+
+/** Parse a RIFF/WAVE buffer holding 16-bit PCM; walks chunks (ffmpeg may add LIST). */
+export function readWav(buf: Buffer): Pcm {
+  if (buf.length < 12 || buf.toString("ascii", 0, 4) !== "RIFF" || buf.toString("ascii", 8, 12) !== "WAVE") {
+    throw new WavFormatError("not a RIFF/WAVE file");
+  }
+  let pos = 12;
+  let sampleRate = 0;
+  let channels = 0;
+  let bits = 0;
+  while (pos + 8 <= buf.length) {
+    const id = buf.toString("ascii", pos, pos + 4);
+    let size = buf.readUInt32LE(pos + 4);
+    const body = pos + 8;
+    if (id === "fmt ") {
+      channels = buf.readUInt16LE(body + 2);
+      sampleRate = buf.readUInt32LE(body + 4);
+      bits = buf.readUInt16LE(body + 14);
+    } else if (id === "data") {
+      if (bits !== 16 || channels !== 1) throw new WavFormatError(`expected 16-bit mono PCM, got ${bits}-bit ${channels}-channel`);
+      // streaming writers may leave the size at 0xFFFFFFFF or 0: take what is there
+      if (size === 0 || body + size > buf.length) size = buf.length - body;
+      const n = Math.floor(size / 2);
+      const samples = new Int16Array(n);
+      for (let i = 0; i < n; i++) samples[i] = buf.readInt16LE(body + 2 * i);
+      return { sampleRate, samples };
+    }
+    pos = body + size + (size % 2);
+  }
+  throw new WavFormatError("WAV file has no data chunk");
+}
+
+export function writeWav(pcm: Pcm): Buffer {
+  const dataBytes = pcm.samples.length * 2;
+  const buf = Buffer.alloc(44 + dataBytes);
+  buf.write("RIFF", 0, "ascii");
+  buf.writeUInt32LE(36 + dataBytes, 4);
+  buf.write("WAVE", 8, "ascii");
+  buf.write("fmt ", 12, "ascii");
+  buf.writeUInt32LE(16, 16);
+  buf.writeUInt16LE(1, 20);
+  buf.writeUInt16LE(1, 22);
+  buf.writeUInt32LE(pcm.sampleRate, 24);
+  buf.writeUInt32LE(pcm.sampleRate * 2, 28);
+  buf.writeUInt16LE(2, 32);
+  buf.writeUInt16LE(16, 34);
+  buf.write("data", 36, "ascii");
+  buf.writeUInt32LE(dataBytes, 40);
+  Buffer.from(pcm.samples.buffer, pcm.samples.byteOffset, dataBytes).copy(buf, 44);
+  return buf;
+}
+
+/** Raw s16le bytes of a sample range (for decoders that take headerless audio). */
+export function rawSlice(samples: Int16Array, from: number, to: number): Buffer {
+  const a = Math.max(0, Math.min(samples.length, from));
+  const b = Math.max(a, Math.min(samples.length, to));
+  const view = samples.subarray(a, b);
+  return Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+}

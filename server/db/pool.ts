@@ -1,0 +1,22 @@
+/** The Postgres pool of a process (created once in its wiring function, ended in `finally`). */
+import pg from "pg";
+import type { Config } from "../../pipeline/config.ts";
+
+export function createPool(config: Pick<Config, "DATABASE_URL" | "DATABASE_SCHEMA" | "DATABASE_POOL_MAX">, opts: { max?: number } = {}): pg.Pool {
+  if (!config.DATABASE_URL) throw new Error("DATABASE_URL is not set");
+  return new pg.Pool({
+    connectionString: config.DATABASE_URL,
+    max: opts.max ?? config.DATABASE_POOL_MAX,
+    ...(config.DATABASE_SCHEMA ? { options: `-c search_path=${config.DATABASE_SCHEMA}` } : {}),
+    connectionTimeoutMillis: 10_000,
+    idleTimeoutMillis: 30_000,
+  });
+}
+
+/** Postgres error codes the repositories act on. */
+export const PgCode = {
+  uniqueViolation: "23505",
+  foreignKeyViolation: "23503",
+} as const;
+
+export const pgCode = (err: unknown): string | undefined => (err as { code?: string } | undefined)?.code;

@@ -1,0 +1,374 @@
+/**
+ * Shadow comparison (pure): the authoritative run (Conductor) against the shadow run
+ * (BullMQ), per step and per track, keyed by track index (never by engine-specific task
+ * names or storage keys). Every comparison is classified matched / mismatched / ignored:
+ *
+ *   status, error          both engines' verdict per task and for the pipeline
+ *   words                  WER between the two word lists (≤ SHADOW_WER_TOLERANCE)
+ *   speakers               speaker of every aligned word
+ *   timing                 start/end of aligned words within SHADOW_TIME_TOLERANCE_SECONDS
+ *   topics.count / topics.boundaries / topics.titles
+ *   title, summary.short, summary.long
+ *   audio.duration, audio.waveform, plan.duration, plan.spans, track.duration, bleed.dropped
+ *   duration               each engine's step duration (informational: always ignored)
+ *
+ * SHADOW_IGNORE lists rules; a rule matches a check by its name (`timing`), its group
+ * (`summary` matches `summary.short`), its step (`mixdown`) or `step:check`
+ * (`transcribe_track:timing`). Matching items are classified ignored with the rule named.
+ */
+import type { Result, StepName, Word } from "../../pipeline/contracts/index.ts";
+import { alignWords, AlignmentTooLargeError, type Alignment } from "./align.ts";
+
+export type Classification = "matched" | "mismatched" | "ignored";
+
+/** One task's outcome on one engine. */
+export interface StepRecord {
+  step: StepName;
+  track_index: number | null;
+  status: "succeeded" | "failed" | "cancelled" | "running" | "waiting";
+  output: unknown;
+  error: string | null;
+  duration_ms: number | null;
+  attempts: number;
+  worker_id: string | null;
+}
+
+export interface EngineSnapshot {
+  engine: string;
+  /** the engine's own run id (workflow id, BullMQ run id) */
+  run_id: string | null;
+  status: "succeeded" | "failed" | "running";
+  error: string | null;
+  steps: StepRecord[];
+  result: Result | null;
+}
+
+export interface CompareRules {
+  werTolerance: number;
+  timeToleranceSeconds: number;
+  /** SHADOW_IGNORE rules */
+  ignore: string[];
+  /** waveform peaks may differ by this much (0..1 scale) */
+  waveformTolerance: number;
+}
+
+export interface ComparisonItem {
+  step: StepName | "pipeline";
+  track_index: number | null;
+  check: string;
+  classification: Classification;
+  /** one readable line: what was compared and how it came out */
+  summary: string;
+  /** why an item is ignored */
+  reason?: string;
+  details?: unknown;
+}
+
+export interface StepDuration {
+  step: StepName;
+  track_index: number | null;
+  primary_ms: number | null;
+  shadow_ms: number | null;
+  primary_attempts: number;
+  shadow_attempts: number;
+}
+
+export interface ShadowReport {
+  verdict: "matched" | "mismatched";
+  counts: Record<Classification, number>;
+  primary: { engine: string; run_id: string | null; status: string; error: string | null };
+  shadow: { engine: string; run_id: string | null; status: string; error: string | null };
+  items: ComparisonItem[];
+  durations: StepDuration[];
+}
+
+export function parseIgnoreRules(spec: string): string[] {
+  return spec
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+export function rulesFromConfig(c: { SHADOW_WER_TOLERANCE: number; SHADOW_TIME_TOLERANCE_SECONDS: number; SHADOW_IGNORE: string }): CompareRules {
+  return {
+    werTolerance: c.SHADOW_WER_TOLERANCE,
+    timeToleranceSeconds: c.SHADOW_TIME_TOLERANCE_SECONDS,
+    ignore: parseIgnoreRules(c.SHADOW_IGNORE),
+    waveformTolerance: 0.02,
+  };
+}
+
+const STEP_ORDER: StepName[] = [
+  "prepare_track",
+  "plan_speech",
+  "transcribe_track",
+  "merge_transcripts",
+  "suppress_bleed",
+  "detect_topics",
+  "generate_title",
+  "generate_summary",
+  "mixdown",
+  "finalize",
+];
+
+const keyOf = (step: string, track: number | null): string => (track === null ? step : `${step}[${track}]`);
+const fmtT = (s: number): string => `${s.toFixed(2)}s`;
+const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+const quote = (s: string, max = 80): string => JSON.stringify(s.length > max ? `${s.slice(0, max)}…` : s);
+
+export function compareRuns(primary: EngineSnapshot, shadow: EngineSnapshot, rules: CompareRules): ShadowReport {
+  const items: ComparisonItem[] = [];
+  const add = (step: ComparisonItem["step"], track: number | null, check: string, ok: boolean, summary: string, details?: unknown, informational = false): void => {
+    const rule = rules.ignore.find((r) => ruleMatches(r, step, check));
+    const item: ComparisonItem = {
+      step,
+      track_index: track,
+      check,
+      classification: rule ? "ignored" : informational ? "ignored" : ok ? "matched" : "mismatched",
+      summary,
+    };
+    if (rule) item.reason = `SHADOW_IGNORE rule '${rule}'`;
+    else if (informational) item.reason = "informational";
+    if (details !== undefined) item.details = details;
+    items.push(item);
+  };
+
+  // the pipeline as a whole
+  add(
+    "pipeline",
+    null,
+    "status",
+    primary.status === shadow.status,
+    `${primary.engine} ${primary.status}, ${shadow.engine} ${shadow.status}`,
+  );
+  if (primary.error || shadow.error) {
+    add("pipeline", null, "error", primary.error === shadow.error, `${primary.engine}: ${primary.error ?? "none"}; ${shadow.engine}: ${shadow.error ?? "none"}`);
+  }
+
+  const index = (s: EngineSnapshot): Map<string, StepRecord> => new Map(s.steps.map((r) => [keyOf(r.step, r.track_index), r]));
+  const p = index(primary);
+  const q = index(shadow);
+  const keys = [...new Set([...p.keys(), ...q.keys()])].sort((x, y) => order(x) - order(y));
+  const durations: StepDuration[] = [];
+
+  for (const key of keys) {
+    const a = p.get(key);
+    const b = q.get(key);
+    const ref = (a ?? b)!;
+    const { step, track_index: track } = ref;
+    durations.push({
+      step,
+      track_index: track,
+      primary_ms: a?.duration_ms ?? null,
+      shadow_ms: b?.duration_ms ?? null,
+      primary_attempts: a?.attempts ?? 0,
+      shadow_attempts: b?.attempts ?? 0,
+    });
+    const sa = a?.status ?? "missing";
+    const sb = b?.status ?? "missing";
+    add(step, track, "status", sa === sb, `${primary.engine} ${sa}${a && a.attempts > 1 ? ` after ${a.attempts} attempts` : ""}, ${shadow.engine} ${sb}${b && b.attempts > 1 ? ` after ${b.attempts} attempts` : ""}`);
+    if (a?.error || b?.error) {
+      if (sa === "failed" || sb === "failed") {
+        add(step, track, "error", (a?.error ?? null) === (b?.error ?? null), `${primary.engine}: ${a?.error ?? "none"}; ${shadow.engine}: ${b?.error ?? "none"}`);
+      }
+    }
+    add(
+      step,
+      track,
+      "duration",
+      true,
+      `${primary.engine} ${a?.duration_ms ?? "?"} ms, ${shadow.engine} ${b?.duration_ms ?? "?"} ms`,
+      undefined,
+      true,
+    );
+    if (a?.status === "succeeded" && b?.status === "succeeded") compareOutputs(step, track, a.output, b.output, rules, add);
+  }
+
+  const counts = { matched: 0, mismatched: 0, ignored: 0 };
+  for (const i of items) counts[i.classification]++;
+  return {
+    verdict: counts.mismatched === 0 ? "matched" : "mismatched",
+    counts,
+    primary: { engine: primary.engine, run_id: primary.run_id, status: primary.status, error: primary.error },
+    shadow: { engine: shadow.engine, run_id: shadow.run_id, status: shadow.status, error: shadow.error },
+    items,
+    durations,
+  };
+}
+
+function order(key: string): number {
+  const m = /^([a-z_]+)(?:\[(\d+)\])?$/.exec(key);
+  const stepIdx = STEP_ORDER.indexOf((m?.[1] ?? key) as StepName);
+  return stepIdx * 10_000 + Number(m?.[2] ?? 0);
+}
+
+export function ruleMatches(rule: string, step: string, check: string): boolean {
+  if (rule === check || check.startsWith(`${rule}.`) || rule === step) return true;
+  const [rs, rc] = rule.split(":");
+  return rs === step && rc !== undefined && (rc === check || check.startsWith(`${rc}.`));
+}
+
+type Add = (step: StepName, track: number | null, check: string, ok: boolean, summary: string, details?: unknown, informational?: boolean) => void;
+
+function compareOutputs(step: StepName, track: number | null, a: unknown, b: unknown, rules: CompareRules, add: Add): void {
+  const tol = rules.timeToleranceSeconds;
+  const near = (x: number, y: number): boolean => Math.abs(x - y) <= tol + 1e-9;
+  const o1 = a as Record<string, unknown>;
+  const o2 = b as Record<string, unknown>;
+  switch (step) {
+    case "prepare_track": {
+      const d1 = o1.duration_seconds as number;
+      const d2 = o2.duration_seconds as number;
+      add(step, track, "track.duration", near(d1, d2), `track duration ${fmtT(d1)} vs ${fmtT(d2)}`);
+      return;
+    }
+    case "plan_speech": {
+      const d1 = o1.duration as number;
+      const d2 = o2.duration as number;
+      add(step, track, "plan.duration", near(d1, d2), `recording duration ${fmtT(d1)} vs ${fmtT(d2)}`);
+      const t1 = o1.tracks as { track_index: number; spans: { start: number; end: number }[] }[];
+      const t2 = new Map((o2.tracks as typeof t1).map((t) => [t.track_index, t]));
+      for (const t of t1) {
+        const other = t2.get(t.track_index)?.spans ?? [];
+        const off = t.spans.length !== other.length || t.spans.some((s, i) => !near(s.start, other[i]!.start) || !near(s.end, other[i]!.end));
+        add(step, t.track_index, "plan.spans", !off, `track ${t.track_index}: ${t.spans.length} vs ${other.length} speech span(s)${off ? " (boundaries differ)" : ""}`, off ? { primary: t.spans, shadow: other } : undefined);
+      }
+      return;
+    }
+    case "transcribe_track":
+      compareWords(step, track, o1.words as Word[], o2.words as Word[], rules, add, false);
+      return;
+    case "merge_transcripts":
+      compareWords(step, track, o1.words as Word[], o2.words as Word[], rules, add, true);
+      return;
+    case "suppress_bleed": {
+      compareWords(step, track, o1.words as Word[], o2.words as Word[], rules, add, true);
+      add(step, track, "bleed.dropped", o1.dropped === o2.dropped, `bleed words dropped ${String(o1.dropped)} vs ${String(o2.dropped)}`);
+      return;
+    }
+    case "detect_topics":
+      compareTopics(step, o1.topics as TopicLike[], o2.topics as TopicLike[], tol, add);
+      return;
+    case "generate_title":
+      add(step, track, "title", o1.title === o2.title, o1.title === o2.title ? `title ${quote(String(o1.title))}` : `title ${quote(String(o1.title))} vs ${quote(String(o2.title))}`);
+      return;
+    case "generate_summary":
+      for (const [field, check] of [["short_summary", "summary.short"], ["long_summary", "summary.long"]] as const) {
+        const same = o1[field] === o2[field];
+        add(step, track, check, same, same ? `${field} identical (${String(o1[field]).length} chars)` : `${field} ${quote(String(o1[field]))} vs ${quote(String(o2[field]))}`);
+      }
+      return;
+    case "mixdown": {
+      const d1 = o1.duration as number;
+      const d2 = o2.duration as number;
+      add(step, track, "audio.duration", near(d1, d2), `mixdown duration ${fmtT(d1)} vs ${fmtT(d2)}`);
+      const w1 = o1.waveform as number[];
+      const w2 = o2.waveform as number[];
+      const maxDiff = w1.length === w2.length ? w1.reduce((m, v, i) => Math.max(m, Math.abs(v - w2[i]!)), 0) : Infinity;
+      add(
+        step,
+        track,
+        "audio.waveform",
+        maxDiff <= rules.waveformTolerance,
+        w1.length === w2.length ? `waveform ${w1.length} peaks, largest difference ${maxDiff.toFixed(3)}` : `waveform ${w1.length} vs ${w2.length} peaks`,
+      );
+      return;
+    }
+    case "finalize": {
+      const r1 = a as Result;
+      const r2 = b as Result;
+      add(step, track, "result.duration", near(r1.duration, r2.duration), `result duration ${fmtT(r1.duration)} vs ${fmtT(r2.duration)}`);
+      compareWords(step, track, r1.words, r2.words, rules, add, true);
+      return;
+    }
+  }
+}
+
+function compareWords(step: StepName, track: number | null, ref: Word[], hyp: Word[], rules: CompareRules, add: Add, withSpeakers: boolean): void {
+  let al: Alignment<Word>;
+  try {
+    al = alignWords(ref, hyp, (w) => w.text);
+  } catch (err) {
+    if (!(err instanceof AlignmentTooLargeError)) throw err;
+    add(step, track, "words", false, `${ref.length} vs ${hyp.length} words: ${err.message}`);
+    return;
+  }
+  const where = track === null ? "" : `track ${track}: `;
+  const diffs = al.ops
+    .filter((o) => o.op !== "equal")
+    .map((o) =>
+      o.op === "sub"
+        ? { op: "substitution", primary: o.ref.text, shadow: o.hyp.text, at: o.ref.start, speaker: o.ref.speaker }
+        : o.op === "del"
+          ? { op: "deletion", primary: o.ref.text, at: o.ref.start, speaker: o.ref.speaker }
+          : { op: "insertion", shadow: o.hyp.text, at: o.hyp.start, speaker: o.hyp.speaker },
+    );
+  const shown = diffs
+    .slice(0, 5)
+    .map(
+      (d) =>
+        (d.op === "substitution" ? `"${d.primary}"→"${d.shadow}"` : d.op === "deletion" ? `-"${d.primary}"` : `+"${d.shadow}"`) +
+        ` at ${fmtT(d.at)}${withSpeakers ? ` (speaker ${d.speaker})` : ""}`,
+    )
+    .join(", ");
+  add(
+    step,
+    track,
+    "words",
+    al.wer <= rules.werTolerance + 1e-12,
+    `${where}${ref.length} vs ${hyp.length} words, WER ${pct(al.wer)}` +
+      (diffs.length ? ` (${al.substitutions} sub, ${al.deletions} del, ${al.insertions} ins): ${shown}${diffs.length > 5 ? ", …" : ""}` : ""),
+    diffs.length ? { wer: al.wer, substitutions: al.substitutions, deletions: al.deletions, insertions: al.insertions, diffs: diffs.slice(0, 200) } : { wer: 0 },
+  );
+
+  const pairs = al.ops.filter((o): o is { op: "equal"; ref: Word; hyp: Word } => o.op === "equal");
+  if (withSpeakers) {
+    const differ = pairs.filter((o) => o.ref.speaker !== o.hyp.speaker);
+    const agreement = pairs.length ? 1 - differ.length / pairs.length : 1;
+    add(
+      step,
+      track,
+      "speakers",
+      differ.length === 0,
+      `${where}speaker agreement ${pct(agreement)} over ${pairs.length} aligned words` +
+        (differ.length ? `: ${differ.slice(0, 5).map((o) => `"${o.ref.text}" at ${fmtT(o.ref.start)} speaker ${o.ref.speaker} vs ${o.hyp.speaker}`).join(", ")}` : ""),
+      differ.length ? { agreement, differ: differ.slice(0, 200).map((o) => ({ text: o.ref.text, at: o.ref.start, primary: o.ref.speaker, shadow: o.hyp.speaker })) } : undefined,
+    );
+  }
+  const tol = rules.timeToleranceSeconds;
+  const late = pairs.filter((o) => Math.abs(o.ref.start - o.hyp.start) > tol + 1e-9 || Math.abs(o.ref.end - o.hyp.end) > tol + 1e-9);
+  add(
+    step,
+    track,
+    "timing",
+    late.length === 0,
+    `${where}${late.length} of ${pairs.length} aligned words moved more than ${tol}s` +
+      (late.length ? `: ${late.slice(0, 5).map((o) => `"${o.ref.text}" ${fmtT(o.ref.start)}–${fmtT(o.ref.end)} vs ${fmtT(o.hyp.start)}–${fmtT(o.hyp.end)}`).join(", ")}` : ""),
+    late.length ? { moved: late.slice(0, 200).map((o) => ({ text: o.ref.text, primary: [o.ref.start, o.ref.end], shadow: [o.hyp.start, o.hyp.end] })) } : undefined,
+  );
+}
+
+interface TopicLike {
+  title: string;
+  timestamp: number;
+  duration: number;
+}
+
+function compareTopics(step: StepName, t1: TopicLike[], t2: TopicLike[], tol: number, add: Add): void {
+  add(step, null, "topics.count", t1.length === t2.length, `${t1.length} vs ${t2.length} topic(s)`);
+  const n = Math.min(t1.length, t2.length);
+  const moved: string[] = [];
+  const retitled: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const x = t1[i]!;
+    const y = t2[i]!;
+    if (Math.abs(x.timestamp - y.timestamp) > tol + 1e-9 || Math.abs(x.timestamp + x.duration - (y.timestamp + y.duration)) > tol + 1e-9) {
+      moved.push(`topic ${i}: ${fmtT(x.timestamp)}+${fmtT(x.duration)} vs ${fmtT(y.timestamp)}+${fmtT(y.duration)}`);
+    }
+    if (x.title !== y.title) retitled.push(`topic ${i}: ${quote(x.title, 40)} vs ${quote(y.title, 40)}`);
+  }
+  add(step, null, "topics.boundaries", moved.length === 0 && t1.length === t2.length, moved.length ? moved.join("; ") : `${n} topic boundaries within ${tol}s`);
+  add(step, null, "topics.titles", retitled.length === 0 && t1.length === t2.length, retitled.length ? retitled.join("; ") : `${n} topic titles identical`);
+}
+
+export { keyOf as shadowItemKey };

@@ -1,0 +1,169 @@
+/**
+ * Shadow mode: Conductor stays authoritative; for sampled recordings the BullMQ engine
+ * runs the same input in parallel, writing only to namespace `bullmq` (storage keys
+ * `recordings/{id}/bullmq/…`, results row engine 'bullmq'). When both have ended (or
+ * one failed) the two runs are compared per step and per track and the report is
+ * stored. Nothing here touches what the user sees: no progress events, no status.
+ */
+import type pg from "pg";
+import type { Logger } from "pino";
+import type { Config } from "../../pipeline/config.ts";
+import type { PipelineInput } from "../../pipeline/contracts/index.ts";
+import type { Storage } from "../../pipeline/ports.ts";
+import type { PipelineEngine } from "../../pipeline/runner/engine.ts";
+import { replay, type PipelineState } from "../../pipeline/state/index.ts";
+import type { ResultSink } from "../../pipeline/steps/deps.ts";
+import type { EventLog } from "../../workers/bullmq/event-log.ts";
+import { compareRuns, rulesFromConfig, type ShadowReport } from "./compare.ts";
+import { bullmqSnapshot, conductorSnapshot, type ConductorWorkflowJson } from "./snapshots.ts";
+import { createShadowStore, type ShadowStore } from "./store.ts";
+
+export const SHADOW_NAMESPACE = "bullmq";
+/** Conductor workflow name (workflows/multitrack_diarization.json) */
+export const CONDUCTOR_WORKFLOW_NAME = "multitrack_diarization";
+
+export interface ShadowDeps {
+  config: Config;
+  engine: Pick<PipelineEngine, "run">;
+  eventLog: EventLog;
+  store: ShadowStore;
+  log: Logger;
+  /** the authoritative run's execution (default: the Conductor HTTP API at CONDUCTOR_SERVER_URL) */
+  conductorWorkflow?: ConductorLookup;
+  /** where the shadow's Result is saved (engine 'bullmq') */
+  results?: ResultSink;
+  /** poll interval while waiting for Conductor (default 1000 ms) */
+  pollMs?: number;
+}
+
+export type ConductorLookup = (recordingId: string, workflowId?: string) => Promise<ConductorWorkflowJson | null>;
+
+export interface ShadowHandle {
+  sampled: boolean;
+  /** resolves with the stored report (null when not sampled or when the comparison failed) */
+  done: Promise<ShadowReport | null>;
+}
+
+/** FNV-1a of the recording id in [0, 1): the same recording is always sampled the same way. */
+export function sampleFraction(recordingId: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < recordingId.length; i++) {
+    h ^= recordingId.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h / 2 ** 32;
+}
+
+export function shouldShadow(config: Pick<Config, "SHADOW_MODE" | "SHADOW_SAMPLE_RATE">, recordingId: string): boolean {
+  return config.SHADOW_MODE === "bullmq" && config.SHADOW_SAMPLE_RATE > 0 && sampleFraction(recordingId) < config.SHADOW_SAMPLE_RATE;
+}
+
+/**
+ * Start the shadow run of a recording whose Conductor workflow has just been started.
+ * Returns at once; the run and the comparison continue in the background (`done`).
+ */
+export function startShadowRun(deps: ShadowDeps, recordingId: string, input: PipelineInput, opts: { workflowId?: string } = {}): ShadowHandle {
+  if (!shouldShadow(deps.config, recordingId)) return { sampled: false, done: Promise.resolve(null) };
+  const log = deps.log.child({ recording_id: recordingId, shadow: SHADOW_NAMESPACE });
+  const done = runAndCompare(deps, recordingId, { ...input, namespace: SHADOW_NAMESPACE }, opts.workflowId, log).catch(async (err: unknown) => {
+    const message = err instanceof Error ? err.message : String(err);
+    log.error({ err }, "shadow comparison failed");
+    await deps.store.saveError(recordingId, message).catch(() => undefined);
+    return null;
+  });
+  return { sampled: true, done };
+}
+
+async function runAndCompare(deps: ShadowDeps, recordingId: string, input: PipelineInput, workflowId: string | undefined, log: Logger): Promise<ShadowReport> {
+  await deps.store.begin(recordingId);
+  if (workflowId) await deps.store.setRunIds(recordingId, { conductor_workflow_id: workflowId });
+  log.info("shadow run started");
+  let knownRunId: string | undefined;
+  try {
+    const { result, run } = await deps.engine.run(input);
+    knownRunId = run.workflow_id;
+    await deps.results?.saveResult(recordingId, SHADOW_NAMESPACE, result);
+  } catch (err) {
+    // a failed shadow run is compared like any other: its failure is part of the report
+    log.warn({ err }, "shadow run failed");
+  }
+  const { state, runId } = await shadowState(deps.eventLog, recordingId, knownRunId);
+  await deps.store.setRunIds(recordingId, { bullmq_run_id: runId });
+
+  const lookup = deps.conductorWorkflow ?? conductorHttpLookup(deps.config.CONDUCTOR_SERVER_URL);
+  const wf = await waitForConductor(lookup, recordingId, workflowId, deps.config.SHADOW_WAIT_SECONDS * 1000, deps.pollMs ?? 1000);
+  const report = compareRuns(conductorSnapshot(wf), bullmqSnapshot(state, runId), rulesFromConfig(deps.config));
+  await deps.store.saveReport(recordingId, report);
+  log.info({ verdict: report.verdict, ...report.counts }, "shadow comparison stored");
+  return report;
+}
+
+/** The shadow run's state: its stored final state, or a replay of its event log. */
+export async function shadowState(eventLog: EventLog, recordingId: string, runId?: string): Promise<{ state: PipelineState; runId: string }> {
+  const run = runId ? await eventLog.run(runId) : await eventLog.latestRun(recordingId, SHADOW_NAMESPACE);
+  if (!run) throw new Error(`no ${SHADOW_NAMESPACE} run was logged for recording ${recordingId}`);
+  const state = run.final_state ?? replay((await eventLog.events(run.run_id)).map((e) => e.event)).state;
+  return { state, runId: run.run_id };
+}
+
+async function waitForConductor(lookup: ConductorLookup, recordingId: string, workflowId: string | undefined, timeoutMs: number, pollMs: number): Promise<ConductorWorkflowJson> {
+  const deadline = Date.now() + timeoutMs;
+  let last: ConductorWorkflowJson | null = null;
+  for (;;) {
+    last = await lookup(recordingId, workflowId).catch(() => last);
+    if (last && last.status !== "RUNNING" && last.status !== "PAUSED") return last;
+    if (Date.now() >= deadline) {
+      if (last) return last; // compared as still running: every unfinished task shows up as a status mismatch
+      throw new Error(`no Conductor workflow found for recording ${recordingId} within ${Math.round(timeoutMs / 1000)} s`);
+    }
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
+
+/** Conductor's HTTP API: by workflow id, or the newest workflow correlated with the recording id. */
+export function conductorHttpLookup(baseUrl: string, workflowName = CONDUCTOR_WORKFLOW_NAME): ConductorLookup {
+  const base = baseUrl.replace(/\/+$/, "");
+  return async (recordingId, workflowId) => {
+    if (workflowId) {
+      const res = await fetch(`${base}/workflow/${encodeURIComponent(workflowId)}?includeTasks=true`);
+      if (res.status === 404) return null;
+      if (!res.ok) throw new Error(`Conductor answered ${res.status} for workflow ${workflowId}`);
+      return (await res.json()) as ConductorWorkflowJson;
+    }
+    const res = await fetch(
+      `${base}/workflow/${encodeURIComponent(workflowName)}/correlated/${encodeURIComponent(recordingId)}?includeClosed=true&includeTasks=true`,
+    );
+    if (!res.ok) throw new Error(`Conductor answered ${res.status} for workflows correlated with ${recordingId}`);
+    const list = (await res.json()) as (ConductorWorkflowJson & { startTime?: number })[];
+    return list.sort((a, b) => (b.startTime ?? 0) - (a.startTime ?? 0))[0] ?? null;
+  };
+}
+
+/**
+ * Wiring for the API server: the BullMQ engine (workers inside the API process unless
+ * SHADOW_WORKERS_IN_API=false), its Postgres event log and the shadow store, as the
+ * `deps` of startShadowRun. Returns undefined when SHADOW_MODE is off. Close it on shutdown.
+ */
+export async function createShadowDeps(
+  config: Config,
+  opts: { storage: Storage; pool: pg.Pool; log: Logger; results?: ResultSink },
+): Promise<(ShadowDeps & { close(): Promise<void> }) | undefined> {
+  if (config.SHADOW_MODE !== "bullmq") return undefined;
+  const { createBullmqEngine } = await import("../../workers/bullmq/engine.ts");
+  const engine = createBullmqEngine(config, {
+    storage: opts.storage,
+    log: opts.log,
+    pool: opts.pool,
+    startWorkers: config.SHADOW_WORKERS_IN_API,
+    ...(opts.results ? { results: opts.results } : {}),
+  });
+  return {
+    config,
+    engine,
+    eventLog: engine.eventLog,
+    store: createShadowStore(opts.pool),
+    log: opts.log,
+    ...(opts.results ? { results: opts.results } : {}),
+    close: () => engine.close(),
+  };
+}

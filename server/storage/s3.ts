@@ -1,0 +1,201 @@
+/**
+ * Storage port on S3 (AWS, MinIO, s3rver): @aws-sdk/client-s3 for single requests and
+ * @aws-sdk/lib-storage `Upload` for streams, so an upload of any size is sent as a
+ * multipart upload with a bounded number of parts in memory (queueSize × partSize). A
+ * stream that fails part-way aborts its multipart upload: no parts are left behind.
+ */
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdir, rm, stat } from "node:fs/promises";
+import path from "node:path";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import {
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import type { Config } from "../../pipeline/config.ts";
+import { StorageKeyNotFoundError, type Storage } from "../../pipeline/ports.ts";
+
+export interface S3StorageOptions {
+  client: S3Client;
+  bucket: string;
+  /** bytes per multipart part (≥ 5 MiB; default 8 MiB) */
+  partSize?: number;
+  /** parts uploaded concurrently per stream (default 2) */
+  queueSize?: number;
+}
+
+export interface S3Storage extends Storage {
+  readonly bucket: string;
+  readonly client: S3Client;
+  /** HeadBucket: resolves when the bucket is reachable */
+  ping(signal?: AbortSignal): Promise<void>;
+  /** Stream `body` to `key` as a multipart upload; resolves with the bytes written. */
+  upload(key: string, body: Readable, opts?: { contentType?: string }): Promise<{ bytes: number }>;
+}
+
+const MIN_PART = 5 * 1024 * 1024;
+
+/** The S3 client for the configured endpoint (path-style for MinIO/s3rver, checksums only when required). */
+export function createS3Client(config: Pick<Config, "S3_ENDPOINT" | "S3_REGION" | "S3_ACCESS_KEY_ID" | "S3_SECRET_ACCESS_KEY" | "S3_FORCE_PATH_STYLE">): S3Client {
+  return new S3Client({
+    region: config.S3_REGION,
+    ...(config.S3_ENDPOINT ? { endpoint: config.S3_ENDPOINT } : {}),
+    forcePathStyle: config.S3_FORCE_PATH_STYLE,
+    ...(config.S3_ACCESS_KEY_ID && config.S3_SECRET_ACCESS_KEY
+      ? { credentials: { accessKeyId: config.S3_ACCESS_KEY_ID, secretAccessKey: config.S3_SECRET_ACCESS_KEY } }
+      : {}),
+    // S3-compatible servers (s3rver, older MinIO) reject the CRC32 trailers sent by default
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED",
+    maxAttempts: 3,
+  });
+}
+
+const isNotFound = (err: unknown): boolean => {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e?.name === "NoSuchKey" || e?.name === "NotFound" || e?.$metadata?.httpStatusCode === 404;
+};
+
+/**
+ * `createS3Storage({client, bucket})`, or `createS3Storage(config)` (builds its own client
+ * from S3_* variables; what `trackscribe process --engine conductor|bullmq` calls).
+ */
+export function createS3Storage(opts: S3StorageOptions | Config): S3Storage {
+  const o: S3StorageOptions = "client" in opts ? opts : { client: createS3Client(opts), bucket: opts.S3_BUCKET };
+  const { client, bucket } = o;
+  const partSize = Math.max(MIN_PART, o.partSize ?? 8 * 1024 * 1024);
+  const queueSize = Math.max(1, o.queueSize ?? 2);
+  const endpoint = typeof client.config.endpoint === "function" ? "configured endpoint" : "AWS";
+  const where = `s3://${bucket} (${endpoint})`;
+
+  const upload = async (key: string, body: Readable, contentType?: string): Promise<{ bytes: number }> => {
+    let bytes = 0;
+    // counted while lib-storage pulls (async iteration keeps back-pressure and passes errors on)
+    const counted = Readable.from(
+      (async function* () {
+        for await (const chunk of body) {
+          bytes += (chunk as Buffer).length;
+          yield chunk as Buffer;
+        }
+      })(),
+      { objectMode: false },
+    );
+    const u = new Upload({
+      client,
+      params: { Bucket: bucket, Key: key, Body: counted, ...(contentType ? { ContentType: contentType } : {}) },
+      partSize,
+      queueSize,
+      leavePartsOnError: false,
+    });
+    await u.done();
+    return { bytes };
+  };
+
+  const list = async (prefix: string): Promise<string[]> => {
+    const keys: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+      for (const o of page.Contents ?? []) if (o.Key) keys.push(o.Key);
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return keys.sort();
+  };
+
+  const size = async (key: string): Promise<number | undefined> => {
+    try {
+      const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      return head.ContentLength ?? 0;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  };
+
+  const getBody = async (key: string, range?: { start: number; end: number }): Promise<Readable> => {
+    try {
+      const res = await client.send(
+        new GetObjectCommand({ Bucket: bucket, Key: key, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) }),
+      );
+      if (!res.Body) throw new Error(`S3 returned no body for ${key}`);
+      return res.Body as Readable;
+    } catch (err) {
+      if (isNotFound(err)) throw new StorageKeyNotFoundError(key, where);
+      throw err;
+    }
+  };
+
+  return {
+    describe: where,
+    bucket,
+    client,
+    async ping(signal) {
+      await client.send(new HeadBucketCommand({ Bucket: bucket }), signal ? { abortSignal: signal } : {});
+    },
+    async upload(key, body, opts = {}) {
+      return upload(key, body, opts.contentType);
+    },
+    async put(key, body, contentType) {
+      if (Buffer.isBuffer(body)) {
+        await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ...(contentType ? { ContentType: contentType } : {}) }));
+      } else await upload(key, body, contentType);
+    },
+    async putFile(key, file, contentType) {
+      const { size } = await stat(file);
+      if (size < partSize) {
+        await client.send(
+          new PutObjectCommand({ Bucket: bucket, Key: key, Body: createReadStream(file), ContentLength: size, ...(contentType ? { ContentType: contentType } : {}) }),
+        );
+      } else await upload(key, createReadStream(file), contentType);
+    },
+    async get(key) {
+      const body = await getBody(key);
+      const chunks: Buffer[] = [];
+      for await (const c of body) chunks.push(c as Buffer);
+      return Buffer.concat(chunks);
+    },
+    async getToFile(key, dest) {
+      const body = await getBody(key);
+      await mkdir(path.dirname(dest), { recursive: true });
+      try {
+        await pipeline(body, createWriteStream(dest));
+      } catch (err) {
+        await rm(dest, { force: true });
+        throw err;
+      }
+    },
+    async exists(key) {
+      return (await size(key)) !== undefined;
+    },
+    size,
+    async stream(key, range) {
+      return getBody(key, range);
+    },
+    async deletePrefix(prefix) {
+      const keys = await list(prefix);
+      for (let i = 0; i < keys.length; i += 1000) {
+        const batch = keys.slice(i, i + 1000);
+        try {
+          const res = await client.send(
+            new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+          );
+          if (res.Errors?.length) throw new Error(`S3 could not delete ${res.Errors.length} object(s): ${res.Errors[0]?.Key} ${res.Errors[0]?.Message}`);
+        } catch (err) {
+          // servers without DeleteObjects (or a partial failure): one by one
+          if ((err as Error).message.startsWith("S3 could not delete")) throw err;
+          for (const Key of batch) await client.send(new DeleteObjectCommand({ Bucket: bucket, Key }));
+        }
+      }
+      return keys.length;
+    },
+    list,
+  };
+}

@@ -1,0 +1,49 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { clock, formatResult, transcriptLines } from "../../bin/format-result.ts";
+import type { Result, Word } from "../../pipeline/contracts/index.ts";
+
+const w = (text: string, start: number, speaker: number): Word => ({ text, start, end: start + 0.3, speaker });
+
+test("clock shows minutes, seconds and tenths, and hours past an hour", () => {
+  assert.equal(clock(0), "00:00.0");
+  assert.equal(clock(12.34), "00:12.3");
+  assert.equal(clock(59.96), "01:00.0");
+  assert.equal(clock(754.25), "12:34.3");
+  assert.equal(clock(3723.4), "1:02:03.4");
+});
+
+test("consecutive words of one speaker form a line; a speaker change or a long pause starts a new one", () => {
+  const words = [w("hello", 0, 0), w("there", 0.4, 0), w("hi", 1, 1), w("so", 1.5, 0), w("anyway", 4.5, 0), w("ok", 4.9, 0)];
+  assert.deepEqual(
+    transcriptLines(words).map((l) => [l.speaker, l.start, l.text]),
+    [
+      [0, 0, "hello there"],
+      [1, 1, "hi"],
+      [0, 1.5, "so"],
+      [0, 4.5, "anyway ok"],
+    ],
+  );
+});
+
+test("the readable result names speakers and lists topics, title and summaries", () => {
+  const result: Result = {
+    duration: 65,
+    participants: [
+      { speaker: 0, name: "Alice" },
+      { speaker: 1, name: "Bob" },
+    ],
+    words: [w("budget", 12.3, 0), w("yes", 13, 1)],
+    topics: [{ id: "topic-1", title: "Budget", summary: "Budget talk.", timestamp: 12.3, duration: 1, words: [] }],
+    title: "Budget Review",
+    short_summary: "Budget talk.",
+    long_summary: "Budget: Budget talk.",
+  };
+  const text = formatResult(result);
+  assert.match(text, /^\[00:12\.3\] Alice: budget$/m);
+  assert.match(text, /^\[00:13\.0\] Bob: yes$/m);
+  assert.match(text, /^\[00:12\.3–00:13\.3\] Budget$/m);
+  assert.match(text, /^Title: Budget Review$/m);
+  assert.match(text, /Short summary:\nBudget talk\./);
+  assert.match(text, /Long summary:\nBudget: Budget talk\./);
+});

@@ -1,0 +1,348 @@
+/**
+ * The pure pipeline state machine, driven with event sequences: exact instruction lists
+ * out, no Redis, no timers, no mocks (dask's test_worker_state_machine style).
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  EventSchemaError,
+  IllegalTransitionError,
+  handle,
+  initialState,
+  replay,
+  resume,
+  story,
+  taskKey,
+  transitionTask,
+  type HandleResult,
+  type Instruction,
+  type PipelineEventInput,
+  type PipelineState,
+  type RetryPolicy,
+  type RunStep,
+} from "../../pipeline/state/index.ts";
+import { outputFor, pipelineInput } from "./outputs.ts";
+import { Driver, line } from "./driver.ts";
+
+const job = (step: string, track: string | number, attempt = 1) => `rec1/bullmq/${step}/${track}/${attempt}`;
+
+test("accepting a recording starts prepare_track for every track, with deterministic job ids and full inputs", () => {
+  const d = new Driver();
+  const r = d.accept(2);
+  assert.equal(r.outcome, "applied");
+  const input = pipelineInput(2);
+  assert.deepEqual(r.instructions, [
+    { type: "EmitProgress", stimulus_id: "accept", step: "pipeline", status: "started", message: "2 track(s)" },
+    {
+      type: "RunStep",
+      stimulus_id: "accept",
+      step: "prepare_track",
+      track_index: 0,
+      attempt: 1,
+      job_id: job("prepare_track", 0),
+      input: { recording_id: "rec1", namespace: "bullmq", track: input.tracks[0] },
+    },
+    { type: "EmitProgress", stimulus_id: "accept", step: "prepare_track", track_index: 0, status: "started", attempt: 1 },
+    {
+      type: "RunStep",
+      stimulus_id: "accept",
+      step: "prepare_track",
+      track_index: 1,
+      attempt: 1,
+      job_id: job("prepare_track", 1),
+      input: { recording_id: "rec1", namespace: "bullmq", track: input.tracks[1] },
+    },
+    { type: "EmitProgress", stimulus_id: "accept", step: "prepare_track", track_index: 1, status: "started", attempt: 1 },
+  ]);
+  assert.equal(d.state.status, "running");
+  assert.equal(Object.keys(d.state.tasks).length, 2 + 1 + 2 + 1 + 1 + 1 + 3 + 1);
+});
+
+test("happy path: joins wait for every track, fan-out follows the plan, finalize finishes with the Result", () => {
+  const d = new Driver();
+  d.accept(3);
+  // tracks complete out of order: the join waits, then receives them ordered by track index
+  assert.deepEqual(d.ok("prepare_track[2]").lines, ["progress prepare_track[2] succeeded #1"]);
+  assert.deepEqual(d.ok("prepare_track[0]").lines, ["progress prepare_track[0] succeeded #1"]);
+  assert.deepEqual(d.ok("prepare_track[1]").lines, [
+    "progress prepare_track[1] succeeded #1",
+    `run plan_speech #1 job=${job("plan_speech", "-")}`,
+    "progress plan_speech started #1",
+  ]);
+  const plan = d.run("plan_speech").input as { prepared: { track_index: number }[]; expected_tracks: number[] };
+  assert.deepEqual(plan.prepared.map((p) => p.track_index), [0, 1, 2]);
+  assert.deepEqual(plan.expected_tracks, [0, 1, 2]);
+
+  assert.deepEqual(d.ok("plan_speech").lines, [
+    "progress plan_speech succeeded #1",
+    `run transcribe_track[0] #1 job=${job("transcribe_track", 0)}`,
+    "progress transcribe_track[0] started #1",
+    `run transcribe_track[1] #1 job=${job("transcribe_track", 1)}`,
+    "progress transcribe_track[1] started #1",
+    `run transcribe_track[2] #1 job=${job("transcribe_track", 2)}`,
+    "progress transcribe_track[2] started #1",
+  ]);
+  assert.deepEqual((d.run("transcribe_track[1]").input as { track: { track_index: number } }).track.track_index, 1);
+
+  d.ok("transcribe_track[1]");
+  d.ok("transcribe_track[2]");
+  assert.deepEqual(d.ok("transcribe_track[0]").lines, [
+    "progress transcribe_track[0] succeeded #1",
+    `run merge_transcripts #1 job=${job("merge_transcripts", "-")}`,
+    "progress merge_transcripts started #1",
+  ]);
+  const merge = d.run("merge_transcripts").input as { transcripts: { track_index: number }[] };
+  assert.deepEqual(merge.transcripts.map((t) => t.track_index), [0, 1, 2]);
+
+  assert.deepEqual(d.ok("merge_transcripts").lines.slice(1), [`run suppress_bleed #1 job=${job("suppress_bleed", "-")}`, "progress suppress_bleed started #1"]);
+  assert.deepEqual(d.ok("suppress_bleed").lines.slice(1), [`run detect_topics #1 job=${job("detect_topics", "-")}`, "progress detect_topics started #1"]);
+  assert.deepEqual(d.ok("detect_topics").lines, [
+    "progress detect_topics succeeded #1",
+    `run generate_title #1 job=${job("generate_title", "-")}`,
+    "progress generate_title started #1",
+    `run generate_summary #1 job=${job("generate_summary", "-")}`,
+    "progress generate_summary started #1",
+    `run mixdown #1 job=${job("mixdown", "-")}`,
+    "progress mixdown started #1",
+  ]);
+  assert.deepEqual(d.ok("mixdown").lines, ["progress mixdown succeeded #1"]);
+  assert.deepEqual(d.ok("generate_title").lines, ["progress generate_title succeeded #1"]);
+  assert.deepEqual(d.ok("generate_summary").lines, [
+    "progress generate_summary succeeded #1",
+    `run finalize #1 job=${job("finalize", "-")}`,
+    "progress finalize started #1",
+  ]);
+  const fin = d.run("finalize").input as { title: string; audio_key: string; words: unknown[]; duration: number };
+  assert.equal(fin.title, "Greetings all round");
+  assert.equal(fin.audio_key, "recordings/rec1/bullmq/mixdown.mp3");
+  assert.equal(fin.words.length, 6);
+  assert.equal(fin.duration, 7); // track 2: offset 1 + 6 s
+
+  const last = d.ok("finalize");
+  assert.deepEqual(last.lines, ["progress finalize succeeded #1", "progress pipeline completed", 'finish "Greetings all round" words=6']);
+  assert.equal(d.state.status, "succeeded");
+  assert.deepEqual(d.state.result!.participants.map((p) => p.speaker), [0, 1, 2]);
+  assert.ok(d.state.log.every((l) => l.outcome === "applied"));
+});
+
+test("a duplicate event id is ignored with a note and leaves tasks unchanged", () => {
+  const d = new Driver();
+  d.accept(2);
+  d.ok("prepare_track[0]");
+  const before = d.state;
+  const again = d.ok("prepare_track[0]");
+  assert.equal(again.outcome, "ignored");
+  assert.match(again.note!, /duplicate event id \(first handled as event #2\)/);
+  assert.deepEqual(again.instructions, []);
+  assert.deepEqual(again.state.tasks, before.tasks);
+  assert.equal(again.state.seq, before.seq + 1);
+  assert.equal(again.state.log.at(-1)!.outcome, "ignored");
+});
+
+test("a second result for a finished task under a new id is ignored; a result for a later attempt is rejected", () => {
+  const d = new Driver();
+  d.accept(2);
+  d.ok("prepare_track[0]");
+  const late = d.ok("prepare_track[0]", { id: "redelivered" });
+  assert.equal(late.outcome, "ignored");
+  assert.match(late.note!, /after the task was already succeeded/);
+  const future = d.ok("prepare_track[1]", { id: "from-the-future", attempt: 5 });
+  assert.equal(future.outcome, "rejected");
+  assert.match(future.note!, /attempt 5, but only 1 started/);
+  assert.equal(d.state.tasks["prepare_track[1]"]!.status, "running");
+});
+
+test("events before RecordingAccepted, for unknown tasks, or for tasks not yet started are rejected or ignored deterministically", () => {
+  const d = new Driver();
+  const early = d.send({ type: "StepSucceeded", id: "early", step: "prepare_track", track_index: 0, attempt: 1, output: {} });
+  assert.equal(early.outcome, "rejected");
+  assert.equal(early.note, "no recording accepted yet");
+  assert.equal(d.state.status, "new");
+
+  d.accept(2);
+  const unknown = d.send({ type: "StepSucceeded", id: "t9", step: "transcribe_track", track_index: 9, attempt: 1, output: {} });
+  assert.equal(unknown.outcome, "rejected");
+  assert.equal(unknown.note, "no task transcribe_track[9] in this pipeline");
+  const notPerTrack = d.send({ type: "StepFailed", id: "m1", step: "merge_transcripts", track_index: 1, attempt: 1, error: "x", retryable: true });
+  assert.equal(notPerTrack.note, "no task merge_transcripts[1] in this pipeline");
+
+  // a transcription result arriving before plan_speech ran (e.g. a left-over job of an earlier run)
+  const stray = d.send({ type: "StepSucceeded", id: "stray", step: "transcribe_track", track_index: 0, attempt: 1, output: {} });
+  assert.equal(stray.outcome, "ignored");
+  assert.match(stray.note!, /never started/);
+  assert.deepEqual(stray.instructions, []);
+  assert.deepEqual(d.state.log.map((l) => l.outcome), ["rejected", "applied", "rejected", "rejected", "ignored"]);
+});
+
+test("the same RecordingAccepted input twice is ignored; a different input is rejected", () => {
+  const d = new Driver();
+  d.accept(2);
+  assert.equal(d.accept(2, "accept-again").outcome, "ignored");
+  const other = d.accept(3, "accept-other");
+  assert.equal(other.outcome, "rejected");
+  assert.equal(other.note, "a different input was already accepted for this run");
+  assert.equal(d.state.input!.tracks.length, 2);
+});
+
+test("a retryable failure backs off exponentially, and retries exhausted fail the pipeline naming the track", () => {
+  const d = new Driver({ max_attempts: 3, base_delay_ms: 100, max_delay_ms: 150 });
+  d.accept(2);
+  d.ok("prepare_track[0]");
+  d.ok("prepare_track[1]");
+  d.ok("plan_speech");
+  d.ok("transcribe_track[0]");
+
+  assert.deepEqual(d.fail("transcribe_track[1]", "decoder crashed", true).lines, [
+    "progress transcribe_track[1] retrying #1: attempt 1 of 3 failed: decoder crashed; next in 100 ms",
+    "retry transcribe_track[1] #2 in 100ms",
+  ]);
+  assert.equal(d.state.tasks["transcribe_track[1]"]!.status, "retry_wait");
+  // a timer for the wrong attempt is ignored
+  assert.equal(d.timer("transcribe_track[1]", 3, "early-timer").outcome, "ignored");
+  assert.deepEqual(d.timer("transcribe_track[1]", 2).lines, [
+    `run transcribe_track[1] #2 job=${job("transcribe_track", 1, 2)}`,
+    "progress transcribe_track[1] started #2",
+  ]);
+  // the same timer firing twice (new id) does not start a third attempt
+  const dupTimer = d.timer("transcribe_track[1]", 2, "timer-again");
+  assert.equal(dupTimer.outcome, "ignored");
+  assert.match(dupTimer.note!, /the task is running/);
+
+  assert.deepEqual(d.fail("transcribe_track[1]", "decoder crashed", true).lines, [
+    "progress transcribe_track[1] retrying #2: attempt 2 of 3 failed: decoder crashed; next in 150 ms",
+    "retry transcribe_track[1] #3 in 150ms",
+  ]);
+  d.timer("transcribe_track[1]", 3);
+  const reason = "transcribe_track[1] failed after 3 attempt(s): decoder crashed";
+  assert.deepEqual(d.fail("transcribe_track[1]", "decoder crashed", true).lines, [
+    "progress transcribe_track[1] failed #3: decoder crashed",
+    `progress pipeline failed: ${reason}`,
+    `fail ${reason}`,
+  ]);
+  assert.equal(d.state.status, "failed");
+  assert.deepEqual(d.state.failure, { reason, step: "transcribe_track", track_index: 1 });
+  const t1 = d.state.tasks["transcribe_track[1]"]!;
+  assert.deepEqual(t1.attempts.map((a) => [a.attempt, a.status, a.job_id]), [
+    [1, "failed", job("transcribe_track", 1, 1)],
+    [2, "failed", job("transcribe_track", 1, 2)],
+    [3, "failed", job("transcribe_track", 1, 3)],
+  ]);
+  assert.deepEqual(
+    story(d.state, "transcribe_track[1]").transitions.map((t) => `${t.from}→${t.to}`),
+    ["waiting→running", "running→retry_wait", "retry_wait→running", "running→retry_wait", "retry_wait→running", "running→failed"],
+  );
+  // every task that had not finished is cancelled; nothing else runs
+  assert.equal(d.state.tasks["merge_transcripts"]!.status, "cancelled");
+  assert.equal(d.state.tasks["transcribe_track[0]"]!.status, "succeeded");
+});
+
+test("a non-retryable failure of one track fails at once; results arriving afterwards are ignored", () => {
+  const d = new Driver();
+  d.accept(3);
+  for (const i of [0, 1, 2]) d.ok(`prepare_track[${i}]`);
+  d.ok("plan_speech");
+  const r = d.fail("transcribe_track[2]", "unsupported language", false);
+  const reason = "transcribe_track[2] failed (not retryable) on attempt 1: unsupported language";
+  assert.deepEqual(r.lines, ["progress transcribe_track[2] failed #1: unsupported language", `progress pipeline failed: ${reason}`, `fail ${reason}`]);
+  const fail = r.instructions.at(-1)!;
+  assert.deepEqual(fail, { type: "Fail", stimulus_id: `fail:${job("transcribe_track", 2)}`, reason, step: "transcribe_track", track_index: 2 });
+  assert.equal(d.state.tasks["transcribe_track[0]"]!.status, "cancelled");
+  assert.equal(d.state.tasks["transcribe_track[0]"]!.attempts[0]!.status, "cancelled");
+  const after = d.ok("transcribe_track[0]");
+  assert.equal(after.outcome, "ignored");
+  assert.equal(after.note, "pipeline already failed");
+  assert.deepEqual(after.instructions, []);
+});
+
+test("an output that breaks its contract is a non-retryable failure naming the field", () => {
+  const d = new Driver();
+  d.accept(1);
+  d.ok("prepare_track[0]");
+  const r = d.ok("plan_speech", { output: { duration: -1, tracks: [] } });
+  assert.equal(d.state.status, "failed");
+  assert.match(r.lines.at(-1)!, /^fail plan_speech failed \(not retryable\) on attempt 1: invalid output: duration: /);
+  // a plan that forgets a track is refused too (the join must be complete)
+  const d2 = new Driver();
+  d2.accept(2);
+  d2.ok("prepare_track[0]");
+  d2.ok("prepare_track[1]");
+  const run = d2.run("plan_speech");
+  const plan = outputFor(run) as { tracks: unknown[] };
+  const r2 = d2.ok("plan_speech", { output: { ...plan, tracks: plan.tracks.slice(0, 1) } });
+  assert.match(r2.lines.at(-1)!, /invalid output: plan covers tracks \[0\], expected \[0, 1\]/);
+});
+
+test("cancellation fails a running pipeline once; later cancellations are ignored", () => {
+  const d = new Driver();
+  d.accept(1);
+  const r = d.send({ type: "RecordingCancelled", id: "cancel-1", reason: "shutdown" });
+  assert.deepEqual(r.lines, ["progress pipeline failed: cancelled: shutdown", "fail cancelled: shutdown"]);
+  assert.equal(d.send({ type: "RecordingCancelled", id: "cancel-2", reason: "again" }).outcome, "ignored");
+});
+
+test("handle never mutates the state it is given", () => {
+  const d = new Driver();
+  d.accept(2);
+  const frozen = structuredClone(d.state);
+  const snapshot = d.state;
+  handle(snapshot, { type: "StepSucceeded", id: "x", step: "prepare_track", track_index: 0, attempt: 1, output: outputFor(d.run("prepare_track[0]")) });
+  assert.deepEqual(snapshot, frozen);
+});
+
+test("malformed events throw EventSchemaError; illegal transitions throw with the task's history", () => {
+  assert.throws(() => handle(initialState(), { type: "StepSucceeded", id: "", step: "nope" } as never), EventSchemaError);
+  const d = new Driver();
+  d.accept(1);
+  d.ok("prepare_track[0]");
+  const task = structuredClone(d.state.tasks["prepare_track[0]"]!);
+  assert.throws(
+    () => transitionTask(task, "running", { seq: 99, event_id: "bad" }),
+    (e: unknown) =>
+      e instanceof IllegalTransitionError &&
+      /illegal transition of task prepare_track\[0\]: succeeded → running on event bad/.test(e.message) &&
+      /#2 ok:rec1\/bullmq\/prepare_track\/0\/1: running → succeeded/.test(e.message),
+  );
+});
+
+test("replaying the event log (through JSON, as stored) rebuilds the exact state and instructions", () => {
+  const d = new Driver({ base_delay_ms: 10 });
+  const live: Instruction[] = [];
+  const rec = (r: HandleResult) => live.push(...r.instructions);
+  rec(d.accept(2));
+  rec(d.ok("prepare_track[1]"));
+  rec(d.ok("prepare_track[1]")); // duplicate
+  rec(d.ok("prepare_track[0]"));
+  rec(d.ok("plan_speech"));
+  rec(d.fail("transcribe_track[0]", "flaky", true));
+  rec(d.timer("transcribe_track[0]", 2));
+  rec(d.ok("transcribe_track[0]"));
+  rec(d.ok("transcribe_track[1]"));
+  for (const k of ["merge_transcripts", "suppress_bleed", "detect_topics", "generate_title", "generate_summary", "mixdown", "finalize"]) rec(d.ok(k));
+  assert.equal(d.state.status, "succeeded");
+
+  const stored = JSON.parse(JSON.stringify(d.events)) as PipelineEventInput[];
+  const again = replay(stored);
+  assert.deepEqual(again.state, d.state);
+  assert.deepEqual(again.instructions, live);
+  assert.deepEqual(again.steps.map((s) => s.outcome).filter((o) => o !== "applied"), ["ignored"]);
+  // and the state itself survives a JSON round trip (it is what gets stored)
+  assert.deepEqual(JSON.parse(JSON.stringify(d.state)), d.state);
+});
+
+test("resume re-issues running jobs under the same job ids and re-arms pending retries", () => {
+  const d = new Driver({ base_delay_ms: 40 });
+  d.accept(2);
+  d.ok("prepare_track[0]");
+  d.ok("prepare_track[1]");
+  d.ok("plan_speech");
+  d.fail("transcribe_track[0]", "flaky", true);
+  const rebuilt = replay(d.events).state;
+  const again = resume(rebuilt, "restart");
+  assert.deepEqual(again.map(line), ["retry transcribe_track[0] #2 in 40ms", `run transcribe_track[1] #1 job=${job("transcribe_track", 1)}`]);
+  const run = again[1] as RunStep;
+  assert.deepEqual(run.input, d.run("transcribe_track[1]").input);
+  d.timer("transcribe_track[0]", 2);
+  d.finishFromTranscribe(2);
+  assert.equal(d.state.status, "succeeded");
+  assert.deepEqual(resume(d.state), []);
+});

@@ -1,0 +1,35 @@
+/**
+ * A drop-in for `runStep` in worker hosts: steps marked `heavy` in the step table run in
+ * a child process through the runner, the others in this process. Both parse the input
+ * and validate the output with the step's contract, so the caller cannot tell them apart
+ * (except that a crashed child surfaces as WorkerCrashError instead of killing the host).
+ */
+import type { z } from "zod/v4";
+import { runStep, StepInputError, StepOutputError, steps, type StepDeps, type StepTable } from "../../pipeline/steps/index.ts";
+import type { ChildStepRunner } from "./runner.ts";
+
+export type StepExecutor = <K extends keyof StepTable>(name: K, rawInput: unknown, deps: StepDeps) => Promise<z.infer<StepTable[K]["output"]>>;
+
+export interface StepExecutorOptions {
+  /** null: run everything in-process (HEAVY_STEPS_IN_CHILD=false) */
+  runner: ChildStepRunner | null;
+}
+
+export function createStepExecutor(o: StepExecutorOptions): StepExecutor {
+  return async (name, rawInput, deps) => {
+    const def = steps[name];
+    if (!def.heavy || !o.runner) return runStep(name, rawInput, deps);
+    // fail fast on bad input here: no child needed to say so
+    const parsed = def.input.safeParse(rawInput);
+    if (!parsed.success) throw new StepInputError(name, parsed.error);
+    const out = await o.runner.run(name, parsed.data, {
+      scratchDir: deps.scratchDir,
+      ...(deps.signal ? { signal: deps.signal } : {}),
+      ...(deps.progress ? { onProgress: (p: unknown) => deps.progress!(p as Parameters<NonNullable<StepDeps["progress"]>>[0]) } : {}),
+    });
+    // everything crossing a process boundary is JSON: validate it again (lesson 2)
+    const checked = def.output.safeParse(out);
+    if (!checked.success) throw new StepOutputError(name, checked.error);
+    return checked.data as z.infer<StepTable[typeof name]["output"]>;
+  };
+}

@@ -1,0 +1,169 @@
+/**
+ * Runs pipeline steps in child processes (lesson 12): `createChildStepRunner(options)`
+ * keeps up to `maxChildren` warm children, each running one step at a time. A child that
+ * crashed, hung or timed out is dropped and a fresh one is started for the next call.
+ * The child (step-child.ts) builds its own config, storage and engines from the
+ * environment it is given (lesson 10: nothing inherited).
+ */
+import { fileURLToPath } from "node:url";
+import type { Logger } from "pino";
+import type { Config } from "../../pipeline/config.ts";
+import { ChildChannel, type ChildChannelOptions } from "./channel.ts";
+import { ChildChannelClosedError, PayloadTooLargeError } from "./errors.ts";
+import { messageBytes } from "./protocol.ts";
+
+export const STEP_CHILD_MODULE = fileURLToPath(new URL("./step-child.ts", import.meta.url));
+export const RUN_STEP_METHOD = "run_step";
+
+export interface ChildStepRunnerOptions {
+  /** requests and answers above this are refused before sending */
+  maxPayloadBytes: number;
+  /** time limit of one step run */
+  callTimeoutMs: number;
+  /** once a step reports progress, this much silence kills it */
+  stallTimeoutMs: number;
+  pingIntervalMs?: number;
+  pingTimeoutMs?: number;
+  startTimeoutMs?: number;
+  /** children (= steps running at once); default 1 */
+  maxChildren?: number;
+  /** the child entry; default step-child.ts (tests use their own) */
+  module?: string;
+  args?: string[];
+  /** the environment the child builds its config from; default this process's */
+  env?: NodeJS.ProcessEnv;
+  logTailLines?: number;
+  onLogLine?: ChildChannelOptions["onLogLine"];
+  log?: Logger;
+}
+
+export interface RunStepOptions {
+  /** the step's private scratch directory (created and removed by the caller) */
+  scratchDir: string;
+  signal?: AbortSignal;
+  onProgress?(p: unknown): void;
+  /** override of callTimeoutMs for this run */
+  timeoutMs?: number;
+}
+
+export interface ChildStepRunner {
+  /** run `step` with `input` in a child; resolves with the step's (unvalidated JSON) output */
+  run(step: string, input: unknown, o: RunStepOptions): Promise<unknown>;
+  /** ping every live child over the health path */
+  ping(timeoutMs?: number): Promise<{ pid: number | undefined; ms: number }[]>;
+  /** pids of live children */
+  pids(): (number | undefined)[];
+  /** children started so far (a replacement counts) */
+  readonly started: number;
+  close(): Promise<void>;
+}
+
+/** Runner options from the config (CHILD_* variables). */
+export function childStepRunnerOptions(config: Config, extra: Partial<ChildStepRunnerOptions> = {}): ChildStepRunnerOptions {
+  return {
+    maxPayloadBytes: config.CHILD_MAX_PAYLOAD_BYTES,
+    callTimeoutMs: config.CHILD_CALL_TIMEOUT_SECONDS * 1000,
+    stallTimeoutMs: config.CHILD_STALL_TIMEOUT_SECONDS * 1000,
+    pingIntervalMs: config.CHILD_PING_INTERVAL_SECONDS * 1000,
+    pingTimeoutMs: config.CHILD_PING_TIMEOUT_SECONDS * 1000,
+    maxChildren: config.WORKER_CONCURRENCY,
+    ...extra,
+  };
+}
+
+export function createChildStepRunner(o: ChildStepRunnerOptions): ChildStepRunner {
+  const max = Math.max(1, o.maxChildren ?? 1);
+  const idle: ChildChannel[] = [];
+  const all = new Set<ChildChannel>();
+  const waiters: (() => void)[] = [];
+  let inUse = 0;
+  let started = 0;
+  let closed = false;
+
+  const channelOptions: ChildChannelOptions = {
+    module: o.module ?? STEP_CHILD_MODULE,
+    maxPayloadBytes: o.maxPayloadBytes,
+    ...(o.args ? { args: o.args } : {}),
+    ...(o.env ? { env: o.env } : {}),
+    ...(o.pingIntervalMs !== undefined ? { pingIntervalMs: o.pingIntervalMs } : {}),
+    ...(o.pingTimeoutMs !== undefined ? { pingTimeoutMs: o.pingTimeoutMs } : {}),
+    ...(o.startTimeoutMs !== undefined ? { startTimeoutMs: o.startTimeoutMs } : {}),
+    ...(o.logTailLines !== undefined ? { logTailLines: o.logTailLines } : {}),
+    ...(o.onLogLine ? { onLogLine: o.onLogLine } : {}),
+  };
+
+  const acquireSlot = async (): Promise<void> => {
+    while (inUse >= max && !closed) await new Promise<void>((r) => waiters.push(r));
+    inUse += 1;
+  };
+  const releaseSlot = (): void => {
+    inUse -= 1;
+    waiters.shift()?.();
+  };
+
+  const takeChannel = async (): Promise<ChildChannel> => {
+    for (let ch = idle.pop(); ch; ch = idle.pop()) {
+      if (ch.alive) return ch;
+      all.delete(ch);
+    }
+    const ch = await ChildChannel.start(channelOptions);
+    started += 1;
+    all.add(ch);
+    void ch.whenExited().then((exit) => {
+      all.delete(ch);
+      const i = idle.indexOf(ch);
+      if (i >= 0) idle.splice(i, 1);
+      if (!closed && (exit.code !== 0 || exit.signal)) o.log?.warn({ pid: exit.pid, code: exit.code, signal: exit.signal }, "step child exited; the next call starts a new one");
+    });
+    o.log?.debug({ pid: ch.pid }, "step child started");
+    return ch;
+  };
+
+  return {
+    get started() {
+      return started;
+    },
+    async run(step, input, r) {
+      if (closed) throw new ChildChannelClosedError(`step ${step}`);
+      const params = { step, input, scratch_dir: r.scratchDir };
+      // the cap is checked before anything is sent (or any child started)
+      const bytes = messageBytes({ kind: "call", id: Number.MAX_SAFE_INTEGER, method: RUN_STEP_METHOD, params });
+      if (bytes > o.maxPayloadBytes) throw new PayloadTooLargeError(`the input of step ${step}`, bytes, o.maxPayloadBytes);
+      await acquireSlot();
+      try {
+        if (closed) throw new ChildChannelClosedError(`step ${step}`);
+        const ch = await takeChannel();
+        try {
+          return await ch.call(
+            RUN_STEP_METHOD,
+            params,
+            {
+              what: `step ${step}`,
+              timeoutMs: r.timeoutMs ?? o.callTimeoutMs,
+              stallTimeoutMs: o.stallTimeoutMs,
+              ...(r.onProgress ? { onProgress: r.onProgress } : {}),
+              ...(r.signal ? { signal: r.signal } : {}),
+            },
+          );
+        } finally {
+          if (ch.alive && !closed) idle.push(ch);
+          else if (!ch.alive) all.delete(ch);
+        }
+      } finally {
+        releaseSlot();
+      }
+    },
+    async ping(timeoutMs) {
+      const live = [...all].filter((c) => c.alive);
+      return Promise.all(live.map(async (c) => ({ pid: c.pid, ms: await c.ping(timeoutMs) })));
+    },
+    pids: () => [...all].filter((c) => c.alive).map((c) => c.pid),
+    async close() {
+      closed = true;
+      for (const w of waiters.splice(0)) w();
+      await Promise.all([...all].map((c) => c.shutdown(2000)));
+      all.clear();
+      idle.length = 0;
+    },
+  };
+}

@@ -1,0 +1,32 @@
+/**
+ * Entry of a step child (started by createChildStepRunner): builds its own config,
+ * storage and engines from its environment (lesson 10), then serves `run_step`, which
+ * runs one pipeline step with `runStep`, the same function every engine uses.
+ */
+import { pino } from "pino";
+import { z } from "zod/v4";
+import { loadConfig } from "../../pipeline/config.ts";
+import { StepName } from "../../pipeline/contracts/index.ts";
+import { runStep } from "../../pipeline/steps/index.ts";
+import { createStepPorts } from "../step-ports.ts";
+import { openStorage } from "./open-storage.ts";
+import { RUN_STEP_METHOD } from "./runner.ts";
+import { serveChildChannel } from "./serve.ts";
+
+export const RunStepParams = z.object({ step: StepName, input: z.unknown(), scratch_dir: z.string().min(1) });
+
+const config = loadConfig(process.env);
+const log = pino({ level: config.LOG_LEVEL, base: { pid: process.pid, role: "step-child" } }, pino.destination({ dest: 2, sync: true }));
+const storage = await openStorage(config);
+const stepDeps = createStepPorts(config, { storage, log });
+
+serveChildChannel(
+  {
+    [RUN_STEP_METHOD]: async (params, ctx) => {
+      const p = RunStepParams.parse(params);
+      const stepLog = log.child({ step: p.step, call_id: ctx.id });
+      return await runStep(p.step, p.input, stepDeps(p.scratch_dir, { log: stepLog, signal: ctx.signal, progress: (x) => ctx.progress(x) }));
+    },
+  },
+  { maxPayloadBytes: config.CHILD_MAX_PAYLOAD_BYTES },
+);

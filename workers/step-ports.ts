@@ -1,0 +1,46 @@
+/**
+ * Builds the ports every step needs (audio tools, ASR engine, text model) once per
+ * process, and returns a small factory that hands each step run its StepDeps with a
+ * private scratch directory. Used by the in-process runner (bin/commands/process.ts) and
+ * by the worker hosts, so all engines run the steps with identical dependencies.
+ */
+import type { Logger } from "pino";
+import { createAsrEngine } from "../pipeline/asr/index.ts";
+import { createFfmpegAudioTools } from "../pipeline/audio/index.ts";
+import type { Config } from "../pipeline/config.ts";
+import { createTextModel } from "../pipeline/nlp/index.ts";
+import type { AsrEngine, AudioTools, Storage, TextModel } from "../pipeline/ports.ts";
+import type { ResultSink, StepDeps } from "../pipeline/steps/deps.ts";
+
+export interface StepPortsDeps {
+  storage: Storage;
+  log: Logger;
+  results?: ResultSink;
+  /** overrides, e.g. a text model built elsewhere; built from config when absent */
+  audio?: AudioTools;
+  asr?: AsrEngine;
+  text?: TextModel;
+}
+
+/** Per-run additions to the shared ports. */
+export type StepExtras = Partial<Pick<StepDeps, "progress" | "signal" | "log" | "results">>;
+
+export type StepDepsFactory = (scratchDir: string, extras?: StepExtras) => StepDeps;
+
+export function createStepPorts(config: Config, deps: StepPortsDeps): StepDepsFactory {
+  const audio = deps.audio ?? createFfmpegAudioTools();
+  const asr = deps.asr ?? createAsrEngine(config);
+  const text = deps.text ?? createTextModel(config, { log: deps.log });
+  return (scratchDir, extras = {}) => ({
+    storage: deps.storage,
+    audio,
+    asr,
+    text,
+    scratchDir,
+    bleedThresholdDb: config.BLEED_THRESHOLD_DB,
+    results: extras.results ?? deps.results,
+    progress: extras.progress,
+    signal: extras.signal,
+    log: extras.log ?? deps.log,
+  });
+}
