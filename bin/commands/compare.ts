@@ -6,8 +6,8 @@
  * stores the new report.
  */
 import type { Command } from "commander";
-import pg from "pg";
 import { loadConfig } from "../../pipeline/config.ts";
+import { createPool } from "../../server/db/pool.ts";
 import { compareRuns, rulesFromConfig, type ShadowReport } from "../../server/shadow/compare.ts";
 import { formatReport } from "../../server/shadow/format.ts";
 import { conductorHttpLookup, shadowState } from "../../server/shadow/runner.ts";
@@ -38,7 +38,7 @@ export function register(program: Command): void {
 export async function compareCommand(recordingId: string, opts: CompareOptions, out: (s: string) => void = (s) => void process.stdout.write(s)): Promise<number> {
   const config = loadConfig(process.env);
   if (!config.DATABASE_URL) throw new CliError("compare reads shadow comparisons in Postgres: set DATABASE_URL");
-  const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 2 });
+  const pool = createPool(config, { max: 2 });
   try {
     const store = createShadowStore(pool);
     const record = await store.get(recordingId);

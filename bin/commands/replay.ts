@@ -6,8 +6,8 @@
  */
 import { isDeepStrictEqual } from "node:util";
 import type { Command } from "commander";
-import pg from "pg";
 import { loadConfig } from "../../pipeline/config.ts";
+import { createPool } from "../../server/db/pool.ts";
 import { replay } from "../../pipeline/state/index.ts";
 import { formatInstruction, formatState, formatTable } from "../../server/shadow/format.ts";
 import { createPgEventLog } from "../../workers/bullmq/event-log.ts";
@@ -35,7 +35,7 @@ export function register(program: Command): void {
 export async function replayCommand(recordingId: string, opts: ReplayOptions, out: (s: string) => void = (s) => void process.stdout.write(s)): Promise<number> {
   const config = loadConfig(process.env);
   if (!config.DATABASE_URL) throw new CliError("replay reads the event log in Postgres: set DATABASE_URL");
-  const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 2 });
+  const pool = createPool(config, { max: 2 });
   try {
     const log = createPgEventLog(pool);
     const run = opts.run ? await log.run(opts.run) : await log.latestRun(recordingId, opts.namespace);

@@ -5,7 +5,8 @@ import type { AsrEngine, AudioTools, ProgressSink, Storage, TextModel } from "..
 
 /** Where finalize writes the Result (Postgres in the service; nothing for a CLI run). */
 export interface ResultSink {
-  saveResult(recordingId: string, namespace: string, result: Result): Promise<void>;
+  /** `extras`: where the mixdown went (finalize passes them when it has them) */
+  saveResult(recordingId: string, namespace: string, result: Result, extras?: { audio_key?: string; waveform?: number[] }): Promise<void>;
 }
 
 export interface StepDeps {

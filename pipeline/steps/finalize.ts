@@ -22,6 +22,6 @@ export function assembleResult(input: FinalizeInput): Result {
 
 export async function finalize(input: FinalizeInput, deps: StepDeps): Promise<Result> {
   const result = assembleResult(input);
-  if (deps.results) await deps.results.saveResult(input.recording_id, input.namespace, result);
+  if (deps.results) await deps.results.saveResult(input.recording_id, input.namespace, result, { audio_key: input.audio_key, waveform: input.waveform });
   return result;
 }

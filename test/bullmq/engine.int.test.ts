@@ -65,8 +65,8 @@ test("a recording runs end to end on BullMQ and its event log replays to the sto
   process.stderr.write(`bullmq end-to-end: ${Math.round(wallMs)} ms, ${events.length} events\n`);
 
   // `trackscribe replay` on the same log says so too, and prints the instructions
-  const saved = process.env.DATABASE_URL;
-  process.env.DATABASE_URL = h.db.url;
+  const saved = { url: process.env.DATABASE_URL, schema: process.env.DATABASE_SCHEMA };
+  Object.assign(process.env, h.db.env);
   try {
     let text = "";
     assert.equal(await replayCommand(recordingId, { namespace: "bullmq" }, (s) => void (text += s)), 0);
@@ -80,8 +80,10 @@ test("a recording runs end to end on BullMQ and its event log replays to the sto
     assert.deepEqual(doc.state, stored!.final_state);
     assert.equal(doc.instructions.length, rebuilt.instructions.length);
   } finally {
-    if (saved === undefined) delete process.env.DATABASE_URL;
-    else process.env.DATABASE_URL = saved;
+    for (const [k, v] of [["DATABASE_URL", saved.url], ["DATABASE_SCHEMA", saved.schema]] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
   }
 });
 

@@ -1,0 +1,336 @@
+/** Recordings, their tracks, results, step states and idempotency keys in Postgres. */
+import { randomUUID } from "node:crypto";
+import type pg from "pg";
+import { Result } from "../../pipeline/contracts/index.ts";
+import { appendEvent, eventsAfter, PRIMARY_ENGINE, type StoredEvent } from "./events.ts";
+
+export type RecordingStatus = "queued" | "processing" | "completed" | "failed";
+export const TERMINAL: readonly RecordingStatus[] = ["completed", "failed"];
+
+export interface RecordingRow {
+  id: string;
+  status: RecordingStatus;
+  language: string;
+  source: "upload" | "bucket";
+  workflow_id: string | null;
+  error: string | null;
+  failed_step: string | null;
+  created_at: Date;
+  updated_at: Date;
+  completed_at: Date | null;
+}
+
+export interface TrackRow {
+  track_index: number;
+  participant: string;
+  offset_seconds: number;
+  source_key: string;
+  owned: boolean;
+  filename: string | null;
+  size_bytes: number | null;
+  format: string | null;
+}
+
+export interface StepRunRow {
+  step: string;
+  track_index: number;
+  status: "started" | "succeeded" | "failed" | "retrying";
+  attempts: number;
+  worker_id: string | null;
+  duration_ms: number | null;
+  message: string | null;
+  updated_at: Date;
+}
+
+export interface ResultRow {
+  result: Result;
+  audio_key: string | null;
+  saved_at: Date;
+}
+
+export interface NewRecording {
+  id: string;
+  language: string;
+  source: "upload" | "bucket";
+  tracks: TrackRow[];
+}
+
+export type KeyReservation = { state: "reserved" } | { state: "pending" } | { state: "done"; recordingId: string };
+
+export interface ListPage {
+  items: (RecordingRow & { track_count: number })[];
+  next_cursor: string | null;
+}
+
+const encodeCursor = (r: { created_at: Date; id: string }): string =>
+  Buffer.from(JSON.stringify([r.created_at.toISOString(), r.id])).toString("base64url");
+
+export class InvalidCursorError extends Error {
+  override readonly name = "InvalidCursorError";
+}
+
+function decodeCursor(cursor: string): [string, string] {
+  try {
+    const v = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown;
+    if (Array.isArray(v) && v.length === 2 && typeof v[0] === "string" && typeof v[1] === "string" && !Number.isNaN(Date.parse(v[0]))) {
+      return [v[0], v[1]];
+    }
+  } catch {
+    /* fall through */
+  }
+  throw new InvalidCursorError("cursor is not one this API returned");
+}
+
+/** A pending key older than this belongs to an upload that died with its process. */
+const STALE_PENDING_MINUTES = 60;
+
+export function createRecordingsRepo(pool: pg.Pool) {
+  const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+  const toTrack = (r: Record<string, unknown>): TrackRow => ({
+    track_index: Number(r.track_index),
+    participant: String(r.participant),
+    offset_seconds: Number(r.offset_seconds),
+    source_key: String(r.source_key),
+    owned: Boolean(r.owned),
+    filename: (r.filename as string | null) ?? null,
+    size_bytes: num(r.size_bytes),
+    format: (r.format as string | null) ?? null,
+  });
+
+  return {
+    async ping(): Promise<void> {
+      await pool.query("SELECT 1");
+    },
+
+    /** Insert the recording and its tracks in one transaction (status queued). */
+    async create(rec: NewRecording): Promise<RecordingRow> {
+      const client = await pool.connect();
+      try {
+        await client.query("BEGIN");
+        const { rows } = await client.query<RecordingRow>(
+          `INSERT INTO recordings (id, status, language, source) VALUES ($1, 'queued', $2, $3) RETURNING *`,
+          [rec.id, rec.language, rec.source],
+        );
+        for (const t of rec.tracks) {
+          await client.query(
+            `INSERT INTO tracks (recording_id, track_index, participant, offset_seconds, source_key, owned, filename, size_bytes, format)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+            [rec.id, t.track_index, t.participant, t.offset_seconds, t.source_key, t.owned, t.filename, t.size_bytes, t.format],
+          );
+        }
+        await client.query("COMMIT");
+        return rows[0]!;
+      } catch (err) {
+        await client.query("ROLLBACK").catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
+    },
+
+    async setWorkflowId(id: string, workflowId: string): Promise<void> {
+      await pool.query(`UPDATE recordings SET workflow_id = $2, updated_at = clock_timestamp() WHERE id = $1`, [id, workflowId]);
+    },
+
+    async get(id: string): Promise<RecordingRow | undefined> {
+      const { rows } = await pool.query<RecordingRow>(`SELECT * FROM recordings WHERE id = $1`, [id]);
+      return rows[0];
+    },
+
+    async tracks(id: string): Promise<TrackRow[]> {
+      const { rows } = await pool.query(`SELECT * FROM tracks WHERE recording_id = $1 ORDER BY track_index`, [id]);
+      return rows.map(toTrack);
+    },
+
+    /** Everything GET /v1/recordings/:id shows, in one round trip. */
+    async details(id: string, engine = PRIMARY_ENGINE): Promise<
+      { recording: RecordingRow; tracks: TrackRow[]; steps: StepRunRow[]; result: ResultRow | undefined } | undefined
+    > {
+      const { rows } = await pool.query(
+        `SELECT to_jsonb(r) AS recording,
+                COALESCE((SELECT jsonb_agg(to_jsonb(t) ORDER BY t.track_index) FROM tracks t WHERE t.recording_id = r.id), '[]') AS tracks,
+                COALESCE((SELECT jsonb_agg(to_jsonb(s) ORDER BY s.updated_at, s.step, s.track_index) FROM step_runs s
+                           WHERE s.recording_id = r.id AND s.engine = $2), '[]') AS steps,
+                (SELECT jsonb_build_object('result', x.result, 'audio_key', x.audio_key, 'saved_at', x.saved_at)
+                   FROM results x WHERE x.recording_id = r.id AND x.engine = $2) AS result
+           FROM recordings r WHERE r.id = $1`,
+        [id, engine],
+      );
+      const row = rows[0] as { recording: Record<string, unknown>; tracks: Record<string, unknown>[]; steps: Record<string, unknown>[]; result: Record<string, unknown> | null } | undefined;
+      if (!row) return undefined;
+      const date = (v: unknown): Date => new Date(String(v));
+      const r = row.recording;
+      return {
+        recording: {
+          ...(r as unknown as RecordingRow),
+          created_at: date(r.created_at),
+          updated_at: date(r.updated_at),
+          completed_at: r.completed_at ? date(r.completed_at) : null,
+        },
+        tracks: row.tracks.map(toTrack),
+        steps: row.steps.map((s) => ({ ...(s as unknown as StepRunRow), track_index: Number(s.track_index), updated_at: date(s.updated_at) })),
+        result: row.result ? { result: row.result.result as Result, audio_key: (row.result.audio_key as string | null) ?? null, saved_at: date(row.result.saved_at) } : undefined,
+      };
+    },
+
+    async result(id: string, engine = PRIMARY_ENGINE): Promise<ResultRow | undefined> {
+      const { rows } = await pool.query<ResultRow>(`SELECT result, audio_key, saved_at FROM results WHERE recording_id = $1 AND engine = $2`, [id, engine]);
+      return rows[0];
+    },
+
+    /** Newest first, keyset-paginated by (created_at, id). */
+    async list(opts: { limit: number; cursor?: string; status?: RecordingStatus }): Promise<ListPage> {
+      const after = opts.cursor ? decodeCursor(opts.cursor) : undefined;
+      const { rows } = await pool.query<RecordingRow & { track_count: string }>(
+        `SELECT r.*, (SELECT count(*) FROM tracks t WHERE t.recording_id = r.id) AS track_count
+           FROM recordings r
+          WHERE ($1::timestamptz IS NULL OR (r.created_at, r.id) < ($1::timestamptz, $2::text))
+            AND ($3::text IS NULL OR r.status = $3)
+          ORDER BY r.created_at DESC, r.id DESC
+          LIMIT $4`,
+        [after?.[0] ?? null, after?.[1] ?? null, opts.status ?? null, opts.limit + 1],
+      );
+      const items = rows.slice(0, opts.limit).map((r) => ({ ...r, track_count: Number(r.track_count) }));
+      return { items, next_cursor: rows.length > opts.limit ? encodeCursor(items[items.length - 1]!) : null };
+    },
+
+    /** Remove the recording and everything hanging off it; returns its tracks (for object cleanup). */
+    async delete(id: string): Promise<{ recording: RecordingRow; tracks: TrackRow[] } | undefined> {
+      const client = await pool.connect();
+      try {
+        await client.query("BEGIN");
+        const tracks = (await client.query(`SELECT * FROM tracks WHERE recording_id = $1`, [id])).rows.map(toTrack);
+        const { rows } = await client.query<RecordingRow>(`DELETE FROM recordings WHERE id = $1 RETURNING *`, [id]);
+        await client.query("COMMIT");
+        return rows[0] ? { recording: rows[0], tracks } : undefined;
+      } catch (err) {
+        await client.query("ROLLBACK").catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
+    },
+
+    /**
+     * Mark a recording failed (once: a recording already failed or completed is left as it
+     * is) and append the terminal event. Returns whether it changed.
+     */
+    async markFailed(id: string, reason: string, failedStep: string | null): Promise<boolean> {
+      const client = await pool.connect();
+      try {
+        await client.query("BEGIN");
+        const { rowCount } = await client.query(
+          `UPDATE recordings SET status = 'failed', error = $2, failed_step = $3, updated_at = clock_timestamp()
+            WHERE id = $1 AND status IN ('queued', 'processing')`,
+          [id, reason, failedStep],
+        );
+        if (rowCount) {
+          await appendEvent(
+            client,
+            { recording_id: id, engine: PRIMARY_ENGINE, step: "pipeline", status: "failed", message: reason, at: new Date().toISOString() },
+            `pipeline:failed:${randomUUID()}`,
+          );
+        }
+        await client.query("COMMIT");
+        return Boolean(rowCount);
+      } catch (err) {
+        await client.query("ROLLBACK").catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
+    },
+
+    /** failed → processing after a Conductor retry; appends a 'pipeline retrying' event. */
+    async markRetrying(id: string): Promise<boolean> {
+      const client = await pool.connect();
+      try {
+        await client.query("BEGIN");
+        const { rowCount } = await client.query(
+          `UPDATE recordings SET status = 'processing', error = NULL, failed_step = NULL, updated_at = clock_timestamp()
+            WHERE id = $1 AND status = 'failed'`,
+          [id],
+        );
+        if (rowCount) {
+          await appendEvent(
+            client,
+            { recording_id: id, engine: PRIMARY_ENGINE, step: "pipeline", status: "retrying", message: "retry requested", at: new Date().toISOString() },
+            `pipeline:retrying:${randomUUID()}`,
+          );
+        }
+        await client.query("COMMIT");
+        return Boolean(rowCount);
+      } catch (err) {
+        await client.query("ROLLBACK").catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
+    },
+
+    /** Events after `afterId` and the recording's status, from one snapshot. */
+    async tail(id: string, afterId: number): Promise<{ events: StoredEvent[]; status: RecordingStatus | undefined }> {
+      const client = await pool.connect();
+      try {
+        await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+        const { rows } = await client.query<{ status: RecordingStatus }>(`SELECT status FROM recordings WHERE id = $1`, [id]);
+        const events = rows[0] ? await eventsAfter(client, id, afterId) : [];
+        await client.query("COMMIT");
+        return { events, status: rows[0]?.status };
+      } catch (err) {
+        await client.query("ROLLBACK").catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
+    },
+
+    /** Unfinished recordings with a workflow, least recently updated first (for the reconciler). */
+    async unfinished(limit: number): Promise<RecordingRow[]> {
+      const { rows } = await pool.query<RecordingRow>(
+        `SELECT * FROM recordings WHERE status IN ('queued', 'processing') AND workflow_id IS NOT NULL ORDER BY updated_at LIMIT $1`,
+        [limit],
+      );
+      return rows;
+    },
+
+    async countByStatus(): Promise<Record<RecordingStatus, number>> {
+      const { rows } = await pool.query<{ status: RecordingStatus; n: string }>(`SELECT status, count(*) AS n FROM recordings GROUP BY status`);
+      const out: Record<RecordingStatus, number> = { queued: 0, processing: 0, completed: 0, failed: 0 };
+      for (const r of rows) out[r.status] = Number(r.n);
+      return out;
+    },
+
+    // ---- idempotency keys ----------------------------------------------------------
+    async reserveKey(key: string): Promise<KeyReservation> {
+      const inserted = await pool.query(
+        `INSERT INTO idempotency_keys (key, state) VALUES ($1, 'pending') ON CONFLICT (key) DO NOTHING`,
+        [key],
+      );
+      if (inserted.rowCount) return { state: "reserved" };
+      // take over a pending key whose upload died with its process
+      const stale = await pool.query(
+        `UPDATE idempotency_keys SET created_at = clock_timestamp()
+          WHERE key = $1 AND state = 'pending' AND created_at < clock_timestamp() - make_interval(mins => $2)`,
+        [key, STALE_PENDING_MINUTES],
+      );
+      if (stale.rowCount) return { state: "reserved" };
+      const { rows } = await pool.query<{ state: "pending" | "done"; recording_id: string | null }>(
+        `SELECT state, recording_id FROM idempotency_keys WHERE key = $1`,
+        [key],
+      );
+      const row = rows[0];
+      if (!row) return this.reserveKey(key); // removed in between: try again
+      if (row.state === "done" && row.recording_id) return { state: "done", recordingId: row.recording_id };
+      return { state: "pending" };
+    },
+    async completeKey(key: string, recordingId: string): Promise<void> {
+      await pool.query(`UPDATE idempotency_keys SET state = 'done', recording_id = $2 WHERE key = $1`, [key, recordingId]);
+    },
+    async releaseKey(key: string): Promise<void> {
+      await pool.query(`DELETE FROM idempotency_keys WHERE key = $1 AND state = 'pending'`, [key]);
+    },
+  };
+}
+
+export type RecordingsRepo = ReturnType<typeof createRecordingsRepo>;

@@ -1,0 +1,60 @@
+/**
+ * A Result's transcript in four formats. Lines are grouped the same way as the CLI's text
+ * output (bin/format-result.ts): consecutive words of one speaker, split at long pauses.
+ */
+import type { Result } from "../pipeline/contracts/index.ts";
+import { clock, transcriptLines } from "../bin/format-result.ts";
+
+export const TRANSCRIPT_FORMATS = ["json", "text", "vtt", "srt"] as const;
+export type TranscriptFormat = (typeof TRANSCRIPT_FORMATS)[number];
+
+export const TRANSCRIPT_CONTENT_TYPES: Record<TranscriptFormat, string> = {
+  json: "application/json; charset=utf-8",
+  text: "text/plain; charset=utf-8",
+  vtt: "text/vtt; charset=utf-8",
+  srt: "application/x-subrip; charset=utf-8",
+};
+
+/** `00:01:02.345` (VTT) or `00:01:02,345` (SRT). */
+export function timestamp(seconds: number, sep: "." | ","): string {
+  const ms = Math.max(0, Math.round(seconds * 1000));
+  const h = Math.floor(ms / 3_600_000);
+  const m = Math.floor((ms % 3_600_000) / 60_000);
+  const s = Math.floor((ms % 60_000) / 1000);
+  const pad = (n: number, w = 2): string => String(n).padStart(w, "0");
+  return `${pad(h)}:${pad(m)}:${pad(s)}${sep}${pad(ms % 1000, 3)}`;
+}
+
+/** Cue text must not contain a blank line or `-->` (it would end or fake a cue). */
+const cueText = (s: string): string => s.replace(/-->/g, "→").replace(/\s*\n\s*/g, " ");
+/** VTT voice names may not contain `>` and cue text escapes `&` and `<`. */
+const vttEscape = (s: string): string => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
+export function renderTranscript(result: Result, format: TranscriptFormat): string {
+  const names = new Map(result.participants.map((p) => [p.speaker, p.name]));
+  const name = (s: number): string => names.get(s) ?? `Speaker ${s}`;
+  const lines = transcriptLines(result.words);
+  switch (format) {
+    case "json":
+      return JSON.stringify({
+        title: result.title,
+        duration: result.duration,
+        participants: result.participants,
+        segments: lines.map((l) => ({ speaker: l.speaker, name: name(l.speaker), start: l.start, end: l.end, text: l.text })),
+        words: result.words,
+      });
+    case "text":
+      return lines.map((l) => `[${clock(l.start)}] ${name(l.speaker)}: ${l.text}`).join("\n") + (lines.length ? "\n" : "");
+    case "vtt":
+      return (
+        "WEBVTT\n\n" +
+        lines
+          .map((l, i) => `${i + 1}\n${timestamp(l.start, ".")} --> ${timestamp(Math.max(l.end, l.start + 0.001), ".")}\n<v ${vttEscape(name(l.speaker))}>${vttEscape(cueText(l.text))}\n`)
+          .join("\n")
+      );
+    case "srt":
+      return lines
+        .map((l, i) => `${i + 1}\n${timestamp(l.start, ",")} --> ${timestamp(Math.max(l.end, l.start + 0.001), ",")}\n${cueText(name(l.speaker))}: ${cueText(l.text)}\n`)
+        .join("\n");
+  }
+}

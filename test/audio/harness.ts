@@ -1,0 +1,66 @@
+/** Runs the audio half of the pipeline (prepare → plan → transcribe → merge → bleed) on local storage. */
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { createAsrEngine } from "../../pipeline/asr/index.ts";
+import { createFfmpegAudioTools } from "../../pipeline/audio/index.ts";
+import { loadConfig } from "../../pipeline/config.ts";
+import type { PipelineInput, Word } from "../../pipeline/contracts/index.ts";
+import type { StepDeps } from "../../pipeline/steps/deps.ts";
+import { runStep } from "../../pipeline/steps/index.ts";
+import type { Storage, TextModel } from "../../pipeline/ports.ts";
+
+const noText: TextModel = {
+  name: "unused",
+  detectTopics: () => Promise.reject(new Error("not used by the audio tests")),
+  generateTitle: () => Promise.reject(new Error("not used by the audio tests")),
+  generateSummary: () => Promise.reject(new Error("not used by the audio tests")),
+};
+
+export function audioDeps(storage: Storage, scratchDir: string, bleedThresholdDb = 10): StepDeps {
+  const config = loadConfig({});
+  return { storage, audio: createFfmpegAudioTools(), asr: createAsrEngine(config), text: noText, scratchDir, bleedThresholdDb };
+}
+
+export async function withScratch<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "ts-step-"));
+  try {
+    return await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export async function transcribeMeeting(
+  input: PipelineInput,
+  storage: Storage,
+  opts: { parallel: boolean; wholeTrack?: number | "all" },
+): Promise<{ words: Word[]; dropped: number; decoded: number; trackSeconds: number }> {
+  const expected = input.tracks.map((t) => t.track_index);
+  const run = <T>(f: (deps: StepDeps) => Promise<T>): Promise<T> => withScratch((d) => f(audioDeps(storage, d)));
+  const prepared = await Promise.all(
+    input.tracks.map((track) => run((deps) => runStep("prepare_track", { recording_id: input.recording_id, namespace: input.namespace, track }, deps))),
+  );
+  const plan = await run((deps) =>
+    runStep("plan_speech", { recording_id: input.recording_id, namespace: input.namespace, language: input.language, expected_tracks: expected, prepared }, deps),
+  );
+  // wholeTrack: decode that one track from start to end, ignoring the plan (to show what bleed does)
+  const tracks = plan.tracks.map((t) =>
+    opts.wholeTrack === "all" || t.track_index === opts.wholeTrack ? { ...t, spans: [{ start: t.offset_seconds, end: t.offset_seconds + t.duration_seconds }] } : t,
+  );
+  const one = (track: (typeof tracks)[number]) =>
+    run((deps) => runStep("transcribe_track", { recording_id: input.recording_id, namespace: input.namespace, language: input.language, track }, deps));
+  const transcripts = [];
+  if (opts.parallel) transcripts.push(...(await Promise.all(tracks.map(one))));
+  else for (const t of tracks) transcripts.push(await one(t));
+  // a JOIN-style dict, keyed by reference name, in a deliberately unhelpful order
+  const dict = Object.fromEntries(transcripts.reverse().map((t) => [`transcribe_track_${t.track_index}`, t]));
+  const merged = await run((deps) => runStep("merge_transcripts", { expected_tracks: expected, transcripts: dict }, deps));
+  const bleed = await run((deps) => runStep("suppress_bleed", { words: merged.words, tracks: plan.tracks }, deps));
+  return {
+    words: bleed.words,
+    dropped: bleed.dropped,
+    decoded: transcripts.reduce((s, t) => s + t.decoded_seconds, 0),
+    trackSeconds: plan.track_seconds,
+  };
+}

@@ -1,0 +1,110 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { suppressBleedWords } from "../../pipeline/audio/bleed.ts";
+import { envelopeFromBytes, envelopeToBytes, frameEnergies, meanDb, waveformPeaks } from "../../pipeline/audio/envelope.ts";
+import { cutLongSpan, planSpeechSpans, totalSeconds } from "../../pipeline/audio/planner.ts";
+import { readWav, writeWav } from "../../pipeline/audio/wav.ts";
+import { parseCtm } from "../../pipeline/asr/pocketsphinx.ts";
+import { wordErrorRate } from "../../pipeline/metrics/wer.ts";
+
+const F = 0.02;
+/** an envelope with `db` over [from, to) seconds and `floor` elsewhere */
+function env(seconds: number, parts: [number, number, number][], floor = -70): Float32Array {
+  const e = new Float32Array(Math.round(seconds / F)).fill(floor);
+  for (const [from, to, db] of parts) for (let i = Math.round(from / F); i < Math.round(to / F); i++) e[i] = db;
+  return e;
+}
+
+test("WAV round trip keeps samples and rate", () => {
+  const samples = Int16Array.from([0, 1, -1, 32767, -32768, 1234]);
+  const back = readWav(writeWav({ sampleRate: 16000, samples }));
+  assert.equal(back.sampleRate, 16000);
+  assert.deepEqual(Array.from(back.samples), Array.from(samples));
+  assert.throws(() => readWav(Buffer.from("not a wav file at all")), /RIFF/);
+});
+
+test("frame energies: a full-scale square wave is ~0 dBFS, silence is the floor", () => {
+  const s = new Int16Array(16000);
+  for (let i = 0; i < 8000; i++) s[i] = i % 2 ? 32767 : -32767;
+  const e = frameEnergies(s, 16000, F);
+  assert.equal(e.length, 50);
+  assert.ok(Math.abs(e[0]!) < 0.1);
+  assert.equal(e[49], -100);
+  assert.deepEqual(Array.from(envelopeFromBytes(envelopeToBytes(e))), Array.from(e));
+  assert.ok(meanDb(e, 0, 25) > -1 && meanDb(e, 25, 50) === -100);
+  const peaks = waveformPeaks(s, 10);
+  assert.equal(peaks.length, 10);
+  assert.equal(peaks[0], 1);
+  assert.equal(peaks[9], 0);
+});
+
+test("planner: own speech kept, bleed (26 dB down) and silence skipped, offsets applied", () => {
+  // A speaks 1–4 s, B speaks 5–8 s (global). B's track starts at offset 2 s.
+  const a = env(10, [[1, 4, -20], [5, 8, -46]]);
+  const b = env(8, [[-1, 2, -46], [3, 6, -20]]); // local times: B's speech at 3–6 local = 5–8 global
+  const plan = planSpeechSpans(
+    [
+      { track_index: 0, offset_seconds: 0, frame_seconds: F, envelope: a },
+      { track_index: 1, offset_seconds: 2, frame_seconds: F, envelope: b },
+    ],
+    { bleedDb: 10, padSeconds: 0 },
+  );
+  const near = (x: number, y: number): boolean => Math.abs(x - y) < 0.1;
+  const a0 = plan.get(0)!;
+  const b0 = plan.get(1)!;
+  assert.equal(a0.length, 1);
+  assert.ok(near(a0[0]!.start, 1) && near(a0[0]!.end, 4), JSON.stringify(a0));
+  assert.equal(b0.length, 1);
+  assert.ok(near(b0[0]!.start, 5) && near(b0[0]!.end, 8), JSON.stringify(b0));
+});
+
+test("planner: genuine overlap (both loud) is kept on both tracks", () => {
+  const a = env(6, [[1, 5, -20]]);
+  const b = env(6, [[2, 4, -23]]);
+  const plan = planSpeechSpans(
+    [
+      { track_index: 0, offset_seconds: 0, frame_seconds: F, envelope: a },
+      { track_index: 1, offset_seconds: 0, frame_seconds: F, envelope: b },
+    ],
+    { bleedDb: 10, padSeconds: 0 },
+  );
+  assert.ok(totalSeconds(plan.get(0)!) > 3.8);
+  assert.ok(totalSeconds(plan.get(1)!) > 1.8);
+});
+
+test("long spans are cut at their quietest point, never longer than the limit", () => {
+  const quiet = new Set([600, 1100]); // global frames at 12 s and 22 s
+  const parts = cutLongSpan({ start: 0, end: 40 }, 25, (g) => (quiet.has(g) ? -80 : -20), F);
+  assert.ok(parts.every((p) => p.end - p.start <= 25 + 1e-9));
+  assert.ok(Math.abs(parts[0]!.end - 22) < 1e-9, JSON.stringify(parts));
+  assert.equal(parts[parts.length - 1]!.end, 40);
+});
+
+test("bleed rule drops words another track dominates by ≥ threshold, keeps the rest", () => {
+  const tracks = [
+    { track_index: 0, offset_seconds: 0, frame_seconds: F, envelope: env(4, [[0, 2, -20], [2, 4, -46]]) },
+    { track_index: 1, offset_seconds: 0, frame_seconds: F, envelope: env(4, [[0, 2, -46], [2, 4, -21]]) },
+  ];
+  const words = [
+    { text: "mine", start: 0.5, end: 1, speaker: 0 },
+    { text: "leak", start: 2.5, end: 3, speaker: 0 },
+    { text: "also", start: 2.6, end: 3.1, speaker: 1 },
+  ];
+  const { kept, dropped } = suppressBleedWords(words, tracks, 10);
+  assert.deepEqual(kept.map((w) => w.text), ["mine", "also"]);
+  assert.deepEqual(dropped.map((w) => w.text), ["leak"]);
+});
+
+test("CTM parsing drops fillers and alternate-pronunciation marks", () => {
+  const ctm = ["seg0 1 0.10 0.30 <s> 0.9", "seg0 1 0.40 0.25 been(2) 0.8", "seg0 1 0.70 0.20 <sil> 1", "seg1 1 0.00 0.50 [NOISE] 1", "seg1 1 0.5 0.5 hello 0.5"].join("\n");
+  const m = parseCtm(ctm);
+  assert.deepEqual(m.get("seg0"), [{ text: "been", start: 0.4, end: 0.65, confidence: 0.8 }]);
+  assert.deepEqual(m.get("seg1"), [{ text: "hello", start: 0.5, end: 1, confidence: 0.5 }]);
+});
+
+test("word error rate", () => {
+  assert.equal(wordErrorRate("a b c d", "a b c d"), 0);
+  assert.equal(wordErrorRate("a b c d", "a x c"), 0.5);
+  assert.equal(wordErrorRate("Hello, world!", "hello world"), 0);
+  assert.equal(wordErrorRate("", ""), 0);
+});
