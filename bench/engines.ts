@@ -13,38 +13,44 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { pino } from "pino";
-import pg from "pg";
 import { loadConfig } from "../pipeline/config.ts";
 import { FileManifest, type PipelineInput, type Result } from "../pipeline/contracts/index.ts";
 import type { PipelineEngine } from "../pipeline/runner/engine.ts";
 import { createInProcessEngine } from "../pipeline/runner/inprocess.ts";
 import { stageManifest } from "../pipeline/runner/stage.ts";
+import { migrate } from "../server/db/migrate.ts";
+import { createPool } from "../server/db/pool.ts";
 import { createLocalStorage } from "../server/storage/local.ts";
-import { stageSpokenRecording, THREE_SPEAKERS } from "../test/bullmq/fixture.ts";
-import { createBullmqEngine } from "../workers/bullmq/engine.ts";
+import { createBullmqEngine, createBullmqRedis } from "../workers/bullmq/engine.ts";
+import { dropPrefix } from "../workers/bullmq/queues.ts";
 import { buildInfo, workerIdentity } from "../workers/identity.ts";
 import { createStepPorts } from "../workers/step-ports.ts";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-
 async function conductorUrl(configured: string, log: (s: string) => void): Promise<{ url: string; stop?: () => Promise<void> }> {
-  const { isConductorHealthy, startConductor } = await import("../scripts/conductor.ts");
+  const { defaultStateDir, isConductorHealthy, startConductor } = await import("../scripts/conductor.ts");
   if (await isConductorHealthy(configured)) return { url: configured };
-  log(`no Conductor at ${configured}: starting one`);
-  const c = await startConductor({ log });
+  // a server started by `npm run conductor:start` / services:start is reused, and left running
+  const stateFile = path.join(defaultStateDir(), "server.json");
+  if (existsSync(stateFile)) {
+    const url = (JSON.parse(readFileSync(stateFile, "utf8")) as { url: string }).url;
+    if (await isConductorHealthy(url)) return { url };
+  }
+  log(`no Conductor at ${configured}: starting one for this benchmark`);
+  const c = await startConductor({ log, stateDir: path.join(os.tmpdir(), `bench-conductor-${process.pid}`), fresh: true });
   return { url: c.url, stop: () => c.stop() };
 }
 
-/** The 3-track fixture meeting of test/fixtures when built, else three espeak-ng speakers. */
-async function stageRecording(storage: ReturnType<typeof createLocalStorage>, dir: string, recordingId: string, namespace: string): Promise<PipelineInput> {
-  const manifestFile = [path.join(root, "test/fixtures/meeting/manifest.json"), path.join(root, "test/fixtures/manifest.json")].find((f) => existsSync(f));
-  if (manifestFile) {
-    const manifest = FileManifest.parse(JSON.parse(readFileSync(manifestFile, "utf8")));
-    if (manifest.tracks.length >= 3) return stageManifest(manifest, storage, recordingId, path.dirname(manifestFile), { namespace });
-  }
-  return stageSpokenRecording(storage, dir, recordingId, THREE_SPEAKERS, namespace);
+/** The 3-track fixture meeting (scripts/build-fixtures.ts, built when missing). */
+async function fixtureManifest(): Promise<string> {
+  const { buildFixtures, defaultFixtureDir } = await import("../scripts/build-fixtures.ts");
+  const file = path.join(defaultFixtureDir(), "manifest.json");
+  return existsSync(file) ? file : (await buildFixtures(defaultFixtureDir())).manifestPath;
+}
+
+async function stageRecording(storage: ReturnType<typeof createLocalStorage>, manifestFile: string, recordingId: string, namespace: string): Promise<PipelineInput> {
+  const manifest = FileManifest.parse(JSON.parse(readFileSync(manifestFile, "utf8")));
+  return stageManifest(manifest, storage, recordingId, path.dirname(manifestFile), { namespace });
 }
 
 const median = (xs: number[]): number => {
@@ -56,6 +62,7 @@ async function main(): Promise<void> {
   const say = (s: string): void => void process.stderr.write(`${s}\n`);
   const dir = mkdtempSync(path.join(os.tmpdir(), "bench-engines-"));
   const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+  const manifestFile = await fixtureManifest();
   const conductor = await conductorUrl(process.env.CONDUCTOR_SERVER_URL ?? "http://127.0.0.1:8080/api", say);
   const config = loadConfig({
     ...process.env,
@@ -68,8 +75,10 @@ async function main(): Promise<void> {
   });
   const log = pino({ level: config.LOG_LEVEL }, pino.destination(2));
   const storage = createLocalStorage(config.LOCAL_STORAGE_DIR);
-  const pool = config.DATABASE_URL ? new pg.Pool({ connectionString: config.DATABASE_URL, max: 4 }) : undefined;
+  if (config.DATABASE_URL) await migrate(config);
+  const pool = config.DATABASE_URL ? createPool(config, { max: 4 }) : undefined;
   const stepDeps = createStepPorts(config, { storage, log });
+  const redis = createBullmqRedis(config.REDIS_URL);
   const engines: PipelineEngine[] = [];
   try {
     engines.push(
@@ -82,19 +91,22 @@ async function main(): Promise<void> {
       }),
     );
     // loaded by URL: the module belongs to the Conductor engine (workers/conductor)
-    const { createConductorEngine } = (await import(new URL("../workers/conductor/engine.ts", import.meta.url).href)) as {
-      createConductorEngine: (c: typeof config, o: { storage: typeof storage; log: typeof log; startWorkers: boolean }) => PipelineEngine | Promise<PipelineEngine>;
-    };
-    engines.push(await createConductorEngine(config, { storage, log, startWorkers: true }));
+    const conductorModule = new URL("../workers/conductor/engine.ts", import.meta.url);
+    if (existsSync(conductorModule)) {
+      const { createConductorEngine } = (await import(conductorModule.href)) as {
+        createConductorEngine: (c: typeof config, o: { storage: typeof storage; log: typeof log; startWorkers: boolean }) => PipelineEngine | Promise<PipelineEngine>;
+      };
+      engines.push(await createConductorEngine(config, { storage, log, startWorkers: true }));
+    } else say("workers/conductor/engine.ts is not in this build: benchmarking in-process and BullMQ only");
     // shadow-mode wiring: Postgres event log when there is a database
-    engines.push(createBullmqEngine(config, { storage, log, stepDeps, startWorkers: true, ...(pool ? { pool } : {}) }));
+    engines.push(createBullmqEngine(config, { storage, log, stepDeps, redis, startWorkers: true, ...(pool ? { pool } : {}) }));
 
     // warm-up: one run per engine (model loading, JIT, Conductor task definitions)
     const times = new Map<string, number[]>(engines.map((e) => [e.name, []]));
     const results = new Map<string, Result>();
     for (let round = 0; round <= rounds; round++) {
       for (const engine of round % 2 ? [...engines].reverse() : engines) {
-        const input = await stageRecording(storage, dir, `bench-${engine.name}-${round}-${process.pid}`, engine.name);
+        const input = await stageRecording(storage, manifestFile, `bench-${engine.name}-${round}-${process.pid}`, engine.name);
         const t0 = performance.now();
         const { result } = await engine.run(input);
         const ms = performance.now() - t0;
@@ -118,6 +130,8 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify({ rounds, rows })}\n`);
   } finally {
     for (const e of engines.reverse()) await e.close().catch((err: unknown) => log.warn({ err }, "engine close failed"));
+    await dropPrefix(redis, config.BULLMQ_PREFIX);
+    await redis.quit();
     await pool?.end();
     await conductor.stop?.();
     rmSync(dir, { recursive: true, force: true });

@@ -3,10 +3,14 @@ import type { Command } from "commander";
 import * as processCmd from "./process.ts";
 import * as replayCmd from "./replay.ts";
 import * as compareCmd from "./compare.ts";
+import * as serveCmd from "./serve.ts";
+import * as migrateCmd from "./migrate.ts";
 
 export function registerCommands(program: Command): void {
   processCmd.register(program);
   replayCmd.register(program);
   compareCmd.register(program);
+  serveCmd.register(program);
+  migrateCmd.register(program);
   void program;
 }

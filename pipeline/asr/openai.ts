@@ -7,7 +7,7 @@
 import { readFile } from "node:fs/promises";
 import { z } from "zod/v4";
 import type { AsrEngine, AsrWord } from "../ports.ts";
-import { rawSlice, readWav, writeWav } from "../audio/wav.ts";
+import { readWav, writeWav } from "../audio/wav.ts";
 import { AsrError } from "./pocketsphinx.ts";
 import { segmentsToDecode } from "./spans.ts";
 
@@ -33,7 +33,8 @@ export function createOpenAiAsrEngine(opts: OpenAiAsrOptions): AsrEngine {
       const pcm = readWav(await readFile(wavPath));
       const words: AsrWord[] = [];
       for (const seg of segmentsToDecode(pcm, spans)) {
-        const samples = new Int16Array(rawSlice(pcm.samples, Math.round(seg.start * pcm.sampleRate), Math.round(seg.end * pcm.sampleRate)).buffer.slice(0));
+        // copy just this segment's samples (a view's .buffer would be the whole track)
+        const samples = pcm.samples.slice(Math.round(seg.start * pcm.sampleRate), Math.round(seg.end * pcm.sampleRate));
         const audio = writeWav({ sampleRate: pcm.sampleRate, samples });
         const form = new FormData();
         form.append("file", new Blob([audio], { type: "audio/wav" }), "segment.wav");

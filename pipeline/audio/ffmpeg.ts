@@ -6,7 +6,7 @@ import type { AudioTools } from "../ports.ts";
 export class NotAudioError extends Error {
   override readonly name = "NotAudioError";
   readonly retryable = false;
-  constructor(readonly file: string, reason: string) {
+  constructor(readonly file: string, readonly reason: string) {
     super(`${file} is not readable audio: ${reason}`);
   }
 }

@@ -31,8 +31,10 @@ export function readWav(buf: Buffer): Pcm {
       // streaming writers may leave the size at 0xFFFFFFFF or 0: take what is there
       if (size === 0 || body + size > buf.length) size = buf.length - body;
       const n = Math.floor(size / 2);
+      // one memcpy instead of a per-sample loop: an hour of audio is 57.6 M samples, and
+      // this runs on the event loop (WAV is little-endian, as is every platform we run on)
       const samples = new Int16Array(n);
-      for (let i = 0; i < n; i++) samples[i] = buf.readInt16LE(body + 2 * i);
+      new Uint8Array(samples.buffer).set(buf.subarray(body, body + n * 2));
       return { sampleRate, samples };
     }
     pos = body + size + (size % 2);

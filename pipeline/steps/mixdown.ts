@@ -2,7 +2,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type { MixdownInput, MixdownOutput } from "../contracts/index.ts";
-import { waveformPeaks } from "../audio/envelope.ts";
+import { PeakAccumulator } from "../audio/envelope.ts";
 import { readWav } from "../audio/wav.ts";
 import type { StepDeps } from "./deps.ts";
 import { derivedKey } from "./keys.ts";
@@ -17,18 +17,15 @@ export async function mixdown(input: MixdownInput, deps: StepDeps): Promise<Mixd
   );
   const out = path.join(deps.scratchDir, "mixdown.mp3");
   const { duration } = await deps.audio.mixdownMp3(inputs, out, deps.signal);
-  // waveform from the aligned sum of the PCM tracks (no MP3 decode needed)
+  // waveform from the aligned PCM tracks, one track in memory at a time (no MP3 decode)
   const rate = 16000;
   const total = Math.ceil(Math.max(...input.tracks.map((t) => t.offset_seconds + t.duration_seconds)) * rate);
-  const sum = new Float64Array(total);
+  const acc = new PeakAccumulator(input.peaks, total);
   for (const [i, t] of input.tracks.entries()) {
     const pcm = readWav(await readFile(inputs[i]!.path));
-    const off = Math.round(t.offset_seconds * rate);
-    for (let j = 0; j < pcm.samples.length && off + j < total; j++) sum[off + j]! += pcm.samples[j]!;
+    acc.add(pcm.samples, Math.round(t.offset_seconds * rate));
   }
-  const mixed = new Int16Array(total);
-  for (let j = 0; j < total; j++) mixed[j] = Math.max(-32768, Math.min(32767, Math.round(sum[j]!)));
   const audio_key = derivedKey(input.recording_id, input.namespace, "mixdown", "mixdown.mp3");
   await deps.storage.putFile(audio_key, out, "audio/mpeg");
-  return { audio_key, waveform: waveformPeaks(mixed, input.peaks), duration: Math.round(duration * 1000) / 1000 };
+  return { audio_key, waveform: acc.peaks(), duration: Math.round(duration * 1000) / 1000 };
 }

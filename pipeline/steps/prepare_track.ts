@@ -6,6 +6,7 @@
 import path from "node:path";
 import type { PrepareTrackInput, PreparedTrack } from "../contracts/index.ts";
 import { envelopeToBytes, frameEnergies, FRAME_SECONDS } from "../audio/envelope.ts";
+import { NotAudioError } from "../audio/ffmpeg.ts";
 import { readWav } from "../audio/wav.ts";
 import { readFile } from "node:fs/promises";
 import type { StepDeps } from "./deps.ts";
@@ -18,7 +19,16 @@ export async function prepareTrack(input: PrepareTrackInput, deps: StepDeps): Pr
   const wav = path.join(deps.scratchDir, "track.wav");
   await deps.storage.getToFile(track.source_key, source);
   deps.progress?.({ step: "prepare_track", track_index: track.track_index, fraction: 0.3, message: "decoding" });
-  const { duration } = await deps.audio.decodeToWav(source, wav, deps.signal);
+  let duration: number;
+  try {
+    ({ duration } = await deps.audio.decodeToWav(source, wav, deps.signal));
+  } catch (err) {
+    // the decoder only knows our scratch copy: name the track and its storage key instead
+    if (err instanceof NotAudioError) {
+      throw new NotAudioError(`track ${track.track_index} (${track.participant}) ${track.source_key}`, err.reason.split(source).join("input"));
+    }
+    throw err;
+  }
   const pcm = readWav(await readFile(wav));
   const envelope = frameEnergies(pcm.samples, pcm.sampleRate, FRAME_SECONDS);
   const pcm_key = derivedKey(recording_id, namespace, "pcm", `${track.track_index}.wav`);

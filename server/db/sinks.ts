@@ -9,6 +9,7 @@
  */
 import type pg from "pg";
 import type { Logger } from "pino";
+import { z } from "zod/v4";
 import { ProgressEvent, Result } from "../../pipeline/contracts/index.ts";
 import type { ResultSink } from "../../pipeline/steps/deps.ts";
 import { appendEvent, PRIMARY_ENGINE, type StoredEvent } from "./events.ts";
@@ -77,10 +78,13 @@ export interface EventSink {
   record(event: ProgressEvent, key?: string): Promise<StoredEvent | undefined>;
 }
 
+/** Progress events as stored: any lowercase step name (Conductor adds tasks such as plan_tracks). */
+const StoredProgressEvent = ProgressEvent.extend({ step: z.string().regex(/^[a-z][a-z_]{0,63}$/, "step must be a lowercase task name") });
+
 export function createPgEventSink(pool: pg.Pool, opts: SinkOptions = {}): EventSink {
   return {
     async record(event, key) {
-      const e = ProgressEvent.parse(event);
+      const e = StoredProgressEvent.parse(event) as ProgressEvent;
       try {
         return await appendEvent(pool, e, key);
       } catch (err) {
@@ -91,5 +95,65 @@ export function createPgEventSink(pool: pg.Pool, opts: SinkOptions = {}): EventS
         throw err;
       }
     },
+  };
+}
+
+/** What the Conductor worker host reports per task (workers/conductor/host.ts TaskEvent), structurally. */
+export interface ConductorTaskEvent {
+  task: string;
+  task_id: string;
+  workflow_id: string;
+  recording_id?: string;
+  namespace?: string;
+  track_index?: number;
+  status: "started" | "succeeded" | "failed";
+  terminal?: boolean;
+  message?: string;
+  duration_ms?: number;
+  worker_id: string;
+}
+
+/**
+ * The host's `onTaskEvent` hook writing into Postgres: one event per task attempt and
+ * status (keyed by Conductor's task id, so a re-reported event is stored once). Never
+ * throws: a progress write must not fail the task it describes.
+ */
+export function createConductorTaskEventHandler(pool: pg.Pool, opts: SinkOptions = {}): (e: ConductorTaskEvent) => Promise<void> {
+  const sink = createPgEventSink(pool, opts);
+  // steps such as merge_transcripts carry no recording id in their input: find it by workflow
+  const byWorkflow = new Map<string, string>();
+  const recordingOf = async (e: ConductorTaskEvent): Promise<string | undefined> => {
+    if (e.recording_id) return e.recording_id;
+    if (!e.workflow_id) return undefined;
+    const known = byWorkflow.get(e.workflow_id);
+    if (known) return known;
+    const { rows } = await pool.query<{ id: string }>(`SELECT id FROM recordings WHERE workflow_id = $1`, [e.workflow_id]);
+    if (rows[0]) {
+      if (byWorkflow.size > 1000) byWorkflow.clear();
+      byWorkflow.set(e.workflow_id, rows[0].id);
+    }
+    return rows[0]?.id;
+  };
+  return async (e) => {
+    try {
+      const recordingId = await recordingOf(e);
+      if (!recordingId) return;
+      await sink.record(
+        {
+          recording_id: recordingId,
+          engine: e.namespace ?? "conductor",
+          step: e.task as ProgressEvent["step"],
+          ...(e.track_index !== undefined ? { track_index: e.track_index } : {}),
+          status: e.status,
+          ...(e.message ? { message: e.message.slice(0, 2000) } : {}),
+          ...(e.duration_ms !== undefined ? { duration_ms: e.duration_ms } : {}),
+          worker_id: e.worker_id,
+          at: new Date().toISOString(),
+        },
+        `${e.task_id}:${e.status}`,
+      );
+    } catch (err) {
+      opts.log?.warn({ err, recording_id: e.recording_id, task: e.task }, "could not store a task event");
+    }
   };
 }

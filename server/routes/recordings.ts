@@ -82,6 +82,8 @@ export const recordingRoutes: FastifyPluginAsync<RecordingRoutesOptions> = async
         gone = true;
       });
       const parts = req.parts({
+        // keep the client's name as sent so path-like names are refused, not silently stripped
+        preservePath: true,
         limits: {
           fileSize: opts.limits.maxTrackBytes + 1, // the guard sees the byte too many and refuses
           files: opts.limits.maxTracks + 1, // one file too many is reported as a count mismatch

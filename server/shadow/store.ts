@@ -43,6 +43,8 @@ export interface ShadowStore {
   saveError(recordingId: string, error: string): Promise<void>;
   get(recordingId: string): Promise<ShadowRecord | undefined>;
   summary(): Promise<ShadowSummary>;
+  /** delete everything shadow mode and the BullMQ engine kept about a recording (its comparison, runs and event logs) */
+  forget(recordingId: string): Promise<void>;
 }
 
 export function createShadowStore(pool: pg.Pool): ShadowStore {
@@ -112,6 +114,10 @@ export function createShadowStore(pool: pg.Pool): ShadowStore {
     },
     async saveError(recordingId, error) {
       await pool.query(`UPDATE shadow_runs SET status = 'error', error = $2, compared_at = clock_timestamp() WHERE recording_id = $1`, [recordingId, error]);
+    },
+    async forget(recordingId) {
+      await pool.query(`DELETE FROM shadow_runs WHERE recording_id = $1`, [recordingId]);
+      await pool.query(`DELETE FROM pipeline_runs WHERE recording_id = $1`, [recordingId]);
     },
     async get(recordingId) {
       const { rows } = await pool.query(`SELECT * FROM shadow_runs WHERE recording_id = $1`, [recordingId]);

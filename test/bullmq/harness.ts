@@ -14,6 +14,9 @@ import type { Storage } from "../../pipeline/ports.ts";
 import { createLocalStorage } from "../../server/storage/local.ts";
 import { createBullmqEngine, createBullmqRedis, type BullmqEngine } from "../../workers/bullmq/engine.ts";
 import { createPgEventLog, type EventLog } from "../../workers/bullmq/event-log.ts";
+import { dropPrefix } from "../../workers/bullmq/queues.ts";
+
+export { dropPrefix };
 import { migratedSchema, type TestSchema } from "./db.ts";
 
 export interface Harness {
@@ -31,16 +34,6 @@ export interface Harness {
 }
 
 export const uid = (): string => randomBytes(4).toString("hex");
-
-/** Delete every Redis key under a BullMQ prefix. */
-export async function dropPrefix(redis: Redis, prefix: string): Promise<void> {
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 500);
-    cursor = next;
-    if (keys.length) await redis.del(...keys);
-  } while (cursor !== "0");
-}
 
 export async function bullmqHarness(opts: { startWorkers: boolean; env?: Record<string, string>; tag?: string }): Promise<Harness> {
   const dir = mkdtempSync(path.join(os.tmpdir(), "ts-bullmq-"));

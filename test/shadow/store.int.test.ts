@@ -67,4 +67,9 @@ test("reports are stored per recording and summarized: match rate, mismatches by
   assert.equal(again.match_rate, 1);
   assert.deepEqual(again.mismatches_by_step, []);
   assert.equal(again.durations.find((d) => d.step === "transcribe_track" && d.engine === "conductor")?.samples, 4);
+
+  // deleting a recording forgets its comparison
+  await store.forget("rec-2");
+  assert.equal(await store.get("rec-2"), undefined);
+  assert.equal((await store.summary()).recordings, 2);
 });

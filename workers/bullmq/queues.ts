@@ -28,3 +28,15 @@ export function createStepQueues(connection: Redis, prefix: string): StepQueues 
     },
   };
 }
+
+/** Delete every Redis key under a BullMQ prefix (test runs, benchmarks). */
+export async function dropPrefix(connection: Redis, prefix: string): Promise<number> {
+  let cursor = "0";
+  let deleted = 0;
+  do {
+    const [next, keys] = await connection.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 500);
+    cursor = next;
+    if (keys.length) deleted += await connection.del(...keys);
+  } while (cursor !== "0");
+  return deleted;
+}

@@ -1,0 +1,158 @@
+/**
+ * Services for the API tests: a fresh Postgres schema (all migrations applied), a real
+ * S3-compatible server over HTTP (s3rver) with its own directory, and the real Conductor
+ * server at CONDUCTOR_SERVER_URL (started by `npm test`; started here when unset) with the
+ * workflow and task definitions of workflows/ registered.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { ListMultipartUploadsCommand } from "@aws-sdk/client-s3";
+import pg from "pg";
+import { pino, type Logger } from "pino";
+import { loadConfig, type Config } from "../../pipeline/config.ts";
+import { startS3Server, type S3ServerHandle } from "../../scripts/s3-server.ts";
+import { migrate } from "../../server/db/migrate.ts";
+import { createStorage, type ServiceStorage } from "../../server/storage/index.ts";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+export interface ApiServices {
+  config: Config;
+  pool: pg.Pool;
+  storage: ServiceStorage;
+  s3: S3ServerHandle;
+  conductorUrl: string;
+  log: Logger;
+  /** rows in the API's tables (recordings, tracks, results, events, step_runs, idempotency_keys) */
+  rowCounts(): Promise<Record<string, number>>;
+  /** bucket keys under `prefix` and multipart uploads still pending */
+  bucketState(prefix?: string): Promise<{ keys: string[]; pendingUploads: number }>;
+  /** running workflow ids of the pipeline workflow */
+  runningWorkflows(): Promise<string[]>;
+  conductor(pathAndQuery: string, init?: RequestInit): Promise<Response>;
+  close(): Promise<void>;
+}
+
+async function ensureConductor(): Promise<{ url: string; stop?: () => Promise<void> }> {
+  if (process.env.CONDUCTOR_SERVER_URL) return { url: process.env.CONDUCTOR_SERVER_URL };
+  const { startConductor } = await import("../../scripts/conductor.ts");
+  const stateDir = path.join(root, ".work", "test-api-conductor");
+  const h = await startConductor({ stateDir, log: (s) => process.stderr.write(`${s}\n`) });
+  return { url: h.url, stop: h.stop };
+}
+
+/** Register the task and workflow definitions of workflows/ (idempotent). */
+export async function registerWorkflowDefinitions(conductorUrl: string): Promise<void> {
+  const base = conductorUrl.replace(/\/+$/, "");
+  const tasks = JSON.parse(await readFile(path.join(root, "workflows", "tasks.json"), "utf8")) as unknown[];
+  const wf = JSON.parse(await readFile(path.join(root, "workflows", "multitrack_diarization.json"), "utf8")) as unknown;
+  const t = await fetch(`${base}/metadata/taskdefs`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(tasks) });
+  if (!t.ok) throw new Error(`task definitions: ${t.status} ${await t.text()}`);
+  const w = await fetch(`${base}/metadata/workflow`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify([wf]) });
+  if (!w.ok) throw new Error(`workflow definition: ${w.status} ${await w.text()}`);
+}
+
+export async function startApiServices(overrides: Record<string, string> = {}): Promise<ApiServices> {
+  const schema = `api_${randomBytes(4).toString("hex")}`;
+  const dir = await mkdtemp(path.join(os.tmpdir(), "ts-api-"));
+  const s3 = await startS3Server({ dir: path.join(dir, "s3"), inProcess: true });
+  const conductor = await ensureConductor();
+  await registerWorkflowDefinitions(conductor.url);
+  const config = loadConfig({
+    NODE_ENV: "test",
+    LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
+    DATABASE_URL: process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test",
+    DATABASE_SCHEMA: schema,
+    STORAGE_DRIVER: "s3",
+    S3_ENDPOINT: s3.endpoint,
+    S3_BUCKET: s3.bucket,
+    S3_ACCESS_KEY_ID: s3.accessKeyId,
+    S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    CONDUCTOR_SERVER_URL: conductor.url,
+    WORK_DIR: path.join(dir, "work"),
+    PORT: "0",
+    HOST: "127.0.0.1",
+    API_RECONCILE_SECONDS: "0",
+    ...overrides,
+  });
+  await migrate(config);
+  const pool = new pg.Pool({ connectionString: config.DATABASE_URL, options: `-c search_path=${schema}`, max: 6 });
+  const storage = createStorage(config);
+  const log = pino({ level: config.LOG_LEVEL });
+  const base = conductor.url.replace(/\/+$/, "");
+  return {
+    config,
+    pool,
+    storage,
+    s3,
+    conductorUrl: conductor.url,
+    log,
+    async rowCounts() {
+      const out: Record<string, number> = {};
+      for (const t of ["recordings", "tracks", "results", "events", "step_runs", "idempotency_keys"]) {
+        out[t] = Number((await pool.query(`SELECT count(*) AS n FROM ${t}`)).rows[0].n);
+      }
+      return out;
+    },
+    async bucketState(prefix = "recordings/") {
+      const keys = await storage.list(prefix);
+      const up = await storage.s3!.client.send(new ListMultipartUploadsCommand({ Bucket: config.S3_BUCKET }));
+      return { keys, pendingUploads: up.Uploads?.length ?? 0 };
+    },
+    async runningWorkflows() {
+      const res = await fetch(`${base}/workflow/running/multitrack_diarization?version=1`);
+      if (!res.ok) throw new Error(`running workflows: ${res.status}`);
+      return ((await res.json()) as string[]).sort();
+    },
+    conductor: (p, init) => fetch(`${base}${p}`, init),
+    async close() {
+      await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
+      await pool.end();
+      await storage.close();
+      await s3.stop();
+      await conductor.stop?.();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A multipart body (and its content type) built with the platform's FormData. */
+export async function multipartBody(
+  manifest: unknown,
+  files: { name: string; data: Buffer | Uint8Array; field?: string }[],
+  opts: { manifestFirst?: boolean } = {},
+): Promise<{ body: Buffer; contentType: string }> {
+  const form = new FormData();
+  const addFiles = (): void => {
+    for (const f of files) form.append(f.field ?? "track", new Blob([f.data]), f.name);
+  };
+  if (opts.manifestFirst === false) addFiles();
+  if (manifest !== undefined) form.append("manifest", typeof manifest === "string" ? manifest : JSON.stringify(manifest));
+  if (opts.manifestFirst !== false) addFiles();
+  const res = new Response(form);
+  return { body: Buffer.from(await res.arrayBuffer()), contentType: res.headers.get("content-type")! };
+}
+
+/** A valid, tiny 16 kHz mono WAV (silence + a tone) of `seconds`. */
+export function wavBytes(seconds = 0.5, rate = 16000): Buffer {
+  const n = Math.round(seconds * rate);
+  const b = Buffer.alloc(44 + n * 2);
+  b.write("RIFF", 0, "latin1");
+  b.writeUInt32LE(36 + n * 2, 4);
+  b.write("WAVE", 8, "latin1");
+  b.write("fmt ", 12, "latin1");
+  b.writeUInt32LE(16, 16);
+  b.writeUInt16LE(1, 20);
+  b.writeUInt16LE(1, 22);
+  b.writeUInt32LE(rate, 24);
+  b.writeUInt32LE(rate * 2, 28);
+  b.writeUInt16LE(2, 32);
+  b.writeUInt16LE(16, 34);
+  b.write("data", 36, "latin1");
+  b.writeUInt32LE(n * 2, 40);
+  for (let i = 0; i < n; i++) b.writeInt16LE(Math.round(3000 * Math.sin((2 * Math.PI * 440 * i) / rate)), 44 + i * 2);
+  return b;
+}

@@ -1,0 +1,173 @@
+/**
+ * The OpenAI-compatible ASR engine against a tiny real HTTP server (node:http) that answers
+ * in the OpenAI `verbose_json` format: checks the request shape (path, multipart fields,
+ * auth header, the uploaded WAV is exactly the planned segment) and the parsing (word times
+ * mapped back to file-local seconds, errors typed and classified).
+ */
+import assert from "node:assert/strict";
+import { writeFile, mkdtemp, rm } from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { AsrError, createAsrEngine, createOpenAiAsrEngine } from "../../pipeline/asr/index.ts";
+import { readWav, writeWav } from "../../pipeline/audio/wav.ts";
+import { loadConfig } from "../../pipeline/config.ts";
+
+interface Seen {
+  method: string;
+  url: string;
+  auth: string | undefined;
+  fields: Record<string, string[]>;
+  wavSeconds: number;
+  wavRate: number;
+}
+
+let dir: string;
+let wavPath: string;
+let server: http.Server;
+let base: string;
+const seen: Seen[] = [];
+/** what the next requests answer; default: two words relative to the uploaded segment */
+let answer: (n: number) => { status: number; body: string } = () => ({
+  status: 200,
+  body: JSON.stringify({
+    task: "transcribe",
+    language: "english",
+    duration: 1,
+    text: "hello there",
+    words: [
+      { word: " hello", start: 0.1, end: 0.4 },
+      { word: "there", start: 0.5, end: 0.9 },
+    ],
+  }),
+});
+
+before(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), "ts-asr-http-"));
+  // 10 s of a quiet tone: the content is irrelevant, the server only measures it
+  const samples = new Int16Array(16000 * 10);
+  for (let i = 0; i < samples.length; i++) samples[i] = Math.round(2000 * Math.sin((2 * Math.PI * 220 * i) / 16000));
+  wavPath = path.join(dir, "track.wav");
+  await writeFile(wavPath, writeWav({ sampleRate: 16000, samples }));
+
+  server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", async () => {
+      const body = Buffer.concat(chunks);
+      // parse the multipart body with the platform's own parser
+      const form = await new Request("http://local" + req.url, {
+        method: req.method,
+        headers: { "content-type": req.headers["content-type"] ?? "" },
+        body,
+      }).formData();
+      const fields: Record<string, string[]> = {};
+      let wavSeconds = -1;
+      let wavRate = -1;
+      for (const [k, v] of form.entries()) {
+        if (typeof v === "string") (fields[k] ??= []).push(v);
+        else {
+          const pcm = readWav(Buffer.from(await v.arrayBuffer()));
+          wavSeconds = pcm.samples.length / pcm.sampleRate;
+          wavRate = pcm.sampleRate;
+          (fields[k] ??= []).push(`<file ${v.name}>`);
+        }
+      }
+      seen.push({ method: req.method ?? "", url: req.url ?? "", auth: req.headers.authorization, fields, wavSeconds, wavRate });
+      const a = answer(seen.length);
+      res.writeHead(a.status, { "content-type": "application/json" });
+      res.end(a.body);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+after(async () => {
+  await new Promise<void>((r) => server.close(() => r()));
+  await rm(dir, { recursive: true, force: true });
+});
+
+test("request shape: one multipart POST per planned span, the segment's own audio, verbose_json with word timestamps", async () => {
+  seen.length = 0;
+  const engine = createOpenAiAsrEngine({ url: `${base}/v1/`, apiKey: "sk-test", model: "whisper-1" });
+  const words = await engine.transcribe(wavPath, { language: "en-US", spans: [{ start: 2, end: 3 }, { start: 6, end: 6.5 }] });
+
+  assert.equal(seen.length, 2);
+  for (const s of seen) {
+    assert.equal(s.method, "POST");
+    assert.equal(s.url, "/v1/audio/transcriptions");
+    assert.equal(s.auth, "Bearer sk-test");
+    assert.deepEqual(s.fields.model, ["whisper-1"]);
+    assert.deepEqual(s.fields.response_format, ["verbose_json"]);
+    assert.deepEqual(s.fields["timestamp_granularities[]"], ["word"]);
+    assert.deepEqual(s.fields.language, ["en"]);
+    assert.deepEqual(s.fields.file, ["<file segment.wav>"]);
+    assert.equal(s.wavRate, 16000);
+  }
+  // the uploaded audio is the span, not the whole 10 s track
+  assert.ok(Math.abs(seen[0]!.wavSeconds - 1) < 0.01, `first upload ${seen[0]!.wavSeconds} s`);
+  assert.ok(Math.abs(seen[1]!.wavSeconds - 0.5) < 0.01, `second upload ${seen[1]!.wavSeconds} s`);
+
+  // words come back trimmed, in file-local seconds (segment start + word time)
+  assert.deepEqual(
+    words.map((w) => [w.text, w.start, w.end]),
+    [
+      ["hello", 2.1, 2.4],
+      ["there", 2.5, 2.9],
+      ["hello", 6.1, 6.4],
+      ["there", 6.5, 6.9],
+    ],
+  );
+});
+
+test("no spans: the whole file is sent (long files in ≤ 25 s pieces); no API key → no auth header", async () => {
+  seen.length = 0;
+  const engine = createOpenAiAsrEngine({ url: base, model: "m" });
+  await engine.transcribe(wavPath, { language: "en" });
+  assert.equal(seen.length, 1);
+  assert.equal(seen[0]!.auth, undefined);
+  assert.ok(Math.abs(seen[0]!.wavSeconds - 10) < 0.01);
+});
+
+test("createAsrEngine picks the HTTP engine from the config", async () => {
+  seen.length = 0;
+  const engine = createAsrEngine(loadConfig({ ASR_ENGINE: "openai", ASR_URL: base, ASR_MODEL: "big-model" }));
+  assert.match(engine.name, /openai/);
+  const words = await engine.transcribe(wavPath, { language: "en", spans: [{ start: 0, end: 1 }] });
+  assert.equal(words.length, 2);
+  assert.deepEqual(seen[0]!.fields.model, ["big-model"]);
+});
+
+test("server errors are typed AsrErrors: 5xx retryable, 4xx not, malformed answers named", async () => {
+  const engine = createOpenAiAsrEngine({ url: base, model: "m" });
+  const opts = { language: "en", spans: [{ start: 0, end: 1 }] };
+  try {
+    answer = () => ({ status: 503, body: JSON.stringify({ error: { message: "overloaded" } }) });
+    await assert.rejects(engine.transcribe(wavPath, opts), (e: unknown) => e instanceof AsrError && e.retryable && /503/.test(e.message));
+    answer = () => ({ status: 400, body: JSON.stringify({ error: { message: "bad file" } }) });
+    await assert.rejects(engine.transcribe(wavPath, opts), (e: unknown) => e instanceof AsrError && !e.retryable && /400/.test(e.message));
+    answer = () => ({ status: 200, body: JSON.stringify({ words: [{ word: "x", start: "soon" }] }) });
+    await assert.rejects(engine.transcribe(wavPath, opts), (e: unknown) => e instanceof AsrError && /verbose_json/.test(e.message));
+    answer = () => ({ status: 200, body: "<html>proxy error</html>" });
+    await assert.rejects(engine.transcribe(wavPath, opts), AsrError);
+  } finally {
+    answer = () => ({ status: 200, body: JSON.stringify({ text: "", words: [] }) });
+  }
+  // an answer without words is an empty transcript, not an error
+  assert.deepEqual(await engine.transcribe(wavPath, opts), []);
+});
+
+test("an unreachable backend is a clear AsrError naming the endpoint", async () => {
+  const closed = http.createServer();
+  await new Promise<void>((r) => closed.listen(0, "127.0.0.1", () => r()));
+  const port = (closed.address() as AddressInfo).port;
+  await new Promise<void>((r) => closed.close(() => r()));
+  const engine = createOpenAiAsrEngine({ url: `http://127.0.0.1:${port}`, model: "m" });
+  await assert.rejects(
+    engine.transcribe(wavPath, { language: "en", spans: [{ start: 0, end: 1 }] }),
+    (e: unknown) => e instanceof AsrError && e.message.includes(`127.0.0.1:${port}/v1/audio/transcriptions`),
+  );
+});

@@ -1,0 +1,140 @@
+/**
+ * Shadow mode on real Redis, Postgres and Conductor: the fixture meeting runs on Conductor
+ * (authoritative) while the BullMQ engine runs the same input in namespace `bullmq`; the
+ * comparison is stored. Unperturbed it ends matched; with SHADOW_TEST_PERTURB on one
+ * transcription it ends mismatched, naming the step, the track and the words.
+ */
+import { after, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { pino } from "pino";
+import { compareCommand } from "../../bin/commands/compare.ts";
+import { FileManifest, type PipelineInput } from "../../pipeline/contracts/index.ts";
+import type { PipelineEngine } from "../../pipeline/runner/engine.ts";
+import { stageManifest } from "../../pipeline/runner/stage.ts";
+import { conductorHttpLookup, startShadowRun, type ShadowDeps } from "../../server/shadow/runner.ts";
+import { createShadowStore } from "../../server/shadow/store.ts";
+import { defaultStateDir } from "../../scripts/conductor.ts";
+import { buildFixtures, defaultFixtureDir } from "../../scripts/build-fixtures.ts";
+import { createConductorEngine } from "../../workers/conductor/engine.ts";
+import { bullmqHarness, uid, type Harness } from "../bullmq/harness.ts";
+
+/** CONDUCTOR_SERVER_URL (set by `npm test`), else the server of `npm run conductor:start`. */
+function conductorUrl(): string {
+  if (process.env.CONDUCTOR_SERVER_URL) return process.env.CONDUCTOR_SERVER_URL;
+  const state = path.join(defaultStateDir(), "server.json");
+  if (existsSync(state)) return (JSON.parse(readFileSync(state, "utf8")) as { url: string }).url;
+  throw new Error("no Conductor: set CONDUCTOR_SERVER_URL or run `npm run conductor:start`");
+}
+
+async function fixtureManifest(): Promise<string> {
+  const file = path.join(defaultFixtureDir(), "manifest.json");
+  return existsSync(file) ? file : (await buildFixtures(defaultFixtureDir())).manifestPath;
+}
+
+const closers: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const c of closers.reverse()) await c().catch(() => undefined);
+});
+
+interface ShadowSetup {
+  h: Harness;
+  conductor: PipelineEngine;
+  deps: ShadowDeps;
+}
+
+async function setup(tag: string, env: Record<string, string> = {}): Promise<ShadowSetup> {
+  const h = await bullmqHarness({
+    startWorkers: true,
+    tag,
+    env: { SHADOW_MODE: "bullmq", SHADOW_SAMPLE_RATE: "1", CONDUCTOR_SERVER_URL: conductorUrl(), CONDUCTOR_POLL_INTERVAL_MS: "50", ...env },
+  });
+  closers.push(() => h.close());
+  const log = pino({ level: h.config.LOG_LEVEL });
+  const conductor = createConductorEngine(h.config, { storage: h.storage, log, startWorkers: true });
+  closers.push(() => conductor.close());
+  const deps: ShadowDeps = { config: h.config, engine: h.engine, eventLog: h.eventLog, store: createShadowStore(h.db.pool), log, pollMs: 200 };
+  return { h, conductor, deps };
+}
+
+/** Upload-path order: the Conductor workflow starts, then the shadow run of the same input. */
+async function runShadowed(s: ShadowSetup, recordingId: string) {
+  const manifestFile = await fixtureManifest();
+  const manifest = FileManifest.parse(JSON.parse(readFileSync(manifestFile, "utf8")));
+  const input: PipelineInput = await stageManifest(manifest, s.h.storage, recordingId, path.dirname(manifestFile), { namespace: "conductor" });
+  const authoritative = s.conductor.run(input);
+  // the API knows the workflow id when it starts the shadow; the engine tells it at the end
+  const lookup = conductorHttpLookup(s.h.config.CONDUCTOR_SERVER_URL);
+  const deps: ShadowDeps = { ...s.deps, conductorWorkflow: async (rec) => lookup(rec, (await authoritative).run.workflow_id) };
+  const t0 = performance.now();
+  const shadow = startShadowRun(deps, recordingId, input);
+  assert.equal(shadow.sampled, true);
+  const [conductorRun, report] = await Promise.all([authoritative, shadow.done]);
+  process.stderr.write(`shadowed run of ${recordingId}: ${Math.round(performance.now() - t0)} ms\n`);
+  assert.ok(report, "the comparison was not stored");
+  return { conductorRun, report, input };
+}
+
+test("the fixture meeting in shadow mode ends matched, with both engines' durations stored", async () => {
+  const s = await setup("shadowok");
+  const recordingId = `rec-${uid()}`;
+  const { conductorRun, report } = await runShadowed(s, recordingId);
+
+  const mismatched = report.items.filter((i) => i.classification === "mismatched");
+  assert.deepEqual(mismatched, [], "unexpected mismatches");
+  assert.equal(report.verdict, "matched");
+  assert.equal(report.primary.run_id, conductorRun.run.workflow_id);
+  // every task of both engines was compared, keyed by track index
+  const words = report.items.filter((i) => i.step === "transcribe_track" && i.check === "words");
+  assert.deepEqual(words.map((i) => i.track_index), [0, 1, 2]);
+  assert.ok(report.items.some((i) => i.step === "finalize" && i.check === "words" && i.classification === "matched"));
+  assert.equal(report.durations.length, 3 + 1 + 3 + 7);
+  assert.ok(report.durations.every((d) => d.primary_ms !== null && d.shadow_ms !== null), JSON.stringify(report.durations));
+
+  const stored = await s.deps.store.get(recordingId);
+  assert.equal(stored?.status, "matched");
+  assert.equal(stored?.mismatched, 0);
+  const summary = await s.deps.store.summary();
+  assert.equal(summary.match_rate, 1);
+  assert.deepEqual(new Set(summary.durations.map((d) => d.engine)), new Set(["conductor", "bullmq"]));
+  // the shadow wrote only under its own namespace
+  const keys = await s.h.storage.list(`recordings/${recordingId}/`);
+  assert.ok(keys.some((k) => k.startsWith(`recordings/${recordingId}/bullmq/`)));
+  assert.ok(keys.some((k) => k.startsWith(`recordings/${recordingId}/conductor/`)));
+});
+
+test("a perturbed BullMQ transcription yields a mismatch naming the step, the track and the words", async () => {
+  const s = await setup("shadowbad", { SHADOW_TEST_PERTURB: "transcribe_track:1" });
+  const recordingId = `rec-${uid()}`;
+  const { report } = await runShadowed(s, recordingId);
+
+  assert.equal(report.verdict, "mismatched");
+  const t1 = report.items.find((i) => i.step === "transcribe_track" && i.track_index === 1 && i.check === "words");
+  assert.equal(t1?.classification, "mismatched");
+  const diffs = (t1!.details as { diffs: { op: string; primary?: string; shadow?: string }[] }).diffs;
+  assert.equal(diffs.length, 1);
+  assert.equal(diffs[0]!.op, "substitution");
+  assert.equal(diffs[0]!.shadow, "perturbed");
+  assert.match(t1!.summary, new RegExp(`^track 1: (\\d+) vs \\1 words, WER [0-9.]+% \\(1 sub, 0 del, 0 ins\\): "${diffs[0]!.primary}"→"perturbed"`));
+  // the other tracks still match
+  for (const track of [0, 2]) {
+    assert.equal(report.items.find((i) => i.step === "transcribe_track" && i.track_index === track && i.check === "words")?.classification, "matched");
+  }
+  assert.equal((await s.deps.store.get(recordingId))?.status, "mismatched");
+
+  // `trackscribe compare` shows it as a table row
+  const saved = { url: process.env.DATABASE_URL, schema: process.env.DATABASE_SCHEMA };
+  Object.assign(process.env, s.h.db.env);
+  try {
+    let text = "";
+    assert.equal(await compareCommand(recordingId, { mismatches: true }, (t) => void (text += t)), 0);
+    assert.match(text, /^Shadow comparison: MISMATCHED/);
+    assert.match(text, /\ntranscribe_track\s+1\s+words\s+MISMATCH\s+track 1: .*→"perturbed"/);
+  } finally {
+    for (const [k, v] of [["DATABASE_URL", saved.url], ["DATABASE_SCHEMA", saved.schema]] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+});

@@ -1,0 +1,80 @@
+/**
+ * The Conductor engine for `trackscribe process --engine conductor`: registers the
+ * definitions, starts workers in this process (unless --no-workers), starts the workflow,
+ * follows it to the end, and returns the workflow output parsed as the Result contract.
+ */
+import { randomUUID } from "node:crypto";
+import { Result, type PipelineInput, type ProgressEvent } from "../../pipeline/contracts/index.ts";
+import type { Config } from "../../pipeline/config.ts";
+import type { PipelineEngine } from "../../pipeline/runner/engine.ts";
+import type { Logger } from "pino";
+import type { Storage } from "../../pipeline/ports.ts";
+import { createStepPorts } from "../step-ports.ts";
+import { createConductorApi, waitForConductor, type ConductorApi, type WorkflowRecord } from "./client.ts";
+import { registerDefinitions, WORKFLOW_NAME, WORKFLOW_VERSION } from "./definitions.ts";
+import { startConductorRuntime, type ConductorRuntime } from "./runtime.ts";
+
+export class WorkflowFailedError extends Error {
+  override readonly name = "WorkflowFailedError";
+  constructor(readonly workflowId: string, readonly status: string, reason: string) {
+    super(`workflow ${workflowId} ${status}: ${reason}`);
+  }
+}
+
+/** Follow a workflow until it ends, reporting each task once as it finishes. */
+export async function followWorkflow(
+  api: ConductorApi,
+  id: string,
+  opts: { recordingId: string; onProgress?: (e: ProgressEvent) => void; pollMs?: number; signal?: AbortSignal },
+): Promise<WorkflowRecord> {
+  const seen = new Set<string>();
+  for (;;) {
+    opts.signal?.throwIfAborted();
+    const wf = await api.getWorkflow(id, true);
+    for (const t of wf.tasks) {
+      const key = `${t.taskId}:${t.status}`;
+      if (seen.has(key) || !["COMPLETED", "FAILED", "FAILED_WITH_TERMINAL_ERROR", "TIMED_OUT"].includes(t.status)) continue;
+      if (["JOIN", "FORK", "FORK_JOIN", "FORK_JOIN_DYNAMIC"].includes(t.taskType)) continue;
+      seen.add(key);
+      const track = (t.inputData.track as { track_index?: number } | undefined)?.track_index;
+      opts.onProgress?.({
+        recording_id: opts.recordingId,
+        engine: "conductor",
+        step: (t.taskType === "plan_tracks" ? "pipeline" : t.taskType) as ProgressEvent["step"],
+        ...(typeof track === "number" ? { track_index: track } : {}),
+        status: t.status === "COMPLETED" ? "succeeded" : "failed",
+        duration_ms: t.endTime && t.startTime ? t.endTime - t.startTime : undefined,
+        worker_id: t.workerId ?? undefined,
+        at: new Date(t.endTime || Date.now()).toISOString(),
+      });
+    }
+    if (wf.status !== "RUNNING" && wf.status !== "PAUSED") return wf;
+    await new Promise((r) => setTimeout(r, opts.pollMs ?? 250));
+  }
+}
+
+export function createConductorEngine(config: Config, opts: { storage: Storage; log: Logger; startWorkers: boolean }): PipelineEngine {
+  const api = createConductorApi(config.CONDUCTOR_SERVER_URL);
+  let runtime: ConductorRuntime | undefined;
+  return {
+    name: "conductor",
+    async run(input: PipelineInput, hooks = {}) {
+      if (opts.startWorkers && !runtime) {
+        const stepDeps = createStepPorts(config, { storage: opts.storage, log: opts.log });
+        runtime = await startConductorRuntime(config, { storage: opts.storage, stepDeps, log: opts.log });
+      } else if (!runtime) {
+        await waitForConductor(api, { timeoutMs: config.CONDUCTOR_WAIT_SECONDS * 1000, log: (m) => opts.log.info(m) });
+        await registerDefinitions(api);
+      }
+      const id = await api.startWorkflow(WORKFLOW_NAME, WORKFLOW_VERSION, input, `${input.recording_id}:${randomUUID().slice(0, 8)}`);
+      opts.log.info({ workflow_id: id, recording_id: input.recording_id }, "workflow started");
+      const wf = await followWorkflow(api, id, { recordingId: input.recording_id, onProgress: hooks.onProgress, signal: hooks.signal });
+      if (wf.status !== "COMPLETED") throw new WorkflowFailedError(id, wf.status, wf.reasonForIncompletion ?? "no reason given");
+      return { result: Result.parse(wf.output), run: { engine: "conductor", workflow_id: id } };
+    },
+    async close() {
+      await runtime?.stop(config.DRAIN_TIMEOUT_SECONDS * 1000);
+      runtime = undefined;
+    },
+  };
+}

@@ -1,0 +1,180 @@
+/**
+ * The Conductor worker host: one TaskManager polling every task type of the workflow,
+ * each task run as "parse input with its zod schema → step → validate output → stamp with
+ * the worker's identity". Invalid input is a terminal failure whose reason names the
+ * field; any other error fails the attempt and Conductor retries per the task definition.
+ * stop() stops polling and then WAITS for in-flight tasks (the SDK's stopPolling does not).
+ */
+import { mkdir, rm } from "node:fs/promises";
+import path from "node:path";
+import { TaskManager, type ConductorWorker } from "@io-orkes/conductor-javascript";
+import type { Logger } from "pino";
+import { PipelineInput } from "../../pipeline/contracts/index.ts";
+import { runStep, steps, StepInputError, type StepTable } from "../../pipeline/steps/index.ts";
+import type { Storage } from "../../pipeline/ports.ts";
+import type { StepDepsFactory } from "../step-ports.ts";
+import type { WorkerIdentity } from "../identity.ts";
+import { PlanSpeechConductorOutput, PlanTracksOutput } from "./contracts.ts";
+import { buildForkPlan } from "./fork.ts";
+import type { SdkClient } from "./sdk.ts";
+
+export const CONDUCTOR_TASKS = ["plan_tracks", ...Object.keys(steps)] as const;
+export type ConductorTaskName = (typeof CONDUCTOR_TASKS)[number];
+
+/** What the host reports about each task it runs (the API writes these as events). */
+export interface TaskEvent {
+  task: ConductorTaskName;
+  task_id: string;
+  workflow_id: string;
+  recording_id?: string;
+  namespace?: string;
+  track_index?: number;
+  status: "started" | "succeeded" | "failed";
+  terminal?: boolean;
+  message?: string;
+  duration_ms?: number;
+  worker_id: string;
+}
+
+export interface ConductorHostDeps {
+  client: SdkClient;
+  storage: Storage;
+  stepDeps: StepDepsFactory;
+  identity: WorkerIdentity;
+  log: Logger;
+  workDir: string;
+  pollIntervalMs?: number;
+  concurrency?: number;
+  /** serve only these task types (default: all) */
+  only?: readonly ConductorTaskName[];
+  onTaskEvent?: (e: TaskEvent) => void | Promise<void>;
+  /** run a step; the supervisor swaps in a child-process runner for heavy steps */
+  runStepFn?: typeof runStep;
+}
+
+export interface ConductorHost {
+  readonly pollWorkerId: string;
+  inFlight(): string[];
+  /** stop polling, let in-flight tasks finish until the deadline; returns the task ids cut off */
+  stop(drainMs: number): Promise<string[]>;
+}
+
+export class UnknownStorageKeyError extends Error {
+  override readonly name = "UnknownStorageKeyError";
+  readonly retryable = false;
+}
+
+/** The id a worker polls with: `host/slot/pid#build`, so poll data shows the build (lesson 8). */
+export const pollWorkerId = (identity: WorkerIdentity): string => `${identity.worker_id}#${identity.build}`;
+
+const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+export function startConductorWorkerHost(deps: ConductorHostDeps): ConductorHost {
+  const inflight = new Map<string, ConductorTaskName>();
+  const stamp = { worker_id: deps.identity.worker_id, build: deps.identity.build };
+  const run = deps.runStepFn ?? runStep;
+
+  async function handle(name: ConductorTaskName, input: Record<string, unknown>, scratchDir: string): Promise<Record<string, unknown>> {
+    const depsFor = deps.stepDeps(scratchDir, { log: deps.log });
+    if (name === "plan_tracks") {
+      const parsed = PipelineInput.safeParse(input);
+      if (!parsed.success) throw new StepInputError("plan_tracks", parsed.error);
+      const wf = parsed.data;
+      const missing: string[] = [];
+      for (const t of wf.tracks) if (!(await deps.storage.exists(t.source_key))) missing.push(t.source_key);
+      if (missing.length) throw new UnknownStorageKeyError(`unknown storage key(s): ${missing.join(", ")} (in ${deps.storage.describe})`);
+      const plan = buildForkPlan(
+        "prepare_track",
+        wf.tracks.map((track) => ({ track_index: track.track_index, input: { recording_id: wf.recording_id, namespace: wf.namespace, track } })),
+      );
+      return PlanTracksOutput.parse({ ...plan, expected_tracks: wf.tracks.map((t) => t.track_index).sort((a, b) => a - b) });
+    }
+    const out = (await run(name as keyof StepTable, input, depsFor)) as Record<string, unknown>;
+    if (name === "plan_speech") {
+      const plan = out as unknown as PlanSpeechConductorOutput;
+      const fork = buildForkPlan(
+        "transcribe_track",
+        plan.tracks.map((track) => ({
+          track_index: track.track_index,
+          input: { recording_id: input.recording_id, namespace: input.namespace, language: input.language, track },
+        })),
+      );
+      return PlanSpeechConductorOutput.parse({ ...out, ...fork });
+    }
+    return out;
+  }
+
+  const workers: ConductorWorker[] = (deps.only ?? CONDUCTOR_TASKS).map((name) => ({
+    taskDefName: name,
+    concurrency: deps.concurrency ?? 1,
+    pollInterval: deps.pollIntervalMs ?? 100,
+    execute: async (task) => {
+      const taskId = task.taskId ?? "unknown";
+      const input = (task.inputData ?? {}) as Record<string, unknown>;
+      const track = (input.track as { track_index?: number } | undefined)?.track_index;
+      const base = {
+        task: name,
+        task_id: taskId,
+        workflow_id: task.workflowInstanceId ?? "",
+        recording_id: typeof input.recording_id === "string" ? input.recording_id : undefined,
+        namespace: typeof input.namespace === "string" ? input.namespace : undefined,
+        track_index: typeof track === "number" ? track : undefined,
+        worker_id: deps.identity.worker_id,
+      };
+      const log = deps.log.child({ task: name, task_id: taskId, workflow_id: base.workflow_id, recording_id: base.recording_id });
+      inflight.set(taskId, name);
+      const started = Date.now();
+      const scratch = path.join(deps.workDir, "scratch", taskId);
+      await deps.onTaskEvent?.({ ...base, status: "started" });
+      try {
+        await mkdir(scratch, { recursive: true });
+        const out = await handle(name, input, scratch);
+        const outputData = { ...out, worker: stamp };
+        const duration_ms = Date.now() - started;
+        log.info({ duration_ms }, "task completed");
+        await deps.onTaskEvent?.({ ...base, status: "succeeded", duration_ms });
+        return { status: "COMPLETED" as const, outputData };
+      } catch (err) {
+        const terminal = (err as { retryable?: boolean }).retryable === false;
+        const message = errorText(err);
+        log.warn({ err: message, terminal }, "task failed");
+        await deps.onTaskEvent?.({ ...base, status: "failed", terminal, message, duration_ms: Date.now() - started });
+        return {
+          status: terminal ? ("FAILED_WITH_TERMINAL_ERROR" as const) : ("FAILED" as const),
+          reasonForIncompletion: message.slice(0, 1000),
+          outputData: { worker: stamp, error: message.slice(0, 4000) },
+        };
+      } finally {
+        inflight.delete(taskId);
+        await rm(scratch, { recursive: true, force: true });
+      }
+    },
+  }));
+
+  const sdkLog = {
+    info: (...a: unknown[]) => deps.log.debug({ sdk: a.map(String).join(" ") }, "conductor sdk"),
+    debug: (...a: unknown[]) => deps.log.trace({ sdk: a.map(String).join(" ") }, "conductor sdk"),
+    warn: (...a: unknown[]) => deps.log.warn({ sdk: a.map(String).join(" ") }, "conductor sdk"),
+    error: (...a: unknown[]) => deps.log.error({ sdk: a.map(String).join(" ") }, "conductor sdk"),
+  };
+  const id = pollWorkerId(deps.identity);
+  const manager = new TaskManager(deps.client, workers, {
+    logger: sdkLog,
+    options: { workerID: id, pollInterval: deps.pollIntervalMs ?? 100, concurrency: deps.concurrency ?? 1 },
+  });
+  manager.startPolling();
+  deps.log.info({ worker_id: deps.identity.worker_id, build: deps.identity.build, tasks: workers.map((w) => w.taskDefName) }, "conductor worker host polling");
+
+  return {
+    pollWorkerId: id,
+    inFlight: () => [...inflight.keys()],
+    async stop(drainMs) {
+      await manager.stopPolling();
+      const deadline = Date.now() + drainMs;
+      while (inflight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const cut = [...inflight.entries()].map(([taskId, name]) => `${name}:${taskId}`);
+      if (cut.length) deps.log.warn({ cut_off: cut }, "drain deadline passed with tasks still running");
+      return cut;
+    },
+  };
+}

@@ -1,0 +1,66 @@
+/**
+ * Lesson 3: a workflow can stop moving (a lost lock or a sweeper gap leaves a JOIN
+ * COMPLETED with the next task never scheduled). The reconciler looks at RUNNING workflows
+ * of ours; one with no task progress for longer than the threshold gets a forced decision
+ * (`PUT /api/workflow/decide/{id}`). Every rescue is logged and counted.
+ */
+import type { Logger } from "pino";
+import type { ConductorApi, WorkflowRecord } from "./client.ts";
+
+export interface ReconcilerOptions {
+  workflowName: string;
+  intervalMs: number;
+  stallMs: number;
+  now?: () => number;
+}
+
+/** Latest moment anything happened in the workflow (ms since epoch). */
+export function lastProgress(wf: WorkflowRecord): number {
+  let t = Math.max(wf.startTime, wf.updateTime);
+  for (const task of wf.tasks) t = Math.max(t, task.scheduledTime, task.startTime, task.endTime, task.updateTime);
+  return t;
+}
+
+/** Pure decision: is this workflow stalled at `now`? */
+export function isStalled(wf: WorkflowRecord, now: number, stallMs: number): boolean {
+  return wf.status === "RUNNING" && now - lastProgress(wf) > stallMs;
+}
+
+export interface Reconciler {
+  /** how many workflows were rescued since start */
+  rescues(): number;
+  /** one pass (also run by the timer); returns the ids rescued */
+  sweep(): Promise<string[]>;
+  stop(): void;
+}
+
+export function startReconciler(api: ConductorApi, log: Logger, opts: ReconcilerOptions): Reconciler {
+  const now = opts.now ?? Date.now;
+  let count = 0;
+  let running = false;
+  const sweep = async (): Promise<string[]> => {
+    if (running) return [];
+    running = true;
+    const rescued: string[] = [];
+    try {
+      const ids = await api.runningWorkflowIds(opts.workflowName);
+      for (const id of ids) {
+        const wf = await api.getWorkflow(id, true);
+        if (!isStalled(wf, now(), opts.stallMs)) continue;
+        const idle = Math.round((now() - lastProgress(wf)) / 1000);
+        await api.decide(id);
+        count++;
+        rescued.push(id);
+        log.warn({ workflow_id: id, idle_seconds: idle, rescues: count }, "reconciler forced a decision on a stalled workflow");
+      }
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, "reconciler pass failed; will try again");
+    } finally {
+      running = false;
+    }
+    return rescued;
+  };
+  const timer = setInterval(() => void sweep(), opts.intervalMs);
+  timer.unref();
+  return { rescues: () => count, sweep, stop: () => clearInterval(timer) };
+}

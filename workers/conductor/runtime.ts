@@ -1,0 +1,75 @@
+/**
+ * One wiring point for everything Conductor-side in a worker process: wait for the server
+ * (with back-off), register definitions, start the worker host and the reconciler.
+ */
+import type { Logger } from "pino";
+import type { Config } from "../../pipeline/config.ts";
+import type { Storage } from "../../pipeline/ports.ts";
+import type { StepDepsFactory } from "../step-ports.ts";
+import { buildInfo, workerIdentity, type WorkerIdentity } from "../identity.ts";
+import { createConductorApi, waitForConductor, type ConductorApi } from "./client.ts";
+import { registerDefinitions, WORKFLOW_NAME, type TaskDef } from "./definitions.ts";
+import { startConductorWorkerHost, type ConductorHost, type ConductorHostDeps } from "./host.ts";
+import { startReconciler, type Reconciler } from "./reconciler.ts";
+import { createSdkClient } from "./sdk.ts";
+
+export interface ConductorRuntime {
+  api: ConductorApi;
+  host: ConductorHost;
+  reconciler?: Reconciler;
+  identity: WorkerIdentity;
+  stop(drainMs: number): Promise<string[]>;
+}
+
+export async function startConductorRuntime(
+  config: Config,
+  deps: {
+    storage: Storage;
+    stepDeps: StepDepsFactory;
+    log: Logger;
+    identity?: WorkerIdentity;
+    only?: ConductorHostDeps["only"];
+    onTaskEvent?: ConductorHostDeps["onTaskEvent"];
+    runStepFn?: ConductorHostDeps["runStepFn"];
+    taskOverrides?: Record<string, Partial<TaskDef>>;
+    reconciler?: boolean;
+  },
+): Promise<ConductorRuntime> {
+  const api = createConductorApi(config.CONDUCTOR_SERVER_URL);
+  await waitForConductor(api, { timeoutMs: config.CONDUCTOR_WAIT_SECONDS * 1000, log: (m) => deps.log.info(m) });
+  await registerDefinitions(api, deps.taskOverrides);
+  const build = buildInfo(config.BUILD_COMMIT ? { BUILD_COMMIT: config.BUILD_COMMIT } : {}).build;
+  const identity = deps.identity ?? workerIdentity(config.WORKER_SLOT, build, undefined, config.WORKER_ID_PID ?? process.pid);
+  const client = await createSdkClient(config.CONDUCTOR_SERVER_URL);
+  const host = startConductorWorkerHost({
+    client,
+    storage: deps.storage,
+    stepDeps: deps.stepDeps,
+    identity,
+    log: deps.log,
+    workDir: config.WORK_DIR,
+    pollIntervalMs: config.CONDUCTOR_POLL_INTERVAL_MS,
+    concurrency: config.WORKER_CONCURRENCY,
+    only: deps.only,
+    onTaskEvent: deps.onTaskEvent,
+    runStepFn: deps.runStepFn,
+  });
+  const reconciler =
+    (deps.reconciler ?? config.RECONCILER_ENABLED)
+      ? startReconciler(api, deps.log, {
+          workflowName: WORKFLOW_NAME,
+          intervalMs: config.RECONCILER_INTERVAL_SECONDS * 1000,
+          stallMs: config.RECONCILER_STALL_SECONDS * 1000,
+        })
+      : undefined;
+  return {
+    api,
+    host,
+    reconciler,
+    identity,
+    async stop(drainMs) {
+      reconciler?.stop();
+      return host.stop(drainMs);
+    },
+  };
+}
