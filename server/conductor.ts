@@ -4,9 +4,10 @@
  * remove it. The workflow definition and its registration belong to workflows/ and
  * workers/conductor/; this module only names it.
  */
-import { createConductorClient, WorkflowExecutor } from "@io-orkes/conductor-javascript";
+import { WorkflowExecutor } from "@io-orkes/conductor-javascript";
 import type { Logger } from "pino";
 import type { PipelineInput } from "../pipeline/contracts/index.ts";
+import { createSdkClient } from "../workers/conductor/sdk.ts";
 
 export const WORKFLOW_NAME = "multitrack_diarization";
 export const WORKFLOW_VERSION = 1;
@@ -76,8 +77,9 @@ export function snapshotOf(wf: {
   };
 }
 
-export async function createConductorGateway(opts: { serverUrl: string; log: Logger; requestTimeoutMs?: number }): Promise<WorkflowGateway> {
-  const client = await createConductorClient({ serverUrl: opts.serverUrl, requestTimeoutMs: opts.requestTimeoutMs ?? 15_000, connectTimeoutMs: 5_000 });
+export async function createConductorGateway(opts: { serverUrl: string; log: Logger }): Promise<WorkflowGateway> {
+  // pinned to opts.serverUrl (the SDK would otherwise prefer process.env.CONDUCTOR_SERVER_URL)
+  const client = await createSdkClient(opts.serverUrl);
   const executor = new WorkflowExecutor(client);
   const healthUrl = `${opts.serverUrl.replace(/\/+$/, "").replace(/\/api$/, "")}/health`;
   const log = opts.log.child({ component: "conductor" });

@@ -5,6 +5,9 @@ import * as replayCmd from "./replay.ts";
 import * as compareCmd from "./compare.ts";
 import * as serveCmd from "./serve.ts";
 import * as migrateCmd from "./migrate.ts";
+import * as workflowsCmd from "./workflows.ts";
+import * as workersCmd from "./workers.ts";
+import * as inspectCmd from "./inspect.ts";
 
 export function registerCommands(program: Command): void {
   processCmd.register(program);
@@ -12,5 +15,8 @@ export function registerCommands(program: Command): void {
   compareCmd.register(program);
   serveCmd.register(program);
   migrateCmd.register(program);
+  workflowsCmd.register(program);
+  workersCmd.register(program);
+  inspectCmd.register(program);
   void program;
 }

@@ -153,10 +153,11 @@ export const recordingRoutes: FastifyPluginAsync<RecordingRoutesOptions> = async
     const size = await storage.size(audio_key);
     if (size === undefined) throw notFound(`the mixdown of recording ${id} is missing from storage`);
     const range = parseRange(req.headers.range, size);
-    reply.header("accept-ranges", "bytes").header("content-type", "audio/mpeg").header("cache-control", "private, max-age=3600");
+    reply.header("accept-ranges", "bytes");
     if (range === "unsatisfiable") {
       return reply.code(416).header("content-range", `bytes */${size}`).send({ error: "range_not_satisfiable", message: `the audio is ${size} bytes` });
     }
+    reply.header("content-type", "audio/mpeg").header("cache-control", "private, max-age=3600");
     try {
       if (range) {
         const body = await storage.stream(audio_key, range);

@@ -45,6 +45,17 @@ export function createLocalStorage(rootDir: string): Storage {
     return out;
   };
 
+  const size = async (key: string): Promise<number | undefined> => {
+    try {
+      const s = await stat(file(key));
+      return s.isFile() ? s.size : undefined;
+    } catch (err) {
+      if (missing(err)) return undefined;
+      throw err;
+    }
+  };
+
+  // no `this` below: adapters may spread this object into a larger one
   return {
     describe: where,
     async put(key, body) {
@@ -74,19 +85,11 @@ export function createLocalStorage(rootDir: string): Storage {
       }
     },
     async exists(key) {
-      return (await this.size(key)) !== undefined;
+      return (await size(key)) !== undefined;
     },
-    async size(key) {
-      try {
-        const s = await stat(file(key));
-        return s.isFile() ? s.size : undefined;
-      } catch (err) {
-        if (missing(err)) return undefined;
-        throw err;
-      }
-    },
+    size,
     async stream(key, range) {
-      if ((await this.size(key)) === undefined) throw new StorageKeyNotFoundError(key, where);
+      if ((await size(key)) === undefined) throw new StorageKeyNotFoundError(key, where);
       return createReadStream(file(key), range ? { start: range.start, end: range.end } : {});
     },
     async deletePrefix(prefix) {

@@ -12,7 +12,7 @@ import { after, before, test } from "node:test";
 import { createAsrEngine } from "../../pipeline/asr/index.ts";
 import { loadConfig } from "../../pipeline/config.ts";
 import { wordErrorRate } from "../../pipeline/metrics/wer.ts";
-import { FileManifest } from "../../pipeline/contracts/index.ts";
+import { FileManifest, type TranscribeTrackOutput } from "../../pipeline/contracts/index.ts";
 import { stageManifest } from "../../pipeline/runner/stage.ts";
 import { buildFixtures, defaultFixtureDir, type Reference } from "../../scripts/build-fixtures.ts";
 import { createLocalStorage } from "../../server/storage/local.ts";
@@ -22,6 +22,8 @@ import { readFileSync } from "node:fs";
 let dir: string;
 let reference: Reference;
 let manifestPath: string;
+/** planned-span transcripts of the first test, reused by the second (which adds one whole-track decode) */
+const planned = new Map<number, TranscribeTrackOutput>();
 before(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), "ts-accuracy-"));
   ({ reference, manifestPath } = await buildFixtures(defaultFixtureDir()));
@@ -32,7 +34,7 @@ test("speaker-attributed WER ≈ isolated WER, no bleed words, decoded ≤ 0.5 o
   const storage = createLocalStorage(path.join(dir, "storage"));
   const manifest = FileManifest.parse(JSON.parse(readFileSync(manifestPath, "utf8")));
   const input = await stageManifest(manifest, storage, "accuracy", path.dirname(manifestPath), { namespace: "inprocess" });
-  const meeting = await transcribeMeeting(input, storage, { parallel: true });
+  const meeting = await transcribeMeeting(input, storage, { parallel: true, cache: planned });
 
   // the engine's own error on the same utterances, each clip decoded alone
   const asr = createAsrEngine(loadConfig({}));
@@ -69,10 +71,11 @@ test("speaker-attributed WER ≈ isolated WER, no bleed words, decoded ≤ 0.5 o
 });
 
 test("decoding a whole track would let bleed through: the word-level rule catches it", async () => {
-  const storage = createLocalStorage(path.join(dir, "storage-whole"));
+  const storage = createLocalStorage(path.join(dir, "storage"));
   const manifest = FileManifest.parse(JSON.parse(readFileSync(manifestPath, "utf8")));
-  const input = await stageManifest(manifest, storage, "whole", path.dirname(manifestPath), { namespace: "inprocess" });
-  const whole = await transcribeMeeting(input, storage, { parallel: true, wholeTrack: 1 });
+  const input = await stageManifest(manifest, storage, "accuracy", path.dirname(manifestPath), { namespace: "inprocess" });
+  // tracks 0 and 2 reuse the first test's planned transcripts (same recording, same plan); track 1 is decoded whole
+  const whole = await transcribeMeeting(input, storage, { parallel: true, wholeTrack: 1, cache: planned });
   assert.ok(whole.dropped > 0, "whole-track decoding recognizes bleed words, which the rule drops");
   for (const w of whole.words) {
     const mine = reference.speakers[w.speaker]!.utterances.some((u) => w.start >= u.start - 0.3 && w.end <= u.end + 0.3);

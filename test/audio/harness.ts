@@ -5,7 +5,7 @@ import path from "node:path";
 import { createAsrEngine } from "../../pipeline/asr/index.ts";
 import { createFfmpegAudioTools } from "../../pipeline/audio/index.ts";
 import { loadConfig } from "../../pipeline/config.ts";
-import type { PipelineInput, Word } from "../../pipeline/contracts/index.ts";
+import type { PipelineInput, TranscribeTrackOutput, Word } from "../../pipeline/contracts/index.ts";
 import type { StepDeps } from "../../pipeline/steps/deps.ts";
 import { runStep } from "../../pipeline/steps/index.ts";
 import type { Storage, TextModel } from "../../pipeline/ports.ts";
@@ -34,7 +34,12 @@ export async function withScratch<T>(fn: (dir: string) => Promise<T>): Promise<T
 export async function transcribeMeeting(
   input: PipelineInput,
   storage: Storage,
-  opts: { parallel: boolean; wholeTrack?: number | "all" },
+  opts: {
+    parallel: boolean;
+    wholeTrack?: number | "all";
+    /** transcripts of planned (not whole-track) decodes, keyed by track index: reused when present, filled when absent */
+    cache?: Map<number, TranscribeTrackOutput>;
+  },
 ): Promise<{ words: Word[]; dropped: number; decoded: number; trackSeconds: number }> {
   const expected = input.tracks.map((t) => t.track_index);
   const run = <T>(f: (deps: StepDeps) => Promise<T>): Promise<T> => withScratch((d) => f(audioDeps(storage, d)));
@@ -48,9 +53,17 @@ export async function transcribeMeeting(
   const tracks = plan.tracks.map((t) =>
     opts.wholeTrack === "all" || t.track_index === opts.wholeTrack ? { ...t, spans: [{ start: t.offset_seconds, end: t.offset_seconds + t.duration_seconds }] } : t,
   );
-  const one = (track: (typeof tracks)[number]) =>
-    run((deps) => runStep("transcribe_track", { recording_id: input.recording_id, namespace: input.namespace, language: input.language, track }, deps));
-  const transcripts = [];
+  const isWhole = (i: number): boolean => opts.wholeTrack === "all" || i === opts.wholeTrack;
+  const one = async (track: (typeof tracks)[number]): Promise<TranscribeTrackOutput> => {
+    const cached = isWhole(track.track_index) ? undefined : opts.cache?.get(track.track_index);
+    if (cached) return cached;
+    const out = await run((deps) =>
+      runStep("transcribe_track", { recording_id: input.recording_id, namespace: input.namespace, language: input.language, track }, deps),
+    );
+    if (!isWhole(track.track_index)) opts.cache?.set(track.track_index, out);
+    return out;
+  };
+  const transcripts: TranscribeTrackOutput[] = [];
   if (opts.parallel) transcripts.push(...(await Promise.all(tracks.map(one))));
   else for (const t of tracks) transcripts.push(await one(t));
   // a JOIN-style dict, keyed by reference name, in a deliberately unhelpful order

@@ -50,7 +50,7 @@ test("SIGTERM during a running BullMQ job: the job completes and its result is s
   const redis = createBullmqRedis(config.REDIS_URL);
   cleanups.push(async () => redis.quit());
   const queue = new Queue(queueName("transcribe_track"), { connection: redis, prefix });
-  const events = new QueueEvents(queueName("transcribe_track"), { connection: redis.duplicate(), prefix });
+  const events = new QueueEvents(queueName("transcribe_track"), { connection: redis, prefix });
   cleanups.push(async () => {
     await queue.obliterate({ force: true });
     await queue.close();

@@ -24,12 +24,7 @@ export async function startEngineHost(engine: WorkerEngine, config: Config, deps
     const proc = await startBullmqWorkerHostFromConfig(config, { log: deps.log, storage, identity: deps.identity });
     return { active: () => proc.host.active(), stop: (ms) => proc.stop(ms) };
   }
-  const url = new URL("../conductor/host.ts", import.meta.url);
-  if (!existsSync(url)) throw new Error("the Conductor worker host (workers/conductor/host.ts) is not in this build");
-  const mod = (await import(url.href)) as Record<string, unknown>;
-  const start = mod.startConductorWorkerHost as
-    | ((config: Config, deps: { log: Logger; identity: WorkerIdentity; storage: Storage }) => SupervisedHost | Promise<SupervisedHost>)
-    | undefined;
-  if (typeof start !== "function") throw new Error("workers/conductor/host.ts does not export startConductorWorkerHost");
-  return await start(config, { log: deps.log, identity: deps.identity, storage });
+  const { startConductorProcessHost } = await import("../conductor/process-host.ts");
+  const host = await startConductorProcessHost(config, { log: deps.log, identity: deps.identity, storage });
+  return { active: () => host.active(), stop: (ms) => host.stop(ms) };
 }

@@ -1,0 +1,78 @@
+/**
+ * Real steps in the real step child (workers/child/step-child.ts): heavy steps run in a
+ * child process that builds its own ports from its environment and returns the same
+ * output as an in-process run; a child killed mid-transcription surfaces as
+ * WorkerCrashError and is replaced.
+ */
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, test } from "node:test";
+import { pino } from "pino";
+import { loadConfig } from "../../pipeline/config.ts";
+import { runStep, StepInputError } from "../../pipeline/steps/index.ts";
+import { createLocalStorage } from "../../server/storage/local.ts";
+import { WorkerCrashError } from "../../workers/child/errors.ts";
+import { createStepExecutor } from "../../workers/child/executor.ts";
+import { childStepRunnerOptions, createChildStepRunner } from "../../workers/child/runner.ts";
+import { createStepPorts } from "../../workers/step-ports.ts";
+import { stageSlowTranscription } from "../supervisor/slow-task.ts";
+
+const dir = mkdtempSync(path.join(os.tmpdir(), "step-child-"));
+const env = { ...process.env, NODE_ENV: "test", LOG_LEVEL: "warn", STORAGE_DRIVER: "local", LOCAL_STORAGE_DIR: path.join(dir, "storage"), WORK_DIR: path.join(dir, "work") };
+const config = loadConfig(env);
+const storage = createLocalStorage(config.LOCAL_STORAGE_DIR);
+const lines: string[] = [];
+const runner = createChildStepRunner(childStepRunnerOptions(config, { env, maxChildren: 1, onLogLine: (l) => void lines.push(l) }));
+const execute = createStepExecutor({ runner });
+const ports = createStepPorts(config, { storage, log: pino({ level: "silent" }) });
+let n = 0;
+const scratch = (): string => {
+  const d = path.join(dir, "scratch", String(n++));
+  mkdirSync(d, { recursive: true });
+  return d;
+};
+after(async () => {
+  await runner.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test("a heavy step runs in a child and returns what the in-process run returns; light steps stay in-process", async () => {
+  const input = await stageSlowTranscription(config, storage, "rec-child", 1);
+  const progress: unknown[] = [];
+  const inChild = await execute("transcribe_track", input, { ...ports(scratch()), progress: (p) => void progress.push(p) });
+  assert.equal(runner.started, 1);
+  const childPid = runner.pids()[0];
+  assert.ok(childPid && childPid !== process.pid);
+  const inProcess = await runStep("transcribe_track", input, ports(scratch()));
+  assert.ok(inChild.words.length > 0);
+  assert.deepEqual(inChild, inProcess);
+  assert.ok(progress.length > 0, "progress streamed back from the child");
+
+  const merged = await execute("merge_transcripts", { expected_tracks: [0], transcripts: [inChild] }, ports(scratch()));
+  assert.equal(merged.track_count, 1);
+  assert.equal(runner.started, 1, "merge_transcripts (not heavy) did not use a child");
+
+  await assert.rejects(execute("transcribe_track", { ...input, language: 42 }, ports(scratch())), StepInputError);
+});
+
+test("kill -9 of the step child mid-transcription: WorkerCrashError, then a fresh child serves the next call", async () => {
+  const input = await stageSlowTranscription(config, storage, "rec-crash", 2);
+  await runner.ping(5000); // make sure a child is warm
+  const [victim] = runner.pids();
+  assert.ok(victim);
+  const call = execute("transcribe_track", input, { ...ports(scratch()), progress: () => process.kill(victim, "SIGKILL") });
+  const err = await call.then(
+    () => assert.fail("the call should have failed"),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof WorkerCrashError, String(err));
+  assert.equal(err.signal, "SIGKILL");
+  assert.equal(err.pid, victim);
+  assert.match(err.message, /killed by SIGKILL while running step transcribe_track/);
+  const again = await execute("transcribe_track", { ...input, track: { ...input.track, spans: input.track.spans.slice(0, 1).map((s) => ({ start: s.start, end: Math.min(s.end, s.start + 0.5) })) } }, ports(scratch()));
+  assert.equal(again.track_index, 0);
+  assert.notEqual(runner.pids()[0], victim);
+  assert.equal(runner.started, 2);
+});
