@@ -6,6 +6,9 @@ import { registerCommands } from "./commands/index.ts";
 import { buildInfo } from "../workers/identity.ts";
 
 export async function main(argv: string[]): Promise<number> {
+  // stdout belongs to command output (`--json` prints exactly one document); libraries that
+  // print diagnostics with console.log (the Conductor SDK does when CI is set) go to stderr
+  console.log = (...args: unknown[]) => console.error(...args);
   const program = new Command("trackscribe")
     .description("multitrack meeting recordings → speaker-attributed transcripts, topics, titles and summaries")
     .version(buildInfo().build)

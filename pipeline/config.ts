@@ -38,6 +38,10 @@ export const EnvSchema = z.object({
   CONDUCTOR_SERVER_URL: url.default("http://127.0.0.1:8080/api"),
   CONDUCTOR_WAIT_SECONDS: int(180, 0),
   CONDUCTOR_POLL_INTERVAL_MS: int(100, 10, 60000),
+  /** register task and workflow definitions when a worker host starts */
+  CONDUCTOR_REGISTER: bool.default(true),
+  /** comma-separated task types this worker host serves (default: all) */
+  CONDUCTOR_TASKS: z.string().regex(/^[a-z_]+(,[a-z_]+)*$/, "must be task names separated by commas").optional(),
 
   // engines
   ASR_ENGINE: z.enum(["pocketsphinx", "openai"]).default("pocketsphinx"),

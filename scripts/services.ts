@@ -98,7 +98,7 @@ async function startS3(dir: string, bucket: string, log: (s: string) => void): P
 }
 
 export async function startServices(
-  opts: { fresh?: boolean; database?: string; log?: (s: string) => void } = {},
+  opts: { fresh?: boolean; database?: string; redisLock?: boolean; log?: (s: string) => void } = {},
 ): Promise<Record<string, string>> {
   const log = opts.log ?? ((s: string) => process.stderr.write(`${s}\n`));
   const dir = workDir();
@@ -109,7 +109,17 @@ export async function startServices(
   const startedPostgres = (await ensurePostgres(log)) || (prev?.startedPostgres ?? false);
   const startedRedis = (await ensureRedis(log)) || (prev?.startedRedis ?? false);
   const databaseUrl = await ensureDatabase(opts.database ?? "trackscribe");
-  const conductor = await startConductor({ stateDir: path.join(dir, "conductor"), fresh: opts.fresh, log });
+  // --redis-lock: Conductor takes its workflow execution lock in Redis (as a multi-server
+  // deployment does); the tests use it to reproduce a lost decide honestly
+  const lockNs = `trackscribe-lock-${process.pid}-${Date.now()}`;
+  const extraArgs = opts.redisLock
+    ? [
+        "--conductor.workflow-execution-lock.type=redis",
+        "--conductor.redis-lock.serverAddress=redis://127.0.0.1:6379",
+        `--conductor.redis-lock.namespace=${lockNs}`,
+      ]
+    : [];
+  const conductor = await startConductor({ stateDir: path.join(dir, "conductor"), fresh: opts.fresh, log, extraArgs });
 
   let s3 = prev?.s3;
   if (s3 && opts.fresh) {
@@ -132,6 +142,7 @@ export async function startServices(
     S3_ACCESS_KEY_ID: "S3RVER",
     S3_SECRET_ACCESS_KEY: "S3RVER",
     S3_FORCE_PATH_STYLE: "true",
+    ...(opts.redisLock ? { CONDUCTOR_REDIS_LOCK_NAMESPACE: lockNs } : {}),
   };
   const state: ServicesState = { startedPostgres, startedRedis, s3, env };
   writeFileSync(stateFile, JSON.stringify(state, null, 2));
@@ -167,7 +178,11 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   const dbIdx = process.argv.indexOf("--database");
   const main = async (): Promise<void> => {
     if (cmd === "start") {
-      const env = await startServices({ fresh: process.argv.includes("--fresh"), database: dbIdx > 0 ? process.argv[dbIdx + 1] : undefined });
+      const env = await startServices({
+        fresh: process.argv.includes("--fresh"),
+        redisLock: process.argv.includes("--redis-lock"),
+        database: dbIdx > 0 ? process.argv[dbIdx + 1] : undefined,
+      });
       process.stdout.write(Object.entries(env).map(([k, v]) => `export ${k}=${v}`).join("\n") + "\n");
     } else if (cmd === "stop") await stopServices();
     else throw new Error("usage: services.ts start [--fresh] [--database NAME] | stop");

@@ -4,10 +4,34 @@
  * remove it. The workflow definition and its registration belong to workflows/ and
  * workers/conductor/; this module only names it.
  */
-import { WorkflowExecutor } from "@io-orkes/conductor-javascript";
+import { createRequire } from "node:module";
+import type * as ConductorSdk from "@io-orkes/conductor-javascript";
 import type { Logger } from "pino";
 import type { PipelineInput } from "../pipeline/contracts/index.ts";
-import { createSdkClient } from "../workers/conductor/sdk.ts";
+
+/**
+ * The SDK is loaded through its CommonJS build: under tsx, importing its 1 MB ESM bundle
+ * costs the process ~90 MB of resident memory, the CJS build ~15 MB (the API's memory
+ * budget is 150 MB while it streams a 500 MB upload).
+ */
+const loadSdk = (): typeof ConductorSdk => createRequire(import.meta.url)("@io-orkes/conductor-javascript") as typeof ConductorSdk;
+
+/**
+ * A client pinned to `serverUrl`: the SDK would otherwise prefer
+ * process.env.CONDUCTOR_SERVER_URL over the URL it is given (the same approach as
+ * workers/conductor/sdk.ts, whose ESM import this module avoids).
+ */
+async function createPinnedClient(sdk: typeof ConductorSdk, serverUrl: string): Promise<ConductorSdk.Client> {
+  const target = new URL(serverUrl.replace(/\/+$/, "").replace(/\/api$/, ""));
+  const pinnedFetch: typeof fetch = (input, init) => {
+    const req = input instanceof Request ? input : undefined;
+    const url = new URL(req ? req.url : String(input));
+    url.protocol = target.protocol;
+    url.host = target.host;
+    return req ? fetch(new Request(url, req), init) : fetch(url, init);
+  };
+  return (await sdk.createConductorClient({ serverUrl: target.toString().replace(/\/$/, "") }, pinnedFetch)) as unknown as ConductorSdk.Client;
+}
 
 export const WORKFLOW_NAME = "multitrack_diarization";
 export const WORKFLOW_VERSION = 1;
@@ -78,9 +102,8 @@ export function snapshotOf(wf: {
 }
 
 export async function createConductorGateway(opts: { serverUrl: string; log: Logger }): Promise<WorkflowGateway> {
-  // pinned to opts.serverUrl (the SDK would otherwise prefer process.env.CONDUCTOR_SERVER_URL)
-  const client = await createSdkClient(opts.serverUrl);
-  const executor = new WorkflowExecutor(client);
+  const sdk = loadSdk();
+  const executor = new sdk.WorkflowExecutor(await createPinnedClient(sdk, opts.serverUrl));
   const healthUrl = `${opts.serverUrl.replace(/\/+$/, "").replace(/\/api$/, "")}/health`;
   const log = opts.log.child({ component: "conductor" });
 

@@ -5,6 +5,7 @@
  * WorkerCrashError and is replaced.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -18,6 +19,14 @@ import { createStepExecutor } from "../../workers/child/executor.ts";
 import { childStepRunnerOptions, createChildStepRunner } from "../../workers/child/runner.ts";
 import { createStepPorts } from "../../workers/step-ports.ts";
 import { stageSlowTranscription } from "../supervisor/slow-task.ts";
+
+/** live (not zombie) processes in process group `pgid` */
+const processGroup = (pgid: number): string[] =>
+  spawnSync("ps", ["-e", "-o", "pid=,pgid=,stat=,comm="], { encoding: "utf8" })
+    .stdout.split("\n")
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length >= 4 && Number(f[1]) === pgid && !f[2]!.startsWith("Z"))
+    .map((f) => `${f[0]} ${f[3]}`);
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "step-child-"));
 const env = { ...process.env, NODE_ENV: "test", LOG_LEVEL: "warn", STORAGE_DRIVER: "local", LOCAL_STORAGE_DIR: path.join(dir, "storage"), WORK_DIR: path.join(dir, "work") };
@@ -59,10 +68,24 @@ test("a heavy step runs in a child and returns what the in-process run returns; 
 
 test("kill -9 of the step child mid-transcription: WorkerCrashError, then a fresh child serves the next call", async () => {
   const input = await stageSlowTranscription(config, storage, "rec-crash", 2);
-  await runner.ping(5000); // make sure a child is warm
+  // make sure a child is warm (invalid input still goes through a child)
+  await assert.rejects(runner.run("plan_speech", {}, { scratchDir: scratch() }), (e: Error) => e.name === "StepInputError");
   const [victim] = runner.pids();
   assert.ok(victim);
-  const call = execute("transcribe_track", input, { ...ports(scratch()), progress: () => process.kill(victim, "SIGKILL") });
+  let groupBefore: string[] = [];
+  let killed = false;
+  const call = execute("transcribe_track", input, {
+    ...ports(scratch()),
+    progress: () => {
+      if (killed) return;
+      killed = true;
+      // let the child start its ASR process, then kill the child alone (not its group)
+      setTimeout(() => {
+        groupBefore = processGroup(victim);
+        process.kill(victim, "SIGKILL");
+      }, 700);
+    },
+  });
   const err = await call.then(
     () => assert.fail("the call should have failed"),
     (e: unknown) => e,
@@ -71,6 +94,10 @@ test("kill -9 of the step child mid-transcription: WorkerCrashError, then a fres
   assert.equal(err.signal, "SIGKILL");
   assert.equal(err.pid, victim);
   assert.match(err.message, /killed by SIGKILL while running step transcribe_track/);
+  assert.ok(groupBefore.length >= 2, `the child had started its ASR process (group: ${groupBefore.join(", ")})`);
+  await new Promise((r) => setTimeout(r, 200));
+  const left = processGroup(victim);
+  assert.deepEqual(left, [], "nothing the dead child started is left running");
   const again = await execute("transcribe_track", { ...input, track: { ...input.track, spans: input.track.spans.slice(0, 1).map((s) => ({ start: s.start, end: Math.min(s.end, s.start + 0.5) })) } }, ports(scratch()));
   assert.equal(again.track_index, 0);
   assert.notEqual(runner.pids()[0], victim);

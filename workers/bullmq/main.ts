@@ -8,7 +8,7 @@ import type { Storage } from "../../pipeline/ports.ts";
 import type { ResultSink } from "../../pipeline/steps/deps.ts";
 import { buildInfo, workerIdentity, type WorkerIdentity } from "../identity.ts";
 import { createBullmqRedis, workerHostOptions } from "./engine.ts";
-import { startBullmqWorkerHost, type WorkerHost } from "./worker-host.ts";
+import { startBullmqWorkerHost, type WorkerHost, type WorkerHostDeps } from "./worker-host.ts";
 
 export interface BullmqWorkerProcessDeps {
   log: Logger;
@@ -20,6 +20,8 @@ export interface BullmqWorkerProcessDeps {
   identity?: WorkerIdentity;
   /** BullMQ key prefix (default BULLMQ_PREFIX) */
   prefix?: string;
+  /** runs a step (default runStep; the supervisor's child runner for heavy steps) */
+  runStepFn?: WorkerHostDeps["runStepFn"];
 }
 
 export interface BullmqWorkerProcess {
@@ -34,7 +36,7 @@ export async function startBullmqWorkerHostFromConfig(config: Config, deps: Bull
     const { createStepPorts } = await import("../step-ports.ts");
     const stepDeps = createStepPorts(config, { storage: deps.storage, log: deps.log, ...(deps.results ? { results: deps.results } : {}) });
     const identity = deps.identity ?? workerIdentity(config.WORKER_SLOT, buildInfo().build);
-    const host = startBullmqWorkerHost({ redis, stepDeps, identity, logger: deps.log, options: workerHostOptions(config, deps.prefix) });
+    const host = startBullmqWorkerHost({ redis, stepDeps, identity, logger: deps.log, options: workerHostOptions(config, deps.prefix), runStepFn: deps.runStepFn });
     await Promise.all(host.workers.map((w) => w.waitUntilReady()));
     return {
       host,

@@ -45,6 +45,8 @@ export interface WorkerHostDeps {
   identity: WorkerIdentity;
   logger: Logger;
   options: WorkerHostOptions;
+  /** runs a step (default runStep; workers/child runs heavy steps in a child process) */
+  runStepFn?: typeof runStep;
 }
 
 export interface WorkerHost {
@@ -97,7 +99,7 @@ export function startBullmqWorkerHost(deps: WorkerHostDeps): WorkerHost {
     const scratchDir = await mkdtemp(path.join(scratchRoot, `${data.step}-`));
     try {
       log.debug("step started");
-      let output: unknown = await runStep(data.step, data.input, stepDeps(scratchDir, { log, signal: abort.signal }));
+      let output: unknown = await (deps.runStepFn ?? runStep)(data.step, data.input, stepDeps(scratchDir, { log, signal: abort.signal }));
       const p = options.perturb;
       if (p && p.step === data.step && (p.track_index === undefined || p.track_index === data.track_index)) {
         log.warn("SHADOW_TEST_PERTURB: altering this output on purpose");

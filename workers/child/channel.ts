@@ -76,6 +76,16 @@ interface Pending {
 
 const defaultTsx = (): string => import.meta.resolve("tsx");
 
+/** Signal the child's whole process group (it is a group leader: `detached`). */
+function killGroup(proc: ChildProcess, signal: NodeJS.Signals): void {
+  if (proc.pid === undefined) return;
+  try {
+    process.kill(-proc.pid, signal);
+  } catch {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+  }
+}
+
 export class ChildChannel {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
@@ -103,6 +113,7 @@ export class ChildChannel {
       proc.once("exit", (code, signal) => {
         info = { pid: proc.pid, code, signal };
         this.exitInfo = info;
+        killGroup(proc, "SIGKILL"); // leftovers of a child that died (e.g. by an outside kill -9)
         setTimeout(settle, 300).unref(); // a grandchild holding the pipes must not delay the report
       });
       proc.once("close", () => settle());
@@ -121,6 +132,8 @@ export class ChildChannel {
       cwd: o.cwd,
       stdio: ["ignore", "pipe", "pipe", "ipc"],
       serialization: "json",
+      // its own process group, so killing it also kills what it started (ffmpeg, pocketsphinx)
+      detached: true,
     });
     proc.stdout?.on("data", (c: Buffer) => tail.push("stdout", c));
     proc.stderr?.on("data", (c: Buffer) => tail.push("stderr", c));
@@ -140,7 +153,7 @@ export class ChildChannel {
       };
       const timer = setTimeout(() => {
         done(new ChildUnresponsiveError("while starting (no `ready`)", startTimeout, proc.pid, tail.tail()));
-        proc.kill("SIGKILL");
+        killGroup(proc, "SIGKILL");
       }, startTimeout);
       let finished = false;
       const done = (err?: Error): void => {
@@ -254,7 +267,7 @@ export class ChildChannel {
     if (this.exitInfo) return this.exitInfo;
     this.closing = true;
     this.send({ kind: "shutdown" });
-    const timer = setTimeout(() => this.proc.kill("SIGKILL"), graceMs);
+    const timer = setTimeout(() => killGroup(this.proc, "SIGKILL"), graceMs);
     const info = await this.exited;
     clearTimeout(timer);
     return info;
@@ -263,13 +276,13 @@ export class ChildChannel {
   /** Kill the child now (SIGKILL); running calls fail with WorkerCrashError. */
   kill(): void {
     this.closing = true;
-    if (this.exitInfo === null) this.proc.kill("SIGKILL");
+    if (this.exitInfo === null) killGroup(this.proc, "SIGKILL");
   }
 
   private send(msg: ToChildMessage): void {
     if (!this.proc.connected) return;
     this.proc.send(msg, (err) => {
-      if (err && this.exitInfo === null) this.proc.kill("SIGKILL"); // channel broken: the exit reports it
+      if (err && this.exitInfo === null) killGroup(this.proc, "SIGKILL"); // channel broken: the exit reports it
     });
   }
 

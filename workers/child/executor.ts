@@ -6,7 +6,9 @@
  */
 import type { z } from "zod/v4";
 import { runStep, StepInputError, StepOutputError, steps, type StepDeps, type StepTable } from "../../pipeline/steps/index.ts";
-import type { ChildStepRunner } from "./runner.ts";
+import type { Logger } from "pino";
+import type { Config } from "../../pipeline/config.ts";
+import { childStepRunnerOptions, createChildStepRunner, type ChildStepRunner, type ChildStepRunnerOptions } from "./runner.ts";
 
 export type StepExecutor = <K extends keyof StepTable>(name: K, rawInput: unknown, deps: StepDeps) => Promise<z.infer<StepTable[K]["output"]>>;
 
@@ -32,4 +34,19 @@ export function createStepExecutor(o: StepExecutorOptions): StepExecutor {
     if (!checked.success) throw new StepOutputError(name, checked.error);
     return checked.data as z.infer<StepTable[typeof name]["output"]>;
   };
+}
+
+/**
+ * The worker hosts' step function per config: heavy steps in child processes when
+ * HEAVY_STEPS_IN_CHILD (the default), everything in-process otherwise. `close()` stops the
+ * children; call it after the host has drained.
+ */
+export function createHeavyStepIsolation(
+  config: Config,
+  deps: { log?: Logger; env?: NodeJS.ProcessEnv; overrides?: Partial<ChildStepRunnerOptions> } = {},
+): { runStepFn: StepExecutor; runner: ChildStepRunner | null; close(): Promise<void> } {
+  const runner = config.HEAVY_STEPS_IN_CHILD
+    ? createChildStepRunner(childStepRunnerOptions(config, { ...(deps.log ? { log: deps.log } : {}), ...(deps.env ? { env: deps.env } : {}), ...deps.overrides }))
+    : null;
+  return { runStepFn: createStepExecutor({ runner }), runner, close: async () => runner?.close() };
 }

@@ -19,10 +19,22 @@ export class ForkPlanError extends Error {
 
 export const forkRef = (taskName: string, trackIndex: number): string => `${taskName}_${trackIndex}`;
 
+/**
+ * Conductor evaluates `${…}` inside a dynamic fork's inputs (they become the forked task's
+ * inputParameters): a participant named `Eve ${workflow.input.secret}` would be expanded.
+ * `$${` is Conductor's escape for a literal `${`.
+ */
+export function escapeExpressions<T>(value: T): T {
+  if (typeof value === "string") return value.replaceAll("${", () => "$${") as T; // a function: "$$" in a replacement string means "$"
+  if (Array.isArray(value)) return value.map(escapeExpressions) as T;
+  if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, escapeExpressions(v)])) as T;
+  return value;
+}
+
 export function buildForkPlan(taskName: string, inputs: { track_index: number; input: Record<string, unknown> }[]): ForkPlan {
   if (inputs.length === 0) throw new ForkPlanError(`no tracks to fork ${taskName} over`);
   const fork_tasks = inputs.map((i) => ({ name: taskName, taskReferenceName: forkRef(taskName, i.track_index), type: "SIMPLE" as const }));
-  const fork_inputs = Object.fromEntries(inputs.map((i) => [forkRef(taskName, i.track_index), i.input]));
+  const fork_inputs = Object.fromEntries(inputs.map((i) => [forkRef(taskName, i.track_index), escapeExpressions(i.input)]));
   validateForkPlan({ fork_tasks, fork_inputs });
   return { fork_tasks, fork_inputs };
 }

@@ -7,7 +7,7 @@
  */
 import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
-import { TaskManager, type ConductorWorker } from "@io-orkes/conductor-javascript";
+import { TaskManager, TaskRunner, type ConductorWorker, type TaskRunnerEventsListener } from "@io-orkes/conductor-javascript";
 import type { Logger } from "pino";
 import { PipelineInput } from "../../pipeline/contracts/index.ts";
 import { runStep, steps, StepInputError, type StepTable } from "../../pipeline/steps/index.ts";
@@ -69,8 +69,20 @@ export const pollWorkerId = (identity: WorkerIdentity): string => `${identity.wo
 
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
+/**
+ * The SDK's update-v2 endpoint hands the worker its next task in the same call; after
+ * stopPolling() such a chained task is dropped although the server has assigned it, so it
+ * waits out its response timeout. Results go through the plain update endpoint instead.
+ */
+function disableUpdateChaining(): void {
+  (TaskRunner as unknown as { updateV2Available: boolean | null }).updateV2Available = false;
+}
+
 export function startConductorWorkerHost(deps: ConductorHostDeps): ConductorHost {
+  disableUpdateChaining();
+  /** tasks executing or whose result is not yet acknowledged by Conductor */
   const inflight = new Map<string, ConductorTaskName>();
+  let pollsInFlight = 0;
   const stamp = { worker_id: deps.identity.worker_id, build: deps.identity.build };
   const run = deps.runStepFn ?? runStep;
 
@@ -108,6 +120,9 @@ export function startConductorWorkerHost(deps: ConductorHostDeps): ConductorHost
     taskDefName: name,
     concurrency: deps.concurrency ?? 1,
     pollInterval: deps.pollIntervalMs ?? 100,
+    // long steps extend their lease (heartbeat), so response timeouts can stay short and a
+    // dead worker's task is retried quickly
+    leaseExtendEnabled: true,
     execute: async (task) => {
       const taskId = task.taskId ?? "unknown";
       const input = (task.inputData ?? {}) as Record<string, unknown>;
@@ -145,7 +160,7 @@ export function startConductorWorkerHost(deps: ConductorHostDeps): ConductorHost
           outputData: { worker: stamp, error: message.slice(0, 4000) },
         };
       } finally {
-        inflight.delete(taskId);
+        // the task stays in flight until the SDK reports its result delivered (listener below)
         await rm(scratch, { recursive: true, force: true });
       }
     },
@@ -158,8 +173,28 @@ export function startConductorWorkerHost(deps: ConductorHostDeps): ConductorHost
     error: (...a: unknown[]) => deps.log.error({ sdk: a.map(String).join(" ") }, "conductor sdk"),
   };
   const id = pollWorkerId(deps.identity);
+  const delivered = (e: { taskId: string }): void => {
+    inflight.delete(e.taskId);
+  };
+  const listener: TaskRunnerEventsListener = {
+    onPollStarted: () => {
+      pollsInFlight++;
+    },
+    onPollCompleted: () => {
+      pollsInFlight = Math.max(0, pollsInFlight - 1);
+    },
+    onPollFailure: () => {
+      pollsInFlight = Math.max(0, pollsInFlight - 1);
+    },
+    onTaskUpdateCompleted: delivered,
+    onTaskUpdateFailure: (e) => {
+      deps.log.error({ task_id: e.taskId, err: e.cause?.message }, "could not deliver a task result to Conductor");
+      delivered(e);
+    },
+  };
   const manager = new TaskManager(deps.client, workers, {
     logger: sdkLog,
+    eventListeners: [listener],
     options: { workerID: id, pollInterval: deps.pollIntervalMs ?? 100, concurrency: deps.concurrency ?? 1 },
   });
   manager.startPolling();
@@ -171,7 +206,9 @@ export function startConductorWorkerHost(deps: ConductorHostDeps): ConductorHost
     async stop(drainMs) {
       await manager.stopPolling();
       const deadline = Date.now() + drainMs;
-      while (inflight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      // wait for running tasks AND their result delivery, and for polls already sent (a poll
+      // in flight can still hand over a task, which then runs and is reported too)
+      while ((inflight.size > 0 || pollsInFlight > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       const cut = [...inflight.entries()].map(([taskId, name]) => `${name}:${taskId}`);
       if (cut.length) deps.log.warn({ cut_off: cut }, "drain deadline passed with tasks still running");
       return cut;

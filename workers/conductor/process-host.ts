@@ -19,7 +19,7 @@ export interface ConductorProcessHost {
 
 export async function startConductorProcessHost(
   config: Config,
-  deps: { log: Logger; identity: WorkerIdentity; storage: Storage },
+  deps: { log: Logger; identity: WorkerIdentity; storage: Storage; runStepFn?: import("./host.ts").ConductorHostDeps["runStepFn"] },
 ): Promise<ConductorProcessHost> {
   let pool: import("pg").Pool | undefined;
   let results;
@@ -33,7 +33,7 @@ export async function startConductorProcessHost(
   }
   try {
     const stepDeps = createStepPorts(config, { storage: deps.storage, log: deps.log, ...(results ? { results } : {}) });
-    const runtime = await startConductorRuntime(config, { storage: deps.storage, stepDeps, log: deps.log, identity: deps.identity, onTaskEvent });
+    const runtime = await startConductorRuntime(config, { storage: deps.storage, stepDeps, log: deps.log, identity: deps.identity, onTaskEvent, runStepFn: deps.runStepFn });
     return {
       runtime,
       active: () => runtime.host.inFlight(),

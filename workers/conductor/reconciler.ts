@@ -21,10 +21,20 @@ export function lastProgress(wf: WorkflowRecord): number {
   return t;
 }
 
-/** Pure decision: is this workflow stalled at `now`? */
+/**
+ * Pure decision: is this workflow stalled at `now`? RUNNING, nothing in progress (a long
+ * transcription is progress: its worker holds the task and extends its lease), and nothing
+ * changed for longer than the threshold.
+ */
 export function isStalled(wf: WorkflowRecord, now: number, stallMs: number): boolean {
-  return wf.status === "RUNNING" && now - lastProgress(wf) > stallMs;
+  if (wf.status !== "RUNNING") return false;
+  if (wf.tasks.some((t) => t.status === "IN_PROGRESS" && !["JOIN", "FORK_JOIN_DYNAMIC", "FORK_JOIN", "FORK"].includes(t.taskType))) return false;
+  return now - lastProgress(wf) > stallMs;
 }
+
+/** A fingerprint of the workflow's task states, to tell whether a forced decision changed anything. */
+export const taskStates = (wf: WorkflowRecord): string =>
+  `${wf.status}|${wf.tasks.map((t) => `${t.referenceTaskName}:${t.status}`).join(",")}`;
 
 export interface Reconciler {
   /** how many workflows were rescued since start */
@@ -49,9 +59,16 @@ export function startReconciler(api: ConductorApi, log: Logger, opts: Reconciler
         if (!isStalled(wf, now(), opts.stallMs)) continue;
         const idle = Math.round((now() - lastProgress(wf)) / 1000);
         await api.decide(id);
+        const after = await api.getWorkflow(id, true);
+        // count a rescue only when the forced decision moved the workflow; a workflow merely
+        // waiting for a worker is decided again later but not counted again
+        if (taskStates(after) === taskStates(wf)) {
+          log.info({ workflow_id: id, idle_seconds: idle }, "reconciler decided an idle workflow; nothing was pending a decision");
+          continue;
+        }
         count++;
         rescued.push(id);
-        log.warn({ workflow_id: id, idle_seconds: idle, rescues: count }, "reconciler forced a decision on a stalled workflow");
+        log.warn({ workflow_id: id, idle_seconds: idle, rescues: count }, "reconciler rescued a stalled workflow (forced decide scheduled its next task)");
       }
     } catch (err) {
       log.warn({ err: (err as Error).message }, "reconciler pass failed; will try again");

@@ -9,7 +9,7 @@ import type { StepDepsFactory } from "../step-ports.ts";
 import { buildInfo, workerIdentity, type WorkerIdentity } from "../identity.ts";
 import { createConductorApi, waitForConductor, type ConductorApi } from "./client.ts";
 import { registerDefinitions, WORKFLOW_NAME, type TaskDef } from "./definitions.ts";
-import { startConductorWorkerHost, type ConductorHost, type ConductorHostDeps } from "./host.ts";
+import { CONDUCTOR_TASKS, startConductorWorkerHost, type ConductorHost, type ConductorHostDeps, type ConductorTaskName } from "./host.ts";
 import { startReconciler, type Reconciler } from "./reconciler.ts";
 import { createSdkClient } from "./sdk.ts";
 
@@ -37,7 +37,7 @@ export async function startConductorRuntime(
 ): Promise<ConductorRuntime> {
   const api = createConductorApi(config.CONDUCTOR_SERVER_URL);
   await waitForConductor(api, { timeoutMs: config.CONDUCTOR_WAIT_SECONDS * 1000, log: (m) => deps.log.info(m) });
-  await registerDefinitions(api, deps.taskOverrides);
+  if (config.CONDUCTOR_REGISTER) await registerDefinitions(api, deps.taskOverrides);
   const build = buildInfo(config.BUILD_COMMIT ? { BUILD_COMMIT: config.BUILD_COMMIT } : {}).build;
   const identity = deps.identity ?? workerIdentity(config.WORKER_SLOT, build, undefined, config.WORKER_ID_PID ?? process.pid);
   const client = await createSdkClient(config.CONDUCTOR_SERVER_URL);
@@ -50,7 +50,7 @@ export async function startConductorRuntime(
     workDir: config.WORK_DIR,
     pollIntervalMs: config.CONDUCTOR_POLL_INTERVAL_MS,
     concurrency: config.WORKER_CONCURRENCY,
-    only: deps.only,
+    only: deps.only ?? (config.CONDUCTOR_TASKS ? parseTaskList(config.CONDUCTOR_TASKS) : undefined),
     onTaskEvent: deps.onTaskEvent,
     runStepFn: deps.runStepFn,
   });
@@ -72,4 +72,11 @@ export async function startConductorRuntime(
       return host.stop(drainMs);
     },
   };
+}
+
+export function parseTaskList(spec: string): ConductorTaskName[] {
+  const names = spec.split(",").map((s) => s.trim()).filter(Boolean);
+  const unknown = names.filter((n) => !(CONDUCTOR_TASKS as readonly string[]).includes(n));
+  if (unknown.length) throw new Error(`CONDUCTOR_TASKS names unknown task type(s): ${unknown.join(", ")} (known: ${CONDUCTOR_TASKS.join(", ")})`);
+  return names as ConductorTaskName[];
 }

@@ -1,0 +1,111 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { checkWorkflow } from "../../workflows/check.ts";
+import { loadTaskDefs, loadWorkflowDef } from "../../workers/conductor/definitions.ts";
+import { CONDUCTOR_TASKS } from "../../workers/conductor/host.ts";
+import { buildForkPlan, ForkPlanError, validateForkPlan } from "../../workers/conductor/fork.ts";
+import { isStalled, taskStates } from "../../workers/conductor/reconciler.ts";
+import { auditPollers, inspectWorkflow } from "../../workers/conductor/audit.ts";
+import { WorkflowRecord } from "../../workers/conductor/client.ts";
+
+test("the shipped workflow passes the wiring check", () => {
+  assert.deepEqual(checkWorkflow(loadWorkflowDef() as never, loadTaskDefs(), CONDUCTOR_TASKS), []);
+});
+
+test("a renamed output field fails the wiring check, naming task and field", () => {
+  const wf = JSON.parse(JSON.stringify(loadWorkflowDef()).replace("${suppress_bleed.output.words}", "${suppress_bleed.output.kept_words}"));
+  const problems = checkWorkflow(wf, loadTaskDefs(), CONDUCTOR_TASKS);
+  assert.ok(problems.some((p) => /suppress_bleed\.output\.kept_words.*suppress_bleed's output schema/.test(p)), problems.join("\n"));
+});
+
+test("wiring check catches unknown workflow inputs, missing required inputs, missing defs and workers", () => {
+  const wf = loadWorkflowDef() as unknown as { tasks: { taskReferenceName: string; inputParameters?: Record<string, unknown> }[] };
+  const copy = JSON.parse(JSON.stringify(wf)) as typeof wf;
+  const plan = copy.tasks.find((t) => t.taskReferenceName === "plan_speech")!;
+  plan.inputParameters!.language = "${workflow.input.lang}";
+  delete plan.inputParameters!.expected_tracks;
+  const problems = checkWorkflow(copy as never, loadTaskDefs().filter((d) => d.name !== "finalize"), CONDUCTOR_TASKS.filter((t) => t !== "mixdown"));
+  const text = problems.join("\n");
+  assert.match(text, /workflow\.input\.lang.*not a field of the workflow input/);
+  assert.match(text, /plan_speech: inputParameters miss required input key\(s\) expected_tracks/);
+  assert.match(text, /no task definition for 'finalize'/);
+  assert.match(text, /no worker serves 'mixdown'/);
+});
+
+test("task definitions: explicit timeouts, response ≤ total, exponential retries, transcribe longest", () => {
+  const defs = loadTaskDefs();
+  for (const d of defs) {
+    assert.ok(d.responseTimeoutSeconds > 0 && d.responseTimeoutSeconds <= d.timeoutSeconds, d.name);
+    assert.equal(d.retryLogic, "EXPONENTIAL_BACKOFF", d.name);
+    assert.ok(d.retryCount >= 1, d.name);
+  }
+  const t = defs.find((d) => d.name === "transcribe_track")!;
+  assert.equal(Math.max(...defs.map((d) => d.timeoutSeconds)), t.timeoutSeconds);
+});
+
+test("fork plans: refs unique and matching, reserved keys refused, expressions escaped", () => {
+  const plan = buildForkPlan("prepare_track", [
+    { track_index: 10, input: { track: { participant: "Eve ${workflow.input.secret}" } } },
+    { track_index: 2, input: { track: { participant: "Bob" } } },
+  ]);
+  assert.deepEqual(plan.fork_tasks.map((t) => t.taskReferenceName), ["prepare_track_10", "prepare_track_2"]);
+  assert.deepEqual(Object.keys(plan.fork_inputs).sort(), ["prepare_track_10", "prepare_track_2"]);
+  assert.equal((plan.fork_inputs.prepare_track_10!.track as { participant: string }).participant, "Eve $${workflow.input.secret}");
+  assert.throws(() => buildForkPlan("t", [{ track_index: 0, input: { optional: true } }]), /task fields: optional/);
+  assert.throws(
+    () => validateForkPlan({ fork_tasks: [{ name: "t", taskReferenceName: "t_0", type: "SIMPLE" }], fork_inputs: { t_1: {} } }),
+    (e: unknown) => e instanceof ForkPlanError && /no input for \[t_0\].*input without task \[t_1\]/.test(e.message),
+  );
+  assert.throws(
+    () => validateForkPlan({ fork_tasks: [{ name: "t", taskReferenceName: "t_0", type: "SIMPLE" }, { name: "t", taskReferenceName: "t_0", type: "SIMPLE" }], fork_inputs: { t_0: {} } }),
+    /duplicate fork reference names: t_0/,
+  );
+  assert.throws(() => buildForkPlan("t", []), /no tracks/);
+});
+
+const wf = (tasks: { status: string; taskType?: string; updateTime: number }[]): WorkflowRecord =>
+  WorkflowRecord.parse({
+    workflowId: "w",
+    status: "RUNNING",
+    startTime: 1000,
+    updateTime: 1000,
+    tasks: tasks.map((t, i) => ({ taskId: `t${i}`, taskType: t.taskType ?? "x", referenceTaskName: `r${i}`, status: t.status, updateTime: t.updateTime })),
+  });
+
+test("reconciler: stalled = running, nothing in progress, idle past the threshold", () => {
+  assert.equal(isStalled(wf([{ status: "COMPLETED", updateTime: 2000 }]), 2000 + 5001, 5000), true);
+  assert.equal(isStalled(wf([{ status: "COMPLETED", updateTime: 2000 }]), 2000 + 4000, 5000), false);
+  assert.equal(isStalled(wf([{ status: "IN_PROGRESS", updateTime: 2000 }]), 2000 + 60000, 5000), false, "a long-running task is progress");
+  assert.equal(isStalled(wf([{ status: "IN_PROGRESS", taskType: "JOIN", updateTime: 2000 }]), 2000 + 60000, 5000), true);
+  assert.notEqual(taskStates(wf([{ status: "COMPLETED", updateTime: 1 }])), taskStates(wf([{ status: "COMPLETED", updateTime: 1 }, { status: "SCHEDULED", updateTime: 2 }])));
+});
+
+test("inspect flags suspiciously fast tasks and other builds; audit flags unknown pollers", () => {
+  const rec = WorkflowRecord.parse({
+    workflowId: "w",
+    status: "COMPLETED",
+    tasks: [
+      { taskId: "a", taskType: "transcribe_track", referenceTaskName: "transcribe_track_0", status: "COMPLETED", startTime: 1000, endTime: 1010, outputData: { worker: { worker_id: "h/0/1", build: "0.1.0+abc" } } },
+      { taskId: "b", taskType: "transcribe_track", referenceTaskName: "transcribe_track_1", status: "COMPLETED", startTime: 1000, endTime: 9000, outputData: { worker: { worker_id: "h/1/1", build: "0.0.9+old" } } },
+      { taskId: "c", taskType: "mixdown", referenceTaskName: "mixdown", status: "COMPLETED", startTime: 1000, endTime: 5000, outputData: {} },
+    ],
+  });
+  const rows = inspectWorkflow(rec, { currentBuild: "0.1.0+abc", fastFloorsMs: { transcribe_track: 200 } });
+  assert.match(rows[0]!.flags.join(), /suspiciously fast \(10 ms < 200 ms\)/);
+  assert.match(rows[1]!.flags.join(), /other build 0\.0\.9\+old/);
+  assert.match(rows[2]!.flags.join(), /no worker stamp/);
+  const audit = auditPollers(
+    "transcribe_track",
+    [
+      { workerId: "h/0/1#0.1.0+abc", lastPollTime: 9_000 },
+      { workerId: "h/1/1#0.0.9+old", lastPollTime: 9_000 },
+      { workerId: "python-worker-7", lastPollTime: 9_000 },
+      { workerId: "h/2/1#0.1.0+abc", lastPollTime: 1_000 },
+    ],
+    { currentBuild: "0.1.0+abc", now: 10_000, recentMs: 5_000 },
+  );
+  assert.deepEqual(audit[0]!.flags, []);
+  assert.match(audit[1]!.flags.join(), /other build/);
+  assert.match(audit[2]!.flags.join(), /unknown worker/);
+  assert.match(audit[3]!.flags.join(), /not polling recently/);
+});
