@@ -160,7 +160,7 @@ async function main(): Promise<number> {
     const { registerDefinitions } = await import("../workers/conductor/definitions.ts");
     await registerDefinitions(createConductorApi(env.CONDUCTOR_SERVER_URL!));
 
-    api = spawn(process.execPath, [path.join(root, "bin", "trackscribe.mjs"), "serve"], {
+    api = spawn(process.execPath, process.env.BENCH_API_CMD ? process.env.BENCH_API_CMD.split(" ") : [path.join(root, "bin", "trackscribe.mjs"), "serve"], {
       cwd: root,
       env: {
         ...env,

@@ -1,7 +1,6 @@
 /** `trackscribe migrate [--down] [--count n]`: apply (or roll back) database migrations. */
 import type { Command } from "commander";
 import { loadConfig } from "../../pipeline/config.ts";
-import { migrate } from "../../server/db/migrate.ts";
 import { CliError } from "../errors.ts";
 
 export function register(program: Command): void {
@@ -15,6 +14,7 @@ export function register(program: Command): void {
       if (!config.DATABASE_URL) throw new CliError("set DATABASE_URL (npm run services:start prints it)");
       const count = opts.count === undefined ? undefined : Number(opts.count);
       if (count !== undefined && (!Number.isInteger(count) || count < 1)) throw new CliError("--count must be a positive integer");
+      const { migrate } = await import("../../server/db/migrate.ts");
       let applied: string[];
       try {
         applied = await migrate(config, { direction: opts.down ? "down" : "up", ...(count !== undefined ? { count } : {}) });

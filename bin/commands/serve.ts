@@ -3,9 +3,7 @@
  * MIGRATE_ON_START=false). Listens on HOST:PORT until SIGINT/SIGTERM.
  */
 import type { Command } from "commander";
-import { pino } from "pino";
 import { loadConfig } from "../../pipeline/config.ts";
-import { serveUntilSignalled } from "../../server/server.ts";
 import { CliError } from "../errors.ts";
 
 export function register(program: Command): void {
@@ -16,7 +14,10 @@ export function register(program: Command): void {
     .action(async (opts: { port?: string }) => {
       const config = loadConfig({ ...process.env, ...(opts.port ? { PORT: opts.port } : {}) });
       if (!config.DATABASE_URL) throw new CliError("`trackscribe serve` needs Postgres: set DATABASE_URL (npm run services:start prints it)");
+      const { pino } = await import("pino");
       const log = pino({ level: config.LOG_LEVEL, base: { svc: "api", pid: process.pid } });
+      // loaded here, not at the top: every other command would otherwise load the server too
+      const { serveUntilSignalled } = await import("../../server/server.ts");
       await serveUntilSignalled(config, log);
     });
 }

@@ -29,7 +29,10 @@ export function register(program: Command): void {
       if (opts.jobs !== undefined) {
         const { runSupervisorProcess, CHILD_MAIN } = await import("../../workers/supervisor/run.ts");
         const log = pino({ level: config.LOG_LEVEL, base: { role: "supervisor", engine: opts.engine } }, pino.destination(2));
-        process.exitCode = await runSupervisorProcess({ config, slots: opts.jobs, log, child: { module: CHILD_MAIN, args: ["--engine", opts.engine] } });
+        const { WorkDirLockedError } = await import("../../workers/supervisor/lock.ts");
+        process.exitCode = await runSupervisorProcess({ config, slots: opts.jobs, log, child: { module: CHILD_MAIN, args: ["--engine", opts.engine] } }).catch((e: unknown) => {
+          throw e instanceof WorkDirLockedError ? new CliError(e.message, 75) : e;
+        });
         return;
       }
       const identity = workerIdentity(config.WORKER_SLOT, build, os.hostname(), config.WORKER_ID_PID ?? process.pid);

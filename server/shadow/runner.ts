@@ -34,6 +34,8 @@ export interface ShadowDeps {
   results?: ResultSink;
   /** poll interval while waiting for Conductor (default 1000 ms) */
   pollMs?: number;
+  /** aborts comparisons still waiting (server shutdown) */
+  signal?: AbortSignal;
 }
 
 export type ConductorLookup = (recordingId: string, workflowId?: string) => Promise<ConductorWorkflowJson | null>;
@@ -91,7 +93,7 @@ async function runAndCompare(deps: ShadowDeps, recordingId: string, input: Pipel
   await deps.store.setRunIds(recordingId, { bullmq_run_id: runId });
 
   const lookup = deps.conductorWorkflow ?? conductorHttpLookup(deps.config.CONDUCTOR_SERVER_URL);
-  const wf = await waitForConductor(lookup, recordingId, workflowId, deps.config.SHADOW_WAIT_SECONDS * 1000, deps.pollMs ?? 1000);
+  const wf = await waitForConductor(lookup, recordingId, workflowId, deps.config.SHADOW_WAIT_SECONDS * 1000, deps.pollMs ?? 1000, deps.signal);
   const report = compareRuns(conductorSnapshot(wf), bullmqSnapshot(state, runId), rulesFromConfig(deps.config));
   await deps.store.saveReport(recordingId, report);
   log.info({ verdict: report.verdict, ...report.counts }, "shadow comparison stored");
@@ -106,18 +108,49 @@ export async function shadowState(eventLog: EventLog, recordingId: string, runId
   return { state, runId: run.run_id };
 }
 
-async function waitForConductor(lookup: ConductorLookup, recordingId: string, workflowId: string | undefined, timeoutMs: number, pollMs: number): Promise<ConductorWorkflowJson> {
+/**
+ * Poll until the workflow has ended. Conductor being briefly unreachable is not an error
+ * (lesson 7): failed look-ups are retried until the deadline.
+ */
+async function waitForConductor(
+  lookup: ConductorLookup,
+  recordingId: string,
+  workflowId: string | undefined,
+  timeoutMs: number,
+  pollMs: number,
+  signal?: AbortSignal,
+): Promise<ConductorWorkflowJson> {
   const deadline = Date.now() + timeoutMs;
   let last: ConductorWorkflowJson | null = null;
+  let lastError: unknown;
   for (;;) {
-    last = await lookup(recordingId, workflowId).catch(() => last);
+    signal?.throwIfAborted();
+    last = await lookup(recordingId, workflowId).catch((err: unknown) => {
+      lastError = err;
+      return last;
+    });
     if (last && last.status !== "RUNNING" && last.status !== "PAUSED") return last;
     if (Date.now() >= deadline) {
       if (last) return last; // compared as still running: every unfinished task shows up as a status mismatch
-      throw new Error(`no Conductor workflow found for recording ${recordingId} within ${Math.round(timeoutMs / 1000)} s`);
+      const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : "";
+      throw new Error(`no Conductor workflow found for recording ${recordingId} within ${Math.round(timeoutMs / 1000)} s${why}`);
     }
-    await new Promise((r) => setTimeout(r, pollMs));
+    await sleep(pollMs, signal);
   }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal!.reason instanceof Error ? signal!.reason : new Error("aborted"));
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
 }
 
 /** Conductor's HTTP API: by workflow id, or the newest workflow correlated with the recording id. */
@@ -157,13 +190,18 @@ export async function createShadowDeps(
     startWorkers: config.SHADOW_WORKERS_IN_API,
     ...(opts.results ? { results: opts.results } : {}),
   });
+  const shutdown = new AbortController();
   return {
     config,
     engine,
     eventLog: engine.eventLog,
     store: createShadowStore(opts.pool),
     log: opts.log,
+    signal: shutdown.signal,
     ...(opts.results ? { results: opts.results } : {}),
-    close: () => engine.close(),
+    close: async () => {
+      shutdown.abort(new Error("shadow mode shutting down"));
+      await engine.close();
+    },
   };
 }

@@ -3,6 +3,7 @@ import { access, mkdir } from "node:fs/promises";
 import type { Config } from "../../pipeline/config.ts";
 import type { Storage } from "../../pipeline/ports.ts";
 import { createLocalStorage } from "./local.ts";
+import { createGcHint } from "../memory.ts";
 import { createS3Client, createS3Storage, type S3Storage } from "./s3.ts";
 
 /** Storage plus what the API needs on top: a reachability probe and a way to release it. */
@@ -17,7 +18,7 @@ export interface ServiceStorage extends Storage {
 export function createStorage(config: Config): ServiceStorage {
   if (config.STORAGE_DRIVER === "s3") {
     const client = createS3Client(config);
-    const s3 = createS3Storage({ client, bucket: config.S3_BUCKET });
+    const s3 = createS3Storage({ client, bucket: config.S3_BUCKET, queueSize: config.S3_UPLOAD_QUEUE_SIZE, afterPart: createGcHint() });
     return { ...s3, driver: "s3", s3, close: async () => client.destroy() };
   }
   const dir = config.LOCAL_STORAGE_DIR;

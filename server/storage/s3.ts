@@ -26,10 +26,12 @@ import { StorageKeyNotFoundError, type Storage } from "../../pipeline/ports.ts";
 export interface S3StorageOptions {
   client: S3Client;
   bucket: string;
-  /** bytes per multipart part (≥ 5 MiB; default 8 MiB) */
+  /** bytes per multipart part (≥ 5 MiB, the S3 minimum, and the default) */
   partSize?: number;
   /** parts uploaded concurrently per stream (default 2) */
   queueSize?: number;
+  /** called each time a part of a streamed upload has been sent (its buffer is now garbage) */
+  afterPart?: () => void;
 }
 
 export interface S3Storage extends Storage {
@@ -69,9 +71,9 @@ const isNotFound = (err: unknown): boolean => {
  * from S3_* variables; what `trackscribe process --engine conductor|bullmq` calls).
  */
 export function createS3Storage(opts: S3StorageOptions | Config): S3Storage {
-  const o: S3StorageOptions = "client" in opts ? opts : { client: createS3Client(opts), bucket: opts.S3_BUCKET };
+  const o: S3StorageOptions = "client" in opts ? opts : { client: createS3Client(opts), bucket: opts.S3_BUCKET, queueSize: opts.S3_UPLOAD_QUEUE_SIZE };
   const { client, bucket } = o;
-  const partSize = Math.max(MIN_PART, o.partSize ?? 8 * 1024 * 1024);
+  const partSize = Math.max(MIN_PART, o.partSize ?? MIN_PART);
   const queueSize = Math.max(1, o.queueSize ?? 2);
   const endpoint = typeof client.config.endpoint === "function" ? "configured endpoint" : "AWS";
   const where = `s3://${bucket} (${endpoint})`;
@@ -95,6 +97,7 @@ export function createS3Storage(opts: S3StorageOptions | Config): S3Storage {
       queueSize,
       leavePartsOnError: false,
     });
+    if (o.afterPart) u.on("httpUploadProgress", o.afterPart);
     await u.done();
     return { bytes };
   };

@@ -4,7 +4,7 @@
  * comparison is stored. Unperturbed it ends matched; with SHADOW_TEST_PERTURB on one
  * transcription it ends mismatched, naming the step, the track and the words.
  */
-import { after, test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -33,28 +33,31 @@ async function fixtureManifest(): Promise<string> {
   return existsSync(file) ? file : (await buildFixtures(defaultFixtureDir())).manifestPath;
 }
 
-const closers: (() => Promise<void>)[] = [];
-after(async () => {
-  for (const c of closers.reverse()) await c().catch(() => undefined);
-});
-
 interface ShadowSetup {
   h: Harness;
   conductor: PipelineEngine;
   deps: ShadowDeps;
 }
 
-async function setup(tag: string, env: Record<string, string> = {}): Promise<ShadowSetup> {
+/**
+ * Both engines with their workers in this process, torn down when the test ends (a
+ * Conductor worker host left polling would take the next test's tasks: a ghost worker).
+ */
+async function setup(t: TestContext, tag: string, env: Record<string, string> = {}): Promise<ShadowSetup> {
   const h = await bullmqHarness({
     startWorkers: true,
     tag,
     env: { SHADOW_MODE: "bullmq", SHADOW_SAMPLE_RATE: "1", CONDUCTOR_SERVER_URL: conductorUrl(), CONDUCTOR_POLL_INTERVAL_MS: "50", ...env },
   });
-  closers.push(() => h.close());
   const log = pino({ level: h.config.LOG_LEVEL });
   const conductor = createConductorEngine(h.config, { storage: h.storage, log, startWorkers: true });
-  closers.push(() => conductor.close());
-  const deps: ShadowDeps = { config: h.config, engine: h.engine, eventLog: h.eventLog, store: createShadowStore(h.db.pool), log, pollMs: 200 };
+  const shutdown = new AbortController();
+  t.after(async () => {
+    shutdown.abort();
+    await conductor.close().catch(() => undefined);
+    await h.close();
+  });
+  const deps: ShadowDeps = { config: h.config, engine: h.engine, eventLog: h.eventLog, store: createShadowStore(h.db.pool), log, pollMs: 200, signal: shutdown.signal };
   return { h, conductor, deps };
 }
 
@@ -76,8 +79,8 @@ async function runShadowed(s: ShadowSetup, recordingId: string) {
   return { conductorRun, report, input };
 }
 
-test("the fixture meeting in shadow mode ends matched, with both engines' durations stored", async () => {
-  const s = await setup("shadowok");
+test("the fixture meeting in shadow mode ends matched, with both engines' durations stored", async (t) => {
+  const s = await setup(t, "shadowok");
   const recordingId = `rec-${uid()}`;
   const { conductorRun, report } = await runShadowed(s, recordingId);
 
@@ -104,8 +107,8 @@ test("the fixture meeting in shadow mode ends matched, with both engines' durati
   assert.ok(keys.some((k) => k.startsWith(`recordings/${recordingId}/conductor/`)));
 });
 
-test("a perturbed BullMQ transcription yields a mismatch naming the step, the track and the words", async () => {
-  const s = await setup("shadowbad", { SHADOW_TEST_PERTURB: "transcribe_track:1" });
+test("a perturbed BullMQ transcription yields a mismatch naming the step, the track and the words", async (t) => {
+  const s = await setup(t, "shadowbad", { SHADOW_TEST_PERTURB: "transcribe_track:1" });
   const recordingId = `rec-${uid()}`;
   const { report } = await runShadowed(s, recordingId);
 

@@ -88,3 +88,37 @@ test("SIGTERM during a running BullMQ job: the job completes and its result is s
   assert.ok(sup.lines.some((l) => l.msg === "worker child drained"));
   assert.ok(!sup.lines.some((l) => l.msg === "force-killing worker child"));
 });
+
+test("`trackscribe workers --engine bullmq -j 2`: a child killed with -9 comes back in its slot with the same worker id", async () => {
+  const prefix = `tss-${randomBytes(4).toString("hex")}`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    NODE_ENV: "test",
+    LOG_LEVEL: "info",
+    WORK_DIR: path.join(dir, "work-cli"),
+    STORAGE_DRIVER: "local",
+    LOCAL_STORAGE_DIR: path.join(dir, "storage"),
+    REDIS_URL: process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
+    BULLMQ_PREFIX: prefix,
+    SUPERVISOR_BACKOFF_SCALE: "0.1",
+    DRAIN_TIMEOUT_SECONDS: "10",
+  };
+  const cli = startProcess(["bin/trackscribe.mjs", "workers", "--engine", "bullmq", "-j", "2"], env);
+  procs.push(cli);
+  const ready = await Promise.all([0, 1].map((slot) => cli.waitFor((l) => l.msg === "worker child ready" && l.slot === slot, 90_000, `slot ${slot}`)));
+  assert.deepEqual(
+    ready.map((r) => r.worker_id),
+    [0, 1].map((slot) => `${os.hostname()}/${slot}/${cli.pid}`),
+  );
+  const victim = Number(ready[1]!.pid);
+  process.kill(victim, "SIGKILL");
+  const exit = await cli.waitFor((l) => l.msg === "worker child exited" && l.pid === victim, 10_000);
+  assert.equal(exit.signal, "SIGKILL");
+  assert.equal(exit.restart_in_ms, 100);
+  const again = await cli.waitFor((l) => l.msg === "worker child ready" && l.slot === 1 && l.pid !== victim, 90_000, "slot 1 again");
+  assert.equal(again.worker_id, `${os.hostname()}/1/${cli.pid}`);
+  cli.child.kill("SIGTERM");
+  const end = await cli.exited;
+  assert.equal(end.code, 0);
+  assert.equal(cli.lines.filter((l) => l.msg === "worker child drained").length, 2);
+});

@@ -185,3 +185,19 @@ test("a second supervisor on the same work directory is refused; a dead supervis
   c.child.kill("SIGINT");
   assert.equal((await c.exited).code, 0);
 });
+
+test("the real command refuses a second supervisor: `trackscribe workers -j` exits 75 with a clear message", async () => {
+  const { work, env, supervisor } = setup();
+  const a = supervisor(1);
+  await a.waitFor(isMsg("worker child ready"), 30_000);
+  const cli = startProcess(["bin/trackscribe.mjs", "workers", "--engine", "bullmq", "-j", "2"], env);
+  started.push(cli);
+  const end = await cli.exited;
+  assert.equal(end.code, 75);
+  const text = cli.text.join("\n");
+  assert.match(text, new RegExp(`^trackscribe: another supervisor \\(pid ${a.pid}, started `, "m"));
+  assert.ok(text.includes(`using the work directory ${work}`));
+  assert.ok(!text.includes("    at "), "no stack trace");
+  a.child.kill("SIGTERM");
+  assert.equal((await a.exited).code, 0);
+});

@@ -98,9 +98,28 @@ export async function runSupervisedWorker(opts: SupervisedWorkerOptions): Promis
     parent.on("disconnect", () => requestStop(opts.drainMs, "supervisor gone"));
   }
 
+  // a stop that arrives while the host is still starting (e.g. waiting for Conductor)
+  // ends the child at once: it has no tasks yet
+  const stopped = new Promise<null>((resolve) => {
+    const prev = wake;
+    wake = () => {
+      prev?.();
+      resolve(null);
+    };
+    if (stopRequest) resolve(null);
+  });
   let host: SupervisedHost;
   try {
-    host = await opts.startHost();
+    const first = await Promise.race([opts.startHost(), stopped]);
+    if (first === null) {
+      log.info({ worker_id: opts.worker_id, reason: stopRequest ? (stopRequest as { why: string }).why : "stop" }, "stopped before the worker host was ready");
+      signals.off("SIGTERM", onSigterm);
+      signals.off("SIGINT", onSigint);
+      await send({ type: "drained", cut_off: [] });
+      if (parent?.connected) parent.disconnect();
+      return 0;
+    }
+    host = first;
   } catch (err) {
     signals.off("SIGTERM", onSigterm);
     signals.off("SIGINT", onSigint);

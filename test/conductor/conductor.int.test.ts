@@ -1,0 +1,204 @@
+/**
+ * Against the real Conductor server the test run started (CONDUCTOR_SERVER_URL): the
+ * fixture through Conductor equals the in-process run, the JOIN output really is a dict,
+ * a worker killed mid-transcription is recovered by Conductor's retry, bad input fails
+ * fast, and the reconciler rescues a workflow whose decision was lost.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { Redis } from "ioredis";
+import { pino } from "pino";
+import { loadConfig, type Config } from "../../pipeline/config.ts";
+import { FileManifest, Result, type PipelineInput } from "../../pipeline/contracts/index.ts";
+import { createInProcessEngine } from "../../pipeline/runner/inprocess.ts";
+import { stageManifest } from "../../pipeline/runner/stage.ts";
+import { runStep } from "../../pipeline/steps/index.ts";
+import { buildFixtures, defaultFixtureDir } from "../../scripts/build-fixtures.ts";
+import { createLocalStorage } from "../../server/storage/local.ts";
+import { createConductorApi } from "../../workers/conductor/client.ts";
+import { WORKFLOW_NAME } from "../../workers/conductor/definitions.ts";
+import { followWorkflow } from "../../workers/conductor/engine.ts";
+import { CONDUCTOR_TASKS, type ConductorTaskName } from "../../workers/conductor/host.ts";
+import { startConductorRuntime, type ConductorRuntime } from "../../workers/conductor/runtime.ts";
+import { createStepPorts } from "../../workers/step-ports.ts";
+
+const url = process.env.CONDUCTOR_SERVER_URL;
+const log = pino({ level: "warn" }, pino.destination(2));
+let dir: string;
+let config: Config;
+let manifestPath: string;
+const api = createConductorApi(url ?? "http://127.0.0.1:1/api");
+const storageDir = (): string => path.join(dir, "storage");
+
+before(async () => {
+  assert.ok(url, "CONDUCTOR_SERVER_URL must point at the test run's Conductor (npm test starts it)");
+  dir = await mkdtemp(path.join(os.tmpdir(), "ts-conductor-"));
+  config = loadConfig({
+    CONDUCTOR_SERVER_URL: url,
+    STORAGE_DRIVER: "local",
+    LOCAL_STORAGE_DIR: storageDir(),
+    WORK_DIR: path.join(dir, "work"),
+    LOG_LEVEL: "warn",
+    RECONCILER_ENABLED: "false",
+    CONDUCTOR_POLL_INTERVAL_MS: "50",
+  });
+  ({ manifestPath } = await buildFixtures(defaultFixtureDir()));
+});
+after(() => rm(dir, { recursive: true, force: true }));
+
+async function stage(id: string): Promise<PipelineInput> {
+  const storage = createLocalStorage(storageDir());
+  const manifest = FileManifest.parse(JSON.parse(readFileSync(manifestPath, "utf8")));
+  return stageManifest(manifest, storage, id, path.dirname(manifestPath), { namespace: "conductor" });
+}
+
+async function runtime(over: Partial<Record<string, string>> = {}, only?: ConductorTaskName[], wrap?: typeof runStep): Promise<ConductorRuntime> {
+  const c = loadConfig({ ...Object.fromEntries(Object.entries(config).filter(([, v]) => typeof v !== "object").map(([k, v]) => [k, String(v)])), ...over });
+  const storage = createLocalStorage(storageDir());
+  const stepDeps = createStepPorts(c, { storage, log });
+  return startConductorRuntime(c, { storage, stepDeps, log, only, runStepFn: wrap, taskOverrides: { transcribe_track: { responseTimeoutSeconds: 8 } } });
+}
+
+test("3-track fixture through Conductor = in-process (words, speakers, topics); JOIN output is a real dict", async () => {
+  const inputIn = { ...(await stage("cmp-inprocess")), namespace: "inprocess" };
+  const storage = createLocalStorage(storageDir());
+  const engine = createInProcessEngine({ stepDeps: createStepPorts(config, { storage, log }), scratchRoot: path.join(dir, "scratch") });
+  const inproc = (await engine.run(inputIn)).result;
+
+  const rt = await runtime();
+  try {
+    const input = await stage("cmp-conductor");
+    const id = await api.startWorkflow(WORKFLOW_NAME, 1, input);
+    const wf = await followWorkflow(api, id, { recordingId: input.recording_id });
+    assert.equal(wf.status, "COMPLETED", wf.reasonForIncompletion ?? "");
+    const viaConductor = Result.parse(wf.output);
+    assert.deepEqual(viaConductor.words.map((w) => [w.text, w.speaker, w.start]), inproc.words.map((w) => [w.text, w.speaker, w.start]));
+    assert.deepEqual(viaConductor.participants, inproc.participants);
+    assert.deepEqual(viaConductor.topics.map((t) => [t.title, t.timestamp]), inproc.topics.map((t) => [t.title, t.timestamp]));
+    assert.equal(viaConductor.title, inproc.title);
+
+    // the JOIN's real output: a dict keyed by task reference name, not a list
+    const join = wf.tasks.find((t) => t.referenceTaskName === "transcribe_join")!;
+    assert.ok(!Array.isArray(join.outputData));
+    assert.deepEqual(Object.keys(join.outputData).sort(), ["transcribe_track_0", "transcribe_track_1", "transcribe_track_2"]);
+    const merge = wf.tasks.find((t) => t.referenceTaskName === "merge_transcripts")!;
+    assert.deepEqual(Object.keys(merge.inputData.transcripts as object).sort(), Object.keys(join.outputData).sort());
+    // … normalized: the merged words are time-ordered and carry every track
+    const words = merge.outputData.words as { start: number; speaker: number }[];
+    for (let i = 1; i < words.length; i++) assert.ok(words[i]!.start >= words[i - 1]!.start);
+    assert.deepEqual([...new Set(words.map((w) => w.speaker))].sort(), [0, 1, 2]);
+    // every task output records who produced it
+    for (const t of wf.tasks.filter((t) => (CONDUCTOR_TASKS as readonly string[]).includes(t.taskType))) {
+      assert.equal((t.outputData.worker as { worker_id?: string } | undefined)?.worker_id, rt.identity.worker_id, t.referenceTaskName);
+    }
+  } finally {
+    await rt.stop(10000);
+  }
+});
+
+test("bad workflow input fails fast with a clear reason", async () => {
+  const rt = await runtime({}, ["plan_tracks"]);
+  try {
+    const noTracks = await api.startWorkflow(WORKFLOW_NAME, 1, { recording_id: "bad-1", language: "en", namespace: "conductor", tracks: [] });
+    const wf1 = await followWorkflow(api, noTracks, { recordingId: "bad-1" });
+    assert.equal(wf1.status, "FAILED");
+    assert.match(wf1.reasonForIncompletion ?? "", /tracks: no tracks/);
+    const unknownKey = await api.startWorkflow(WORKFLOW_NAME, 1, {
+      recording_id: "bad-2",
+      language: "en",
+      namespace: "conductor",
+      tracks: [{ track_index: 0, participant: "A", offset_seconds: 0, source_key: "recordings/bad-2/tracks/nope.wav" }],
+    });
+    const wf2 = await followWorkflow(api, unknownKey, { recordingId: "bad-2" });
+    assert.equal(wf2.status, "FAILED");
+    assert.match(wf2.reasonForIncompletion ?? "", /unknown storage key\(s\): recordings\/bad-2\/tracks\/nope\.wav/);
+    const plan = wf2.tasks.find((t) => t.referenceTaskName === "plan_tracks")!;
+    assert.equal(plan.status, "FAILED_WITH_TERMINAL_ERROR", "no retries for input that cannot become valid");
+  } finally {
+    await rt.stop(5000);
+  }
+});
+
+test("a worker killed mid-transcription: Conductor retries after the response timeout; one result", async () => {
+  const others = CONDUCTOR_TASKS.filter((t) => t !== "transcribe_track");
+  const rt = await runtime({}, others);
+  const input = await stage("killed-worker");
+  const id = await api.startWorkflow(WORKFLOW_NAME, 1, input);
+  // a separate worker process serving transcriptions only
+  const child = spawn(process.execPath, [path.resolve("bin/trackscribe.mjs"), "workers", "--engine", "conductor"], {
+    env: {
+      ...process.env,
+      CONDUCTOR_SERVER_URL: url,
+      STORAGE_DRIVER: "local",
+      LOCAL_STORAGE_DIR: storageDir(),
+      WORK_DIR: path.join(dir, "child-work"),
+      DATABASE_URL: "",
+      CONDUCTOR_REGISTER: "false",
+      CONDUCTOR_TASKS: "transcribe_track",
+      WORKER_SLOT: "7",
+      RECONCILER_ENABLED: "false",
+    },
+    stdio: "ignore",
+  });
+  let rescuer: ConductorRuntime | undefined;
+  try {
+    // wait until the child holds a transcription, then kill it without warning
+    for (let i = 0; ; i++) {
+      const wf = await api.getWorkflow(id, true);
+      if (wf.tasks.some((t) => t.taskType === "transcribe_track" && t.status === "IN_PROGRESS" && t.workerId?.includes("/7/"))) break;
+      assert.ok(i < 600, "the child never started a transcription");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    child.kill("SIGKILL");
+    rescuer = await runtime({}, ["transcribe_track"]);
+    const wf = await followWorkflow(api, id, { recordingId: input.recording_id });
+    assert.equal(wf.status, "COMPLETED", wf.reasonForIncompletion ?? "");
+    const timedOut = wf.tasks.filter((t) => t.taskType === "transcribe_track" && t.status === "TIMED_OUT");
+    assert.ok(timedOut.length >= 1, "the killed worker's task timed out and was retried");
+    const finals = wf.tasks.filter((t) => t.taskType === "finalize" && t.status === "COMPLETED");
+    assert.equal(finals.length, 1);
+    const result = Result.parse(wf.output);
+    assert.deepEqual([...new Set(result.words.map((w) => w.speaker))].sort(), [0, 1, 2]);
+  } finally {
+    child.kill("SIGKILL");
+    await rescuer?.stop(5000);
+    await rt.stop(5000);
+  }
+});
+
+test("the reconciler rescues a workflow whose decision was lost (lock held as a JOIN completes)", async (t) => {
+  const ns = process.env.CONDUCTOR_REDIS_LOCK_NAMESPACE;
+  if (!ns) {
+    t.skip("needs the test Conductor with its execution lock in Redis (npm test starts it so)");
+    return;
+  }
+  const redis = new Redis(config.REDIS_URL);
+  let done = 0;
+  let workflowId = "";
+  // hold the workflow's execution lock just as the last transcription reports: the JOIN
+  // completes but the decision that should schedule merge_transcripts cannot run
+  const wrap: typeof runStep = async (name, input, deps) => {
+    const out = await runStep(name, input, deps);
+    if (name === "transcribe_track" && ++done === 3) {
+      await redis.hset(`${ns}.${workflowId}`, "holder", "test");
+      await redis.pexpire(`${ns}.${workflowId}`, 3000);
+    }
+    return out;
+  };
+  const rt = await runtime({ RECONCILER_ENABLED: "true", RECONCILER_STALL_SECONDS: "4", RECONCILER_INTERVAL_SECONDS: "0.5" }, undefined, wrap);
+  try {
+    const input = await stage("stalled");
+    workflowId = await api.startWorkflow(WORKFLOW_NAME, 1, input);
+    const wf = await followWorkflow(api, workflowId, { recordingId: input.recording_id });
+    assert.equal(wf.status, "COMPLETED", wf.reasonForIncompletion ?? "");
+    assert.ok((rt.reconciler?.rescues() ?? 0) >= 1, "the reconciler counted the rescue");
+  } finally {
+    await rt.stop(5000);
+    redis.disconnect();
+  }
+});
