@@ -1,0 +1,74 @@
+/**
+ * `npm run bench:conductor`: the 3-track fixture meeting through Conductor vs the
+ * in-process runner, in the same run (target ratio ≤ 1.10), with the orchestration
+ * overhead broken out: JOIN wait (JOIN end − last forked task end), queue wait per task
+ * (start − scheduled, bounded below by the poll interval) and the poll interval itself.
+ * Uses CONDUCTOR_SERVER_URL when set, else starts a server of its own.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { pino } from "pino";
+import { loadConfig } from "../pipeline/config.ts";
+import { FileManifest } from "../pipeline/contracts/index.ts";
+import { createInProcessEngine } from "../pipeline/runner/inprocess.ts";
+import { stageManifest } from "../pipeline/runner/stage.ts";
+import { buildFixtures, defaultFixtureDir } from "../scripts/build-fixtures.ts";
+import { startConductor } from "../scripts/conductor.ts";
+import { createLocalStorage } from "../server/storage/local.ts";
+import { createConductorEngine } from "../workers/conductor/engine.ts";
+import { createStepPorts } from "../workers/step-ports.ts";
+
+const log = pino({ level: "warn" }, pino.destination(2));
+const own = process.env.CONDUCTOR_SERVER_URL ? undefined : await startConductor({ stateDir: ".work/bench-conductor" });
+const url = process.env.CONDUCTOR_SERVER_URL ?? own!.url;
+const dir = await mkdtemp(path.join(os.tmpdir(), "bench-conductor-"));
+const config = loadConfig({ CONDUCTOR_SERVER_URL: url, STORAGE_DRIVER: "local", LOCAL_STORAGE_DIR: dir, WORK_DIR: path.join(dir, "work"), RECONCILER_ENABLED: "false", LOG_LEVEL: "warn" });
+const storage = createLocalStorage(dir);
+const { manifestPath } = await buildFixtures(defaultFixtureDir());
+const manifest = FileManifest.parse(JSON.parse(readFileSync(manifestPath, "utf8")));
+const stage = (id: string, ns: string) => stageManifest(manifest, storage, id, path.dirname(manifestPath), { namespace: ns });
+
+const inproc = createInProcessEngine({ stepDeps: createStepPorts(config, { storage, log }), scratchRoot: path.join(dir, "scratch") });
+const conductor = createConductorEngine(config, { storage, log, startWorkers: true });
+try {
+  // warm both (model loads, JIT, worker registration) so the timed runs compare steady states
+  await inproc.run(await stage("warm-in", "inprocess"));
+  await conductor.run(await stage("warm-c", "conductor"));
+  const rounds = 2;
+  let tIn = 0;
+  let tC = 0;
+  let lastWorkflow = "";
+  for (let i = 0; i < rounds; i++) {
+    const a = await stage(`in-${i}`, "inprocess");
+    let t0 = performance.now();
+    await inproc.run(a);
+    tIn += performance.now() - t0;
+    const b = await stage(`c-${i}`, "conductor");
+    t0 = performance.now();
+    const r = await conductor.run(b);
+    tC += performance.now() - t0;
+    lastWorkflow = r.run.workflow_id ?? "";
+  }
+  const { createConductorApi } = await import("../workers/conductor/client.ts");
+  const wf = await createConductorApi(url).getWorkflow(lastWorkflow, true);
+  const byRef = new Map(wf.tasks.map((t) => [t.referenceTaskName, t]));
+  const joins = wf.tasks.filter((t) => t.taskType === "JOIN");
+  console.log(`in-process: ${(tIn / rounds / 1000).toFixed(2)} s per run; Conductor: ${(tC / rounds / 1000).toFixed(2)} s per run (${rounds} runs each, interleaved)`);
+  console.log(`Conductor / in-process: ${(tC / tIn).toFixed(3)} (target ≤ 1.10)`);
+  for (const j of joins) {
+    const forked = Object.keys(j.outputData).map((ref) => byRef.get(ref)).filter(Boolean);
+    const lastEnd = Math.max(...forked.map((t) => t!.endTime));
+    console.log(`JOIN ${j.referenceTaskName} (joinMode ${String((j as { workflowTask?: { joinMode?: string } }).workflowTask?.joinMode ?? "default")}): wait after last forked task ${j.endTime - lastEnd} ms`);
+  }
+  const simple = wf.tasks.filter((t) => t.startTime > 0 && t.scheduledTime > 0 && t.taskType !== "JOIN" && !t.taskType.startsWith("FORK"));
+  const waits = simple.map((t) => t.startTime - t.scheduledTime).sort((a, b) => a - b);
+  console.log(`queue wait (scheduled → picked up) over ${waits.length} tasks: median ${waits[Math.floor(waits.length / 2)]} ms, max ${waits[waits.length - 1]} ms; poll interval ${config.CONDUCTOR_POLL_INTERVAL_MS} ms`);
+  console.log(`workflow ${lastWorkflow}: ${wf.endTime - wf.startTime} ms from start to end`);
+} finally {
+  await conductor.close();
+  await inproc.close();
+  await own?.stop();
+  await rm(dir, { recursive: true, force: true });
+}
