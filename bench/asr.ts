@@ -12,10 +12,9 @@ import path from "node:path";
 import { FileManifest } from "../pipeline/contracts/index.ts";
 import { wordErrorRate } from "../pipeline/metrics/wer.ts";
 import { stageManifest } from "../pipeline/runner/stage.ts";
-import { runStep } from "../pipeline/steps/index.ts";
 import { buildFixtures, defaultFixtureDir, type Reference } from "../scripts/build-fixtures.ts";
 import { createLocalStorage } from "../server/storage/local.ts";
-import { audioDeps, transcribeMeeting, withScratch } from "../test/audio/harness.ts";
+import { transcribeMeeting } from "../test/audio/harness.ts";
 import type { Word } from "../pipeline/contracts/index.ts";
 
 const { manifestPath, reference } = await buildFixtures(defaultFixtureDir());
@@ -55,41 +54,48 @@ const childCpuSeconds = (): number => {
 const loadNote = (): string => `load average ${os.loadavg()[0]!.toFixed(1)} on ${os.availableParallelism()} cores`;
 
 try {
-  console.log(`cores: ${os.availableParallelism()}; meeting: ${input.tracks.length} tracks, ${reference.duration.toFixed(1)} s`);
-  // per-track real-time factor, whole track decoded alone
-  const prepared = await Promise.all(
-    input.tracks.map((track) => withScratch((d) => runStep("prepare_track", { recording_id: "bench", namespace: "inprocess", track }, audioDeps(storage, d)))),
-  );
-  for (const p of prepared) {
-    const track = { ...p, spans: [{ start: p.offset_seconds, end: p.offset_seconds + p.duration_seconds }] };
-    const cpu0 = childCpuSeconds();
-    const [, secs] = await timed(() =>
-      withScratch((d) => runStep("transcribe_track", { recording_id: "bench", namespace: "inprocess", language: "en", track }, audioDeps(storage, d))),
-    );
-    const cpu = childCpuSeconds() - cpu0;
+  console.log(`cores: ${os.availableParallelism()}; meeting: ${input.tracks.length} tracks, ${reference.duration.toFixed(1)} s (${loadNote()})`);
+
+  // 1. planned decoding, one track after another: per-track real-time factor
+  const seqTimes = new Map<number, number>();
+  let cpu0 = childCpuSeconds();
+  const [seq, seqSecs] = await timed(() => transcribeMeeting(input, storage, { parallel: false, timings: seqTimes }));
+  const seqCpu = childCpuSeconds() - cpu0;
+  const trackSeconds = new Map(seq.perTrack.map((t) => [t.track_index, t.track_seconds]));
+  for (const [i, secs] of [...seqTimes].sort((a, b) => a[0] - b[0])) {
+    const dur = trackSeconds.get(i)!;
+    const decoded = seq.perTrack.find((t) => t.track_index === i)!.decoded_seconds;
     console.log(
-      `track ${p.track_index}: ${p.duration_seconds.toFixed(1)} s audio decoded in ${secs.toFixed(2)} s → RTF ${(secs / p.duration_seconds).toFixed(3)} wall, ${(cpu / p.duration_seconds).toFixed(3)} CPU (${loadNote()})`,
+      `track ${i}: ${dur.toFixed(1)} s of track audio (${decoded.toFixed(1)} s planned) transcribed in ${secs.toFixed(2)} s → RTF ${(secs / dur).toFixed(3)} of track audio, ${(secs / decoded).toFixed(3)} of decoded audio`,
     );
   }
-  let cpu0 = childCpuSeconds();
-  const [seq, seqSecs] = await timed(() => transcribeMeeting(input, storage, { parallel: false }));
-  const seqCpu = childCpuSeconds() - cpu0;
+
+  // 2. the same, tracks in parallel
   cpu0 = childCpuSeconds();
   const [par, parSecs] = await timed(() => transcribeMeeting(input, storage, { parallel: true }));
   const parCpu = childCpuSeconds() - cpu0;
-  console.log(`planned decoding, one track after another: ${seqSecs.toFixed(2)} s wall, ${seqCpu.toFixed(2)} s CPU`);
-  console.log(`planned decoding, tracks in parallel:     ${parSecs.toFixed(2)} s wall, ${parCpu.toFixed(2)} s CPU (${loadNote()})`);
-  console.log(`best possible speed-up on this machine now: min(tracks, cores) = ${Math.min(input.tracks.length, os.availableParallelism())}× when idle`);
-  console.log(`parallel speed-up: ${(seqSecs / parSecs).toFixed(2)}× (target ≥ 1.7× on 2 cores)`);
-  cpu0 = childCpuSeconds();
-  const [whole, wholeSecs] = await timed(() => transcribeMeeting(input, storage, { parallel: true, wholeTrack: "all" }));
-  const wholeCpu = childCpuSeconds() - cpu0;
+  console.log(`planned decoding, one track after another: ${seqSecs.toFixed(2)} s wall, ${seqCpu.toFixed(2)} s child-process CPU (ffmpeg + decoder)`);
+  console.log(`planned decoding, tracks in parallel:      ${parSecs.toFixed(2)} s wall, ${parCpu.toFixed(2)} s child-process CPU (ffmpeg + decoder) (${loadNote()})`);
   console.log(
-    `whole tracks, in parallel:                ${wholeSecs.toFixed(2)} s wall, ${wholeCpu.toFixed(2)} s CPU (planner saves ${(wholeSecs / parSecs).toFixed(2)}× wall, ${(wholeCpu / parCpu).toFixed(2)}× CPU)`,
+    `parallel speed-up: ${(seqSecs / parSecs).toFixed(2)}× (target ≥ 1.7× on 2 cores; ideal min(tracks, cores) = ${Math.min(input.tracks.length, os.availableParallelism())}× on an idle machine)`,
   );
-  console.log(`decoded seconds / track seconds with the planner: ${(par.decoded / par.trackSeconds).toFixed(2)} (target ≤ 0.5)`);
-  console.log(`decoded seconds / track seconds, whole tracks: ${(whole.decoded / whole.trackSeconds).toFixed(2)}`);
-  console.log(`speaker-attributed WER: planned ${(wer(reference, par.words) * 100).toFixed(1)}%, whole tracks + bleed rule ${(wer(reference, whole.words) * 100).toFixed(1)}% (sequential run ${(wer(reference, seq.words) * 100).toFixed(1)}%)`);
+
+  // 3. whole tracks, one after another: what the planner saves, and what it costs in accuracy
+  const wholeTimes = new Map<number, number>();
+  cpu0 = childCpuSeconds();
+  const [whole, wholeSecs] = await timed(() => transcribeMeeting(input, storage, { parallel: false, wholeTrack: "all", timings: wholeTimes }));
+  const wholeCpu = childCpuSeconds() - cpu0;
+  for (const [i, secs] of [...wholeTimes].sort((a, b) => a[0] - b[0])) {
+    const dur = trackSeconds.get(i)!;
+    console.log(`track ${i}: whole track decoded in ${secs.toFixed(2)} s → RTF ${(secs / dur).toFixed(3)}`);
+  }
+  console.log(
+    `whole tracks, one after another:           ${wholeSecs.toFixed(2)} s wall, ${wholeCpu.toFixed(2)} s child-process CPU (ffmpeg + decoder) → the planner saves ${(wholeSecs / seqSecs).toFixed(2)}× wall, ${(wholeCpu / seqCpu).toFixed(2)}× CPU`,
+  );
+  console.log(`decoded seconds / track seconds: planner ${(par.decoded / par.trackSeconds).toFixed(2)} (target ≤ 0.5), whole tracks ${(whole.decoded / whole.trackSeconds).toFixed(2)}`);
+  console.log(
+    `speaker-attributed WER: planner ${(wer(reference, par.words) * 100).toFixed(1)}% (sequential run ${(wer(reference, seq.words) * 100).toFixed(1)}%), whole tracks + bleed rule ${(wer(reference, whole.words) * 100).toFixed(1)}%; bleed words dropped: planner ${par.dropped}, whole tracks ${whole.dropped}`,
+  );
 } finally {
   await rm(dir, { recursive: true, force: true });
 }

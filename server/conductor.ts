@@ -1,37 +1,14 @@
 /**
- * The API's view of Conductor (through the SDK's WorkflowExecutor): start the pipeline
- * workflow for a recording, read its state, retry it from the failed task, terminate and
- * remove it. The workflow definition and its registration belong to workflows/ and
- * workers/conductor/; this module only names it.
+ * The API's view of Conductor: start the pipeline workflow for a recording, read its
+ * state, retry it from the failed task, terminate and remove it. The workflow definition
+ * and its registration belong to workflows/ and workers/conductor/; this module only names
+ * it. Calls go through the project's typed REST client (workers/conductor/client.ts) rather
+ * than the SDK's WorkflowExecutor: loading the SDK bundle costs the API ~15 MB of resident
+ * memory (~90 MB through tsx's ESM loader) against a 150 MB budget, for four REST calls.
  */
-import { createRequire } from "node:module";
-import type * as ConductorSdk from "@io-orkes/conductor-javascript";
 import type { Logger } from "pino";
 import type { PipelineInput } from "../pipeline/contracts/index.ts";
-
-/**
- * The SDK is loaded through its CommonJS build: under tsx, importing its 1 MB ESM bundle
- * costs the process ~90 MB of resident memory, the CJS build ~15 MB (the API's memory
- * budget is 150 MB while it streams a 500 MB upload).
- */
-const loadSdk = (): typeof ConductorSdk => createRequire(import.meta.url)("@io-orkes/conductor-javascript") as typeof ConductorSdk;
-
-/**
- * A client pinned to `serverUrl`: the SDK would otherwise prefer
- * process.env.CONDUCTOR_SERVER_URL over the URL it is given (the same approach as
- * workers/conductor/sdk.ts, whose ESM import this module avoids).
- */
-async function createPinnedClient(sdk: typeof ConductorSdk, serverUrl: string): Promise<ConductorSdk.Client> {
-  const target = new URL(serverUrl.replace(/\/+$/, "").replace(/\/api$/, ""));
-  const pinnedFetch: typeof fetch = (input, init) => {
-    const req = input instanceof Request ? input : undefined;
-    const url = new URL(req ? req.url : String(input));
-    url.protocol = target.protocol;
-    url.host = target.host;
-    return req ? fetch(new Request(url, req), init) : fetch(url, init);
-  };
-  return (await sdk.createConductorClient({ serverUrl: target.toString().replace(/\/$/, "") }, pinnedFetch)) as unknown as ConductorSdk.Client;
-}
+import { ConductorError, createConductorApi } from "../workers/conductor/client.ts";
 
 export const WORKFLOW_NAME = "multitrack_diarization";
 export const WORKFLOW_VERSION = 1;
@@ -65,27 +42,18 @@ export class ConductorUnavailableError extends Error {
   override readonly name = "ConductorUnavailableError";
 }
 
-/** HTTP status carried by an SDK error, when there is one. */
-export function sdkStatus(err: unknown): number | undefined {
-  const e = err as { status?: unknown; _trace?: { status?: unknown; response?: { status?: unknown } } } | undefined;
-  const s = e?._trace?.status ?? e?._trace?.response?.status ?? e?.status;
-  if (typeof s === "number") return s;
-  const m = /\b(40[49]|5\d\d)\b/.exec(String((err as Error)?.message ?? ""));
-  return m ? Number(m[1]) : undefined;
-}
-
 interface TaskLike {
   status?: string;
-  taskDefName?: string;
+  taskDefName?: unknown;
   taskType?: string;
   referenceTaskName?: string;
-  reasonForIncompletion?: string;
+  reasonForIncompletion?: string | null;
 }
 
 export function snapshotOf(wf: {
   workflowId?: string;
   status?: string;
-  reasonForIncompletion?: string;
+  reasonForIncompletion?: string | null;
   output?: Record<string, unknown>;
   tasks?: TaskLike[];
 }): WorkflowSnapshot {
@@ -96,22 +64,21 @@ export function snapshotOf(wf: {
     workflow_id: String(wf.workflowId ?? ""),
     status: (wf.status ?? "RUNNING") as WorkflowState,
     ...(reason ? { reason } : {}),
-    ...(culprit?.taskDefName ? { failed_step: culprit.taskDefName } : {}),
+    ...(typeof culprit?.taskDefName === "string" ? { failed_step: culprit.taskDefName } : {}),
     ...(wf.output ? { output: wf.output } : {}),
   };
 }
 
-export async function createConductorGateway(opts: { serverUrl: string; log: Logger }): Promise<WorkflowGateway> {
-  const sdk = loadSdk();
-  const executor = new sdk.WorkflowExecutor(await createPinnedClient(sdk, opts.serverUrl));
-  const healthUrl = `${opts.serverUrl.replace(/\/+$/, "").replace(/\/api$/, "")}/health`;
+export async function createConductorGateway(opts: { serverUrl: string; log: Logger; timeoutMs?: number }): Promise<WorkflowGateway> {
+  const api = createConductorApi(opts.serverUrl, { timeoutMs: opts.timeoutMs ?? 10_000 });
   const log = opts.log.child({ component: "conductor" });
+  const healthUrl = `${api.url.replace(/\/api$/, "")}/health`;
 
   const get = async (workflowId: string): Promise<WorkflowSnapshot | undefined> => {
     try {
-      return snapshotOf(await executor.getWorkflow(workflowId, true));
+      return snapshotOf(await api.getWorkflow(workflowId, true));
     } catch (err) {
-      if (sdkStatus(err) === 404) return undefined;
+      if (err instanceof ConductorError && err.status === 404) return undefined;
       throw err;
     }
   };
@@ -119,31 +86,27 @@ export async function createConductorGateway(opts: { serverUrl: string; log: Log
   return {
     async start(input) {
       try {
-        return await executor.startWorkflow({ name: WORKFLOW_NAME, version: WORKFLOW_VERSION, correlationId: input.recording_id, input });
+        return await api.startWorkflow(WORKFLOW_NAME, WORKFLOW_VERSION, input, input.recording_id);
       } catch (err) {
         throw new ConductorUnavailableError(`could not start workflow ${WORKFLOW_NAME} v${WORKFLOW_VERSION}: ${(err as Error).message}`);
       }
     },
     get,
     async retry(workflowId) {
-      await executor.retry(workflowId, false);
+      await api.retry(workflowId);
     },
     async remove(workflowId, reason) {
       const wf = await get(workflowId);
       if (!wf) return;
       if (wf.status === "RUNNING" || wf.status === "PAUSED") {
         try {
-          await executor.terminate(workflowId, reason);
+          await api.terminate(workflowId, reason);
         } catch (err) {
           // it may have ended in between; removal below is what matters
-          log.warn({ err, workflow_id: workflowId }, "terminate failed");
+          log.debug({ err, workflow_id: workflowId }, "terminate failed");
         }
       }
-      try {
-        await executor.deleteWorkflow(workflowId, false);
-      } catch (err) {
-        if (sdkStatus(err) !== 404) throw err;
-      }
+      await api.remove(workflowId);
     },
     async ping(signal) {
       const res = await fetch(healthUrl, { signal: signal ?? AbortSignal.timeout(3000) });

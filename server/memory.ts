@@ -25,7 +25,7 @@ function gcFunction(): GcFn | null {
 }
 
 /** A hint that a large buffer just became garbage; at most one GC request per `minIntervalMs`. */
-export function createGcHint(minIntervalMs = 100): () => void {
+export function createGcHint(minIntervalMs = 0): () => void {
   const gc = gcFunction();
   let last = 0;
   return () => {

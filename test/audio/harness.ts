@@ -39,8 +39,16 @@ export async function transcribeMeeting(
     wholeTrack?: number | "all";
     /** transcripts of planned (not whole-track) decodes, keyed by track index: reused when present, filled when absent */
     cache?: Map<number, TranscribeTrackOutput>;
+    /** filled with each transcribe_track call's wall seconds, keyed by track index */
+    timings?: Map<number, number>;
   },
-): Promise<{ words: Word[]; dropped: number; decoded: number; trackSeconds: number }> {
+): Promise<{
+  words: Word[];
+  dropped: number;
+  decoded: number;
+  trackSeconds: number;
+  perTrack: { track_index: number; track_seconds: number; decoded_seconds: number }[];
+}> {
   const expected = input.tracks.map((t) => t.track_index);
   const run = <T>(f: (deps: StepDeps) => Promise<T>): Promise<T> => withScratch((d) => f(audioDeps(storage, d)));
   const prepared = await Promise.all(
@@ -57,9 +65,11 @@ export async function transcribeMeeting(
   const one = async (track: (typeof tracks)[number]): Promise<TranscribeTrackOutput> => {
     const cached = isWhole(track.track_index) ? undefined : opts.cache?.get(track.track_index);
     if (cached) return cached;
+    const t0 = performance.now();
     const out = await run((deps) =>
       runStep("transcribe_track", { recording_id: input.recording_id, namespace: input.namespace, language: input.language, track }, deps),
     );
+    opts.timings?.set(track.track_index, (performance.now() - t0) / 1000);
     if (!isWhole(track.track_index)) opts.cache?.set(track.track_index, out);
     return out;
   };
@@ -75,5 +85,8 @@ export async function transcribeMeeting(
     dropped: bleed.dropped,
     decoded: transcripts.reduce((s, t) => s + t.decoded_seconds, 0),
     trackSeconds: plan.track_seconds,
+    perTrack: [...transcripts]
+      .sort((a, b) => a.track_index - b.track_index)
+      .map((t) => ({ track_index: t.track_index, track_seconds: t.track_seconds, decoded_seconds: t.decoded_seconds })),
   };
 }

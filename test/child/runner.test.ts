@@ -54,16 +54,16 @@ async function rejects<E extends Error>(p: Promise<unknown>, cls: new (...a: nev
 
 test("ping and shutdown are answered while a long call runs", async () => {
   const ch = await ChildChannel.start({ module: FIXTURE, maxPayloadBytes: 1 << 20, onLogLine: quiet });
-  const call = ch.call("run_step", { step: "sleep", input: { ms: 5000 }, scratch_dir: "/tmp" }, { timeoutMs: 20_000 });
+  const call = ch.call("run_step", { step: "sleep", input: { ms: 15_000 }, scratch_dir: "/tmp" }, { timeoutMs: 20_000 });
   const failed = call.catch((e: unknown) => e);
   const latencies: number[] = [];
   for (let i = 0; i < 3; i++) latencies.push(await ch.ping(2000));
-  assert.ok(Math.max(...latencies) < 1000, `pings answered during the call (${latencies.map((l) => l.toFixed(1)).join(", ")} ms)`);
+  assert.ok(Math.max(...latencies) < 2000, `pings answered during the call (${latencies.map((l) => l.toFixed(1)).join(", ")} ms)`);
   const t0 = Date.now();
-  const exit = await ch.shutdown(3000);
+  const exit = await ch.shutdown(8000);
   const took = Date.now() - t0;
   assert.equal(exit.code, 0, "the child exited by itself on shutdown, not by SIGKILL");
-  assert.ok(took < 2500, `shutdown took ${took} ms during a 5 s call`);
+  assert.ok(took < 5000, `shutdown took ${took} ms during a 15 s call`);
   assert.ok((await failed) instanceof ChildChannelClosedError);
 });
 
@@ -102,7 +102,7 @@ test("a hanging call times out, its child is killed and replaced", async () => {
   const t0 = Date.now();
   const err = await rejects(r.run("hang", {}, { scratchDir: "/tmp" }), ChildCallTimeoutError);
   const took = Date.now() - t0;
-  assert.ok(took >= 790 && took < 3000, `timed out after ${took} ms`);
+  assert.ok(took >= 790 && took < 5000, `timed out after ${took} ms`);
   assert.match(err.message, /step hang did not finish within 800 ms/);
   assert.match(err.logTail.join("\n"), /hang step: waiting forever/);
   assert.equal(err.pid, pid);
@@ -117,7 +117,7 @@ test("a child whose event loop is blocked misses pings and is killed as unrespon
   const t0 = Date.now();
   const err = await rejects(r.run("block", { ms: 20_000 }, { scratchDir: "/tmp" }), ChildUnresponsiveError);
   const took = Date.now() - t0;
-  assert.ok(took < 3000, `detected after ${took} ms (call timeout is 30 s)`);
+  assert.ok(took < 6000, `detected after ${took} ms (call timeout is 30 s)`);
   assert.match(err.message, /did not answer for \d+ ms while running step block/);
   assert.notEqual(await pidOf(r), pid);
 });
@@ -130,11 +130,14 @@ test("a stream that goes silent fails with ChildStallError after the stall timeo
   const took = Date.now() - t0;
   assert.equal(seen.length, 4);
   assert.deepEqual(seen.at(-1), { step: "progress", fraction: 1 });
-  assert.ok(took >= 800 && took < 3000, `stalled after ${took} ms`);
+  assert.ok(took >= 800 && took < 5000, `stalled after ${took} ms`);
   assert.match(err.message, /reported no progress for 500 ms/);
   // a stream that keeps talking is not a stall, even past the stall timeout in total
   const ok = await r.run("progress", { count: 8, every: 100 }, { scratchDir: "/tmp" });
   assert.deepEqual(ok, { reported: 8 });
+  // one lone progress note followed by a long quiet step is not a stream
+  const lone = await r.run("progress", { count: 1, every: 1200 }, { scratchDir: "/tmp" });
+  assert.deepEqual(lone, { reported: 1 });
 });
 
 test("payload caps: an oversized request is refused before any child starts; an oversized answer is an error", async () => {

@@ -18,6 +18,7 @@ import { createShadowStore } from "../../server/shadow/store.ts";
 import { defaultStateDir } from "../../scripts/conductor.ts";
 import { buildFixtures, defaultFixtureDir } from "../../scripts/build-fixtures.ts";
 import { createConductorEngine } from "../../workers/conductor/engine.ts";
+import { stageSpokenRecording, THREE_SPEAKERS } from "../bullmq/fixture.ts";
 import { bullmqHarness, uid, type Harness } from "../bullmq/harness.ts";
 
 /** CONDUCTOR_SERVER_URL (set by `npm test`), else the server of `npm run conductor:start`. */
@@ -61,16 +62,21 @@ async function setup(t: TestContext, tag: string, env: Record<string, string> = 
   return { h, conductor, deps };
 }
 
-/** Upload-path order: the Conductor workflow starts, then the shadow run of the same input. */
-async function runShadowed(s: ShadowSetup, recordingId: string) {
+/** The 3-track fixture meeting, staged for the authoritative engine. */
+async function stageFixture(s: ShadowSetup, recordingId: string): Promise<PipelineInput> {
   const manifestFile = await fixtureManifest();
   const manifest = FileManifest.parse(JSON.parse(readFileSync(manifestFile, "utf8")));
-  const input: PipelineInput = await stageManifest(manifest, s.h.storage, recordingId, path.dirname(manifestFile), { namespace: "conductor" });
+  return stageManifest(manifest, s.h.storage, recordingId, path.dirname(manifestFile), { namespace: "conductor" });
+}
+
+/** Upload-path order: the Conductor workflow starts, then the shadow run of the same input. */
+async function runShadowed(s: ShadowSetup, recordingId: string, input: PipelineInput) {
+  const t0 = performance.now();
   const authoritative = s.conductor.run(input);
+  void authoritative.then(() => process.stderr.write(`conductor run of ${recordingId}: ${Math.round(performance.now() - t0)} ms\n`), () => undefined);
   // the API knows the workflow id when it starts the shadow; the engine tells it at the end
   const lookup = conductorHttpLookup(s.h.config.CONDUCTOR_SERVER_URL);
   const deps: ShadowDeps = { ...s.deps, conductorWorkflow: async (rec) => lookup(rec, (await authoritative).run.workflow_id) };
-  const t0 = performance.now();
   const shadow = startShadowRun(deps, recordingId, input);
   assert.equal(shadow.sampled, true);
   const [conductorRun, report] = await Promise.all([authoritative, shadow.done]);
@@ -82,7 +88,7 @@ async function runShadowed(s: ShadowSetup, recordingId: string) {
 test("the fixture meeting in shadow mode ends matched, with both engines' durations stored", async (t) => {
   const s = await setup(t, "shadowok");
   const recordingId = `rec-${uid()}`;
-  const { conductorRun, report } = await runShadowed(s, recordingId);
+  const { conductorRun, report } = await runShadowed(s, recordingId, await stageFixture(s, recordingId));
 
   const mismatched = report.items.filter((i) => i.classification === "mismatched");
   assert.deepEqual(mismatched, [], "unexpected mismatches");
@@ -110,7 +116,8 @@ test("the fixture meeting in shadow mode ends matched, with both engines' durati
 test("a perturbed BullMQ transcription yields a mismatch naming the step, the track and the words", async (t) => {
   const s = await setup(t, "shadowbad", { SHADOW_TEST_PERTURB: "transcribe_track:1" });
   const recordingId = `rec-${uid()}`;
-  const { report } = await runShadowed(s, recordingId);
+  // a shorter recording than the fixture: three espeak-ng speakers
+  const { report } = await runShadowed(s, recordingId, await stageSpokenRecording(s.h.storage, s.h.dir, recordingId, THREE_SPEAKERS, "conductor"));
 
   assert.equal(report.verdict, "mismatched");
   const t1 = report.items.find((i) => i.step === "transcribe_track" && i.track_index === 1 && i.check === "words");

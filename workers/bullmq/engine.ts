@@ -20,7 +20,7 @@ import type { EngineRun, PipelineEngine } from "../../pipeline/runner/engine.ts"
 import { PipelineAbortedError } from "../../pipeline/runner/inprocess.ts";
 import type { RetryPolicy } from "../../pipeline/state/index.ts";
 import type { ResultSink } from "../../pipeline/steps/deps.ts";
-import { buildInfo, workerIdentity } from "../identity.ts";
+import { buildInfo, workerIdentity, type WorkerIdentity } from "../identity.ts";
 import type { StepDepsFactory } from "../step-ports.ts";
 import { createMemoryEventLog, createPgEventLog, type EventLog } from "./event-log.ts";
 import { allSteps, createStepQueues, queueName, type StepQueues } from "./queues.ts";
@@ -75,6 +75,12 @@ export function workerHostOptions(config: Config, prefix = config.BULLMQ_PREFIX)
   };
 }
 
+/** `host/slot/pid`; under the supervisor the pid is the supervisor's (WORKER_ID_PID), so the id survives restarts. */
+export function bullmqWorkerIdentity(config: Config): WorkerIdentity {
+  const build = buildInfo(config.BUILD_COMMIT ? { BUILD_COMMIT: config.BUILD_COMMIT } : {}).build;
+  return workerIdentity(config.WORKER_SLOT, build, undefined, config.WORKER_ID_PID ?? process.pid);
+}
+
 /** A Redis connection suitable for every BullMQ class (workers need maxRetriesPerRequest: null). */
 export function createBullmqRedis(url: string): Redis {
   return new Redis(url, { maxRetriesPerRequest: null });
@@ -126,7 +132,7 @@ export function createBullmqEngine(config: Config, options: BullmqEngineOptions)
       host = startBullmqWorkerHost({
         redis,
         stepDeps,
-        identity: workerIdentity(config.WORKER_SLOT, buildInfo().build),
+        identity: bullmqWorkerIdentity(config),
         logger: log,
         options: workerHostOptions(config, prefix),
       });

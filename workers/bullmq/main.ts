@@ -6,8 +6,8 @@ import type { Logger } from "pino";
 import type { Config } from "../../pipeline/config.ts";
 import type { Storage } from "../../pipeline/ports.ts";
 import type { ResultSink } from "../../pipeline/steps/deps.ts";
-import { buildInfo, workerIdentity, type WorkerIdentity } from "../identity.ts";
-import { createBullmqRedis, workerHostOptions } from "./engine.ts";
+import type { WorkerIdentity } from "../identity.ts";
+import { bullmqWorkerIdentity, createBullmqRedis, workerHostOptions } from "./engine.ts";
 import { startBullmqWorkerHost, type WorkerHost, type WorkerHostDeps } from "./worker-host.ts";
 
 export interface BullmqWorkerProcessDeps {
@@ -35,7 +35,7 @@ export async function startBullmqWorkerHostFromConfig(config: Config, deps: Bull
   try {
     const { createStepPorts } = await import("../step-ports.ts");
     const stepDeps = createStepPorts(config, { storage: deps.storage, log: deps.log, ...(deps.results ? { results: deps.results } : {}) });
-    const identity = deps.identity ?? workerIdentity(config.WORKER_SLOT, buildInfo().build);
+    const identity = deps.identity ?? bullmqWorkerIdentity(config);
     const host = startBullmqWorkerHost({ redis, stepDeps, identity, logger: deps.log, options: workerHostOptions(config, deps.prefix), runStepFn: deps.runStepFn });
     await Promise.all(host.workers.map((w) => w.waitUntilReady()));
     return {

@@ -6,7 +6,8 @@
  *    answers from its event loop, independent of the call. No pong for `pingTimeoutMs`
  *    means the child is stuck (e.g. a synchronous loop): it is killed (ChildUnresponsiveError).
  *  - time limits: `timeoutMs` per call (ChildCallTimeoutError) and, once a call has
- *    streamed progress, `stallTimeoutMs` of silence (ChildStallError); both kill the child.
+ *    streamed progress (two messages or more), `stallTimeoutMs` of silence
+ *    (ChildStallError); both kill the child.
  *  - size cap: a request bigger than `maxPayloadBytes` is refused before it is sent
  *    (PayloadTooLargeError); the child applies the same cap to its answers.
  *  - death: a child that exits while calls run fails them with WorkerCrashError naming
@@ -54,7 +55,7 @@ export interface ChildChannelOptions {
 
 export interface CallOptions {
   timeoutMs: number;
-  /** silence allowed between progress messages once the first one arrived (0/undefined: none) */
+  /** silence allowed between progress messages once the call has sent two of them (0/undefined: none) */
   stallTimeoutMs?: number;
   onProgress?(progress: unknown): void;
   signal?: AbortSignal;
@@ -217,8 +218,11 @@ export class ChildChannel {
         },
       };
       if (o.onProgress || o.stallTimeoutMs) {
+        let seen = 0;
         this.progressHandlers.set(id, (progress) => {
-          if (o.stallTimeoutMs) {
+          seen += 1;
+          // a stream is two or more messages: a lone "starting" note does not promise more
+          if (o.stallTimeoutMs && seen >= 2) {
             if (p.stall) clearTimeout(p.stall);
             p.stall = setTimeout(() => this.killFor(id, new ChildStallError(what, o.stallTimeoutMs!, this.pid, this.tail.tail())), o.stallTimeoutMs);
           }
