@@ -1,23 +1,31 @@
 /**
- * Shadow mode on real Redis, Postgres and Conductor: the fixture meeting runs on Conductor
+ * Shadow mode on real Redis, Postgres and Conductor: a recording runs on Conductor
  * (authoritative) while the BullMQ engine runs the same input in namespace `bullmq`; the
- * comparison is stored. Unperturbed it ends matched; with SHADOW_TEST_PERTURB on one
- * transcription it ends mismatched, naming the step, the track and the words.
+ * comparison is stored. The fixture meeting uploaded through the API ends matched; with
+ * SHADOW_TEST_PERTURB on one transcription the comparison is mismatched, naming the
+ * step, the track and the words.
  */
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, openAsBlob, readFileSync } from "node:fs";
 import path from "node:path";
 import { pino } from "pino";
 import { compareCommand } from "../../bin/commands/compare.ts";
 import { FileManifest, type PipelineInput } from "../../pipeline/contracts/index.ts";
 import type { PipelineEngine } from "../../pipeline/runner/engine.ts";
-import { stageManifest } from "../../pipeline/runner/stage.ts";
+import { createConductorTaskEventHandler, createPgResultSink } from "../../server/db/sinks.ts";
+import { startServer } from "../../server/server.ts";
+import type { ShadowReport } from "../../server/shadow/compare.ts";
 import { conductorHttpLookup, startShadowRun, type ShadowDeps } from "../../server/shadow/runner.ts";
 import { createShadowStore } from "../../server/shadow/store.ts";
 import { defaultStateDir } from "../../scripts/conductor.ts";
 import { buildFixtures, defaultFixtureDir } from "../../scripts/build-fixtures.ts";
+import { createBullmqRedis } from "../../workers/bullmq/engine.ts";
+import { dropPrefix } from "../../workers/bullmq/queues.ts";
 import { createConductorEngine } from "../../workers/conductor/engine.ts";
+import { startConductorRuntime } from "../../workers/conductor/runtime.ts";
+import { createStepPorts } from "../../workers/step-ports.ts";
+import { startApiServices } from "../api/harness.ts";
 import { stageSpokenRecording, THREE_SPEAKERS } from "../bullmq/fixture.ts";
 import { bullmqHarness, uid, type Harness } from "../bullmq/harness.ts";
 
@@ -62,13 +70,6 @@ async function setup(t: TestContext, tag: string, env: Record<string, string> = 
   return { h, conductor, deps };
 }
 
-/** The 3-track fixture meeting, staged for the authoritative engine. */
-async function stageFixture(s: ShadowSetup, recordingId: string): Promise<PipelineInput> {
-  const manifestFile = await fixtureManifest();
-  const manifest = FileManifest.parse(JSON.parse(readFileSync(manifestFile, "utf8")));
-  return stageManifest(manifest, s.h.storage, recordingId, path.dirname(manifestFile), { namespace: "conductor" });
-}
-
 /** Upload-path order: the Conductor workflow starts, then the shadow run of the same input. */
 async function runShadowed(s: ShadowSetup, recordingId: string, input: PipelineInput) {
   const t0 = performance.now();
@@ -85,15 +86,56 @@ async function runShadowed(s: ShadowSetup, recordingId: string, input: PipelineI
   return { conductorRun, report, input };
 }
 
-test("the fixture meeting in shadow mode ends matched, with both engines' durations stored", async (t) => {
-  const s = await setup(t, "shadowok");
-  const recordingId = `rec-${uid()}`;
-  const { conductorRun, report } = await runShadowed(s, recordingId, await stageFixture(s, recordingId));
+test("an upload through the API in shadow mode: the fixture meeting ends matched, both engines' durations stored", async (t) => {
+  // the API process as `trackscribe serve` wires it (SHADOW_MODE=bullmq: BullMQ workers in the API process),
+  // with S3 (s3rver), Postgres, Redis and Conductor; the Conductor workers run in this process too
+  const prefix = `tsb-api-${uid()}`;
+  const svc = await startApiServices({ SHADOW_MODE: "bullmq", SHADOW_SAMPLE_RATE: "1", BULLMQ_PREFIX: prefix, CONDUCTOR_SERVER_URL: conductorUrl() });
+  const server = await startServer(svc.config, { log: svc.log });
+  const runtime = await startConductorRuntime(svc.config, {
+    storage: svc.storage,
+    stepDeps: createStepPorts(svc.config, { storage: svc.storage, log: svc.log, results: createPgResultSink(svc.pool, { log: svc.log }) }),
+    log: svc.log,
+    onTaskEvent: createConductorTaskEventHandler(svc.pool, { log: svc.log }),
+  });
+  t.after(async () => {
+    await runtime.stop(5000).catch(() => undefined);
+    await server.close();
+    const redis = createBullmqRedis(svc.config.REDIS_URL);
+    await dropPrefix(redis, prefix);
+    await redis.quit();
+    await svc.close();
+  });
 
-  const mismatched = report.items.filter((i) => i.classification === "mismatched");
-  assert.deepEqual(mismatched, [], "unexpected mismatches");
+  const manifestFile = await fixtureManifest();
+  const dir = path.dirname(manifestFile);
+  const manifest = FileManifest.parse(JSON.parse(readFileSync(manifestFile, "utf8")));
+  const form = new FormData();
+  form.append("manifest", JSON.stringify({ language: manifest.language, tracks: manifest.tracks.map(({ participant, offset_seconds }) => ({ participant, offset_seconds })) }));
+  for (const track of manifest.tracks) form.append("track", await openAsBlob(path.join(dir, track.path)), track.path);
+  const t0 = performance.now();
+  const res = await fetch(`${server.url}/v1/recordings`, { method: "POST", body: form });
+  assert.equal(res.status, 202, await res.clone().text());
+  const { id } = (await res.json()) as { id: string };
+
+  // the comparison appears once both runs have ended
+  let body: { status: string; report: ShadowReport | null; counts: Record<string, number>; conductor_workflow_id: string | null } | undefined;
+  for (const deadline = Date.now() + 600_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 500))) {
+    const r = await fetch(`${server.url}/v1/recordings/${id}/shadow`);
+    if (r.status === 404) continue;
+    body = (await r.json()) as typeof body;
+    if (body!.status !== "running") break;
+  }
+  process.stderr.write(`upload to stored comparison: ${Math.round(performance.now() - t0)} ms\n`);
+  assert.ok(body?.report, `no comparison: ${JSON.stringify(body)}`);
+  const report = body.report;
+  assert.deepEqual(report.items.filter((i) => i.classification === "mismatched"), [], "unexpected mismatches");
+  assert.equal(body.status, "matched");
   assert.equal(report.verdict, "matched");
-  assert.equal(report.primary.run_id, conductorRun.run.workflow_id);
+  assert.equal(report.primary.engine, "conductor");
+  assert.equal(report.primary.run_id, body.conductor_workflow_id);
+  assert.equal(report.primary.status, "succeeded");
+  assert.equal(report.shadow.status, "succeeded");
   // every task of both engines was compared, keyed by track index
   const words = report.items.filter((i) => i.step === "transcribe_track" && i.check === "words");
   assert.deepEqual(words.map((i) => i.track_index), [0, 1, 2]);
@@ -101,16 +143,17 @@ test("the fixture meeting in shadow mode ends matched, with both engines' durati
   assert.equal(report.durations.length, 3 + 1 + 3 + 7);
   assert.ok(report.durations.every((d) => d.primary_ms !== null && d.shadow_ms !== null), JSON.stringify(report.durations));
 
-  const stored = await s.deps.store.get(recordingId);
-  assert.equal(stored?.status, "matched");
-  assert.equal(stored?.mismatched, 0);
-  const summary = await s.deps.store.summary();
+  const summary = (await (await fetch(`${server.url}/v1/shadow/summary`)).json()) as { match_rate: number; durations: { engine: string }[] };
   assert.equal(summary.match_rate, 1);
   assert.deepEqual(new Set(summary.durations.map((d) => d.engine)), new Set(["conductor", "bullmq"]));
-  // the shadow wrote only under its own namespace
-  const keys = await s.h.storage.list(`recordings/${recordingId}/`);
-  assert.ok(keys.some((k) => k.startsWith(`recordings/${recordingId}/bullmq/`)));
-  assert.ok(keys.some((k) => k.startsWith(`recordings/${recordingId}/conductor/`)));
+  // the user sees Conductor's result; the shadow's is its own row and its files its own namespace
+  const rec = (await (await fetch(`${server.url}/v1/recordings/${id}`)).json()) as { status: string };
+  assert.equal(rec.status, "completed");
+  const engines = (await svc.pool.query(`SELECT engine FROM results WHERE recording_id = $1 ORDER BY engine`, [id])).rows.map((r: { engine: string }) => r.engine);
+  assert.deepEqual(engines, ["bullmq", "conductor"]);
+  const keys = await svc.storage.list(`recordings/${id}/`);
+  assert.ok(keys.some((k) => k.startsWith(`recordings/${id}/bullmq/`)));
+  assert.ok(keys.some((k) => k.startsWith(`recordings/${id}/conductor/`)));
 });
 
 test("a perturbed BullMQ transcription yields a mismatch naming the step, the track and the words", async (t) => {

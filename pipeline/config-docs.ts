@@ -1,0 +1,106 @@
+/**
+ * One line of documentation per configuration variable. `npm run env:docs` renders the
+ * README table and `.env.example` from this and the schema's defaults; a test fails when a
+ * variable is missing here or the README is out of date.
+ */
+import { EnvSchema } from "./config.ts";
+
+export const VARIABLE_DOCS: Record<keyof typeof EnvSchema.shape, string> = {
+  NODE_ENV: "`production`, `development` or `test` (test-only switches need `test`)",
+  BUILD_COMMIT: "git commit of this build (set in the Docker image); part of every worker's build id",
+  LOG_LEVEL: "pino log level",
+  WORK_DIR: "scratch space and worker slots; one supervisor per directory (locked)",
+  STORAGE_DRIVER: "`local` (a directory) or `s3`",
+  LOCAL_STORAGE_DIR: "the directory of `STORAGE_DRIVER=local`",
+  S3_ENDPOINT: "S3-compatible endpoint (MinIO, s3rver); empty for AWS with `AWS_REGION`",
+  S3_REGION: "S3 region",
+  S3_BUCKET: "bucket for tracks and derived audio",
+  S3_ACCESS_KEY_ID: "S3 access key",
+  S3_SECRET_ACCESS_KEY: "S3 secret key",
+  S3_FORCE_PATH_STYLE: "path-style bucket URLs (MinIO, s3rver)",
+  S3_UPLOAD_QUEUE_SIZE: "multipart parts uploaded at once per streamed track (memory ≈ (n+2) × 5 MiB)",
+  DATABASE_URL: "Postgres connection URL (API, result and event sinks, BullMQ event log)",
+  REDIS_URL: "Redis for BullMQ",
+  CONDUCTOR_SERVER_URL: "Conductor API base, e.g. `http://conductor:8080/api`",
+  CONDUCTOR_WAIT_SECONDS: "how long processes wait (with back-off) for Conductor at start",
+  CONDUCTOR_POLL_INTERVAL_MS: "worker poll interval",
+  CONDUCTOR_REGISTER: "register task and workflow definitions when a worker host starts",
+  CONDUCTOR_TASKS: "comma-separated task types a worker host serves (default: all)",
+  ASR_ENGINE: "`pocketsphinx` (offline) or `openai` (OpenAI-compatible HTTP)",
+  ASR_URL: "base URL of the OpenAI-compatible speech server (`POST {ASR_URL}/v1/audio/transcriptions`)",
+  ASR_API_KEY: "bearer token for the speech server",
+  ASR_MODEL: "model name sent to the speech server",
+  ASR_CONCURRENCY: "tracks decoded at once by the in-process runner (default: cores)",
+  POCKETSPHINX_HMM: "pocketsphinx acoustic model directory",
+  POCKETSPHINX_DICT: "pocketsphinx pronunciation dictionary",
+  POCKETSPHINX_LM: "pocketsphinx language model",
+  TEXT_ENGINE: "`offline` (NLP libraries) or `openai` (OpenAI-compatible chat)",
+  LLM_URL: "base URL of the OpenAI-compatible chat server (`POST {LLM_URL}/v1/chat/completions`)",
+  LLM_MODEL: "chat model name",
+  LLM_API_KEY: "bearer token for the chat server",
+  LLM_TIMEOUT_SECONDS: "timeout of one chat request",
+  LLM_MAX_ATTEMPTS: "attempts per chat request (transport errors and unparseable answers are retried)",
+  BLEED_THRESHOLD_DB: "a word is mic bleed when another track is this many dB louder over it",
+  PORT: "API port",
+  HOST: "API listen address",
+  API_TOKEN: "when set, every `/v1` route needs `Authorization: Bearer <API_TOKEN>`",
+  MAX_TRACKS: "most tracks one recording may have",
+  MAX_TRACK_BYTES: "largest track upload (413 beyond, reading stops early)",
+  DATABASE_SCHEMA: "Postgres schema for the tables (default: search_path)",
+  DATABASE_POOL_MAX: "Postgres pool size of the API",
+  MIGRATE_ON_START: "apply pending migrations when `trackscribe serve` starts",
+  API_RECONCILE_SECONDS: "how often the API compares unfinished recordings with their workflow (0: on request only)",
+  SSE_HEARTBEAT_SECONDS: "SSE keep-alive interval",
+  WORKER_SLOT: "slot number in the worker id `host/slot/pid` (the supervisor sets it)",
+  WORKER_CONCURRENCY: "tasks one worker process runs at once per task type",
+  DRAIN_TIMEOUT_SECONDS: "on SIGTERM, how long in-flight tasks may finish before they are cut off",
+  WORKER_ID_PID: "set by the supervisor: its pid, so a child's worker id survives restarts",
+  SUPERVISOR_HEALTHY_SECONDS: "a child that ran this long restarts after 1 s again (back-off reset)",
+  SUPERVISOR_BACKOFF_SCALE: "multiplies the restart back-off 1, 2, 4, 8, 16, 30 s",
+  CHILD_CALL_TIMEOUT_SECONDS: "bound on one heavy step run in a child process",
+  CHILD_STALL_TIMEOUT_SECONDS: "silence in a step's progress stream that counts as a stall",
+  CHILD_PING_INTERVAL_SECONDS: "health ping interval of step children",
+  CHILD_PING_TIMEOUT_SECONDS: "a step child answering no ping this long is hung and replaced",
+  CHILD_MAX_PAYLOAD_BYTES: "largest message to or from a step child (checked before sending)",
+  HEAVY_STEPS_IN_CHILD: "run audio decoding, ASR and mixdown in crash-safe child processes",
+  RECONCILER_ENABLED: "run the stuck-workflow reconciler in the Conductor worker host",
+  RECONCILER_INTERVAL_SECONDS: "reconciler pass interval",
+  RECONCILER_STALL_SECONDS: "a RUNNING workflow with nothing in progress and no change this long gets a forced decide",
+  SUSPICIOUS_FAST_MS: "`task=ms,…`: completions faster than this are flagged by `inspect`",
+  SHADOW_MODE: "`off` or `bullmq`: also run sampled recordings on BullMQ and compare",
+  SHADOW_SAMPLE_RATE: "fraction of recordings run in shadow (0..1)",
+  SHADOW_WER_TOLERANCE: "word error rate between engines still counted as matched",
+  SHADOW_TIME_TOLERANCE_SECONDS: "word start/end difference still counted as matched",
+  SHADOW_IGNORE: "comparison names classified as ignored, e.g. `duration,summary`",
+  SHADOW_WORKERS_IN_API: "run shadow BullMQ workers inside the API process",
+  SHADOW_WAIT_SECONDS: "how long a comparison waits for the Conductor run to end",
+  SHADOW_TEST_PERTURB: "test only (`NODE_ENV=test`): alter a BullMQ step's output, `step` or `step:track`",
+  BULLMQ_PREFIX: "Redis key prefix of the BullMQ queues",
+  BULLMQ_LOCK_MS: "job lock duration; a worker that stops renewing it has stalled",
+  BULLMQ_STALLED_INTERVAL_MS: "stalled-job check interval",
+  BULLMQ_MAX_STALLED: "times a job may stall before it fails",
+  BULLMQ_SWEEP_MS: "how often the BullMQ coordinator checks its jobs besides queue events",
+  BULLMQ_MAX_ATTEMPTS: "attempts per BullMQ step",
+  BULLMQ_RETRY_BASE_MS: "first retry delay of a BullMQ step (doubles per attempt)",
+};
+
+const defaultOf = (name: keyof typeof EnvSchema.shape): string => {
+  const r = (EnvSchema.shape[name] as { safeParse(v: unknown): { success: boolean; data?: unknown } }).safeParse(undefined);
+  if (!r.success || r.data === undefined) return "";
+  return name === "ASR_CONCURRENCY" ? "cores" : String(r.data);
+};
+
+export function envTable(): string {
+  const rows = (Object.keys(EnvSchema.shape) as (keyof typeof EnvSchema.shape)[]).map(
+    (n) => `| \`${n}\` | ${defaultOf(n) ? `\`${defaultOf(n)}\`` : ""} | ${VARIABLE_DOCS[n] ?? ""} |`,
+  );
+  return ["| variable | default | meaning |", "|---|---|---|", ...rows].join("\n");
+}
+
+export function envExample(): string {
+  const lines = ["# trackscribe configuration: every variable, with its default (empty = unset).", ""];
+  for (const n of Object.keys(EnvSchema.shape) as (keyof typeof EnvSchema.shape)[]) {
+    lines.push(`# ${VARIABLE_DOCS[n]}`, `${n}=${defaultOf(n) === "cores" ? "" : defaultOf(n)}`);
+  }
+  return `${lines.join("\n")}\n`;
+}
