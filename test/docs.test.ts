@@ -17,6 +17,6 @@ test("README's configuration table and .env.example are current (npm run env:doc
 
 test("README has the two-command quick start", () => {
   const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
-  assert.match(readme, /npm ci && npm run demo/);
+  assert.match(readme, /npm install && npm run demo/);
   assert.match(readme, /^npm test\b/m);
 });
