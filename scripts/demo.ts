@@ -176,20 +176,27 @@ async function main(): Promise<number> {
     say(`\nspeakers with words: ${[...new Set(r.words.map((w) => names.get(w.speaker)))].join(", ")}`);
 
     say("\n## Shadow comparison (Conductor vs BullMQ)");
-    let shadow: { status?: string; overall?: string; comparisons?: { name?: string; step?: string; track_index?: number; classification?: string; detail?: string }[] } = {};
+    type Shadow = {
+      status?: string;
+      error?: string | null;
+      counts?: Record<string, number>;
+      report?: { verdict: string; items: { step: string; track_index: number | null; check: string; classification: string; summary: string }[] } | null;
+    };
+    let shadow: Shadow = {};
     await waitUntil(
       async () => {
         const res = await fetch(`${api}/v1/recordings/${created.id}/shadow`, { headers });
         if (!res.ok) return false;
-        shadow = (await res.json()) as typeof shadow;
-        return Boolean(shadow.overall) && shadow.status !== "pending";
+        shadow = (await res.json()) as Shadow;
+        return shadow.status !== undefined && shadow.status !== "running";
       },
       { timeoutMs: 300000, what: "the shadow comparison" },
     );
-    for (const c of shadow.comparisons ?? []) {
-      say(`  ${String(c.classification).padEnd(10)} ${c.step ?? c.name ?? ""}${c.track_index !== undefined ? ` track ${c.track_index}` : ""}${c.detail ? `: ${c.detail}` : ""}`);
+    for (const c of shadow.report?.items ?? []) {
+      say(`  ${c.classification.padEnd(10)} ${c.step}${c.track_index !== null ? ` #${c.track_index}` : ""} ${c.check}: ${c.summary}`);
     }
-    say(`shadow comparison: ${shadow.overall}`);
+    const counts = shadow.counts ?? {};
+    say(`shadow comparison: ${shadow.status} (${counts.matched ?? 0} matched, ${counts.mismatched ?? 0} mismatched, ${counts.ignored ?? 0} ignored)${shadow.error ? `: ${shadow.error}` : ""}`);
     say(`\ndemo finished in ${((Date.now() - startedAt) / 1000).toFixed(1)} s`);
     return 0;
   } finally {

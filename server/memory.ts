@@ -24,15 +24,22 @@ function gcFunction(): GcFn | null {
   return cached;
 }
 
-/** A hint that a large buffer just became garbage; at most one GC request per `minIntervalMs`. */
-export function createGcHint(minIntervalMs = 0): () => void {
+/**
+ * A hint that a large buffer just became garbage: an asynchronous GC, or a synchronous one
+ * when off-heap memory has nevertheless grown past `syncAboveBytes` (a loaded machine can
+ * delay the incremental one).
+ */
+export function createGcHint(opts: { syncAboveBytes?: number } = {}): () => void {
   const gc = gcFunction();
-  let last = 0;
+  const limit = opts.syncAboveBytes ?? 24 * 1024 * 1024;
   return () => {
     if (!gc) return;
-    const now = Date.now();
-    if (now - last < minIntervalMs) return;
-    last = now;
-    gc({ type: "major", execution: "async" });
+    const sync = v8.getHeapStatistics().external_memory > limit;
+    gc({ type: "major", execution: sync ? "sync" : "async" });
   };
+}
+
+/** Once, after start-up: collect what loading and migrating left behind, so idle RSS starts low. */
+export function collectStartupGarbage(): void {
+  gcFunction()?.({ type: "major", execution: "sync" });
 }

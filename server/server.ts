@@ -11,6 +11,7 @@ import { migrate } from "./db/migrate.ts";
 import { createEventHub } from "./db/notify.ts";
 import { createPool } from "./db/pool.ts";
 import { createPgResultSink } from "./db/sinks.ts";
+import { collectStartupGarbage } from "./memory.ts";
 import { createStorage } from "./storage/index.ts";
 
 export interface RunningServer {
@@ -80,6 +81,7 @@ export async function startServer(config: Config, opts: StartServerOptions = {})
     closers.push(() => app.close());
     const address = await app.listen({ port: config.PORT, host: config.HOST });
     const port = app.server.address() && typeof app.server.address() === "object" ? (app.server.address() as { port: number }).port : config.PORT;
+    collectStartupGarbage();
     log.info({ address, storage: storage.describe, conductor: config.CONDUCTOR_SERVER_URL, shadow: config.SHADOW_MODE }, "trackscribe API listening");
     return { url: `http://127.0.0.1:${port}`, port, close: closeAll };
   } catch (err) {

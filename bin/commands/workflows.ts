@@ -3,8 +3,7 @@ import type { Command } from "commander";
 import { loadConfig } from "../../pipeline/config.ts";
 import { checkWorkflow } from "../../workflows/check.ts";
 import { createConductorApi, waitForConductor } from "../../workers/conductor/client.ts";
-import { loadTaskDefs, loadWorkflowDef, registerDefinitions } from "../../workers/conductor/definitions.ts";
-import { CONDUCTOR_TASKS } from "../../workers/conductor/host.ts";
+import { CONDUCTOR_TASKS, loadTaskDefs, loadWorkflowDef, registerDefinitions } from "../../workers/conductor/definitions.ts";
 import { CliError } from "../errors.ts";
 
 export function register(program: Command): void {

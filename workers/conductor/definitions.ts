@@ -2,10 +2,15 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { steps } from "../../pipeline/steps/index.ts";
 import type { ConductorApi } from "./client.ts";
 import { ConductorError } from "./client.ts";
 
 const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "workflows");
+
+/** Every task type the worker host serves (here, not in host.ts, so commands can list them without loading the SDK). */
+export const CONDUCTOR_TASKS = ["plan_tracks", ...Object.keys(steps)] as const;
+export type ConductorTaskName = (typeof CONDUCTOR_TASKS)[number];
 
 export const WORKFLOW_NAME = "multitrack_diarization";
 export const WORKFLOW_VERSION = 1;

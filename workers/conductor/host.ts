@@ -18,8 +18,8 @@ import { PlanSpeechConductorOutput, PlanTracksOutput } from "./contracts.ts";
 import { buildForkPlan } from "./fork.ts";
 import type { SdkClient } from "./sdk.ts";
 
-export const CONDUCTOR_TASKS = ["plan_tracks", ...Object.keys(steps)] as const;
-export type ConductorTaskName = (typeof CONDUCTOR_TASKS)[number];
+import { CONDUCTOR_TASKS, type ConductorTaskName } from "./definitions.ts";
+export { CONDUCTOR_TASKS, type ConductorTaskName };
 
 /** What the host reports about each task it runs (the API writes these as events). */
 export interface TaskEvent {
