@@ -70,14 +70,32 @@ try {
     );
   }
 
-  // 2. the same, tracks in parallel
-  cpu0 = childCpuSeconds();
-  const [par, parSecs] = await timed(() => transcribeMeeting(input, storage, { parallel: true }));
-  const parCpu = childCpuSeconds() - cpu0;
-  console.log(`planned decoding, one track after another: ${seqSecs.toFixed(2)} s wall, ${seqCpu.toFixed(2)} s child-process CPU (ffmpeg + decoder)`);
-  console.log(`planned decoding, tracks in parallel:      ${parSecs.toFixed(2)} s wall, ${parCpu.toFixed(2)} s child-process CPU (ffmpeg + decoder) (${loadNote()})`);
+  // 2. the same, tracks in parallel. Wall time on a shared machine is noisy: alternate the two
+  //    modes for a few rounds and compare the best time of each.
+  const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3) || 3);
+  let bestSeq = seqSecs;
+  let bestPar = Infinity;
+  let par: Awaited<ReturnType<typeof transcribeMeeting>> | undefined;
+  let parCpu = 0;
+  for (let r = 0; r < rounds; r++) {
+    cpu0 = childCpuSeconds();
+    const [p, secs] = await timed(() => transcribeMeeting(input, storage, { parallel: true }));
+    parCpu = childCpuSeconds() - cpu0;
+    par = p;
+    bestPar = Math.min(bestPar, secs);
+    console.log(`round ${r + 1}/${rounds}: tracks in parallel ${secs.toFixed(2)} s (${loadNote()})`);
+    if (r < rounds - 1) {
+      const [, s2] = await timed(() => transcribeMeeting(input, storage, { parallel: false }));
+      bestSeq = Math.min(bestSeq, s2);
+      console.log(`round ${r + 1}/${rounds}: one after another ${s2.toFixed(2)} s (${loadNote()})`);
+    }
+  }
+  if (!par) throw new Error("no parallel round ran");
+  const parSecs = bestPar;
+  console.log(`planned decoding, one track after another: best ${bestSeq.toFixed(2)} s wall, ${seqCpu.toFixed(2)} s child-process CPU (ffmpeg + decoder)`);
+  console.log(`planned decoding, tracks in parallel:      best ${parSecs.toFixed(2)} s wall, ${parCpu.toFixed(2)} s child-process CPU (ffmpeg + decoder) (${loadNote()})`);
   console.log(
-    `parallel speed-up: ${(seqSecs / parSecs).toFixed(2)}× (target ≥ 1.7× on 2 cores; ideal min(tracks, cores) = ${Math.min(input.tracks.length, os.availableParallelism())}× on an idle machine)`,
+    `parallel speed-up: ${(bestSeq / parSecs).toFixed(2)}× (target ≥ 1.7× on 2 cores; ideal min(tracks, cores) = ${Math.min(input.tracks.length, os.availableParallelism())}× on an idle machine)`,
   );
 
   // 3. whole tracks, one after another: what the planner saves, and what it costs in accuracy

@@ -32,7 +32,7 @@ export const EnvSchema = z.object({
   S3_SECRET_ACCESS_KEY: z.string().optional(),
   S3_FORCE_PATH_STYLE: bool.default(true),
   /** multipart parts (5 MiB each) a streamed upload sends at once: memory ≈ (this + 2) × 5 MiB per upload */
-  S3_UPLOAD_QUEUE_SIZE: int(2, 1, 16),
+  S3_UPLOAD_QUEUE_SIZE: int(1, 1, 16),
 
   // services
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL").optional(),

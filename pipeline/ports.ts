@@ -44,7 +44,10 @@ export interface AsrEngine {
    * Transcribe a 16 kHz mono WAV file. `spans` (seconds, file-local) limit decoding to
    * those parts; words come back in file-local seconds.
    */
-  transcribe(wavPath: string, opts: { language: string; spans?: Span[]; signal?: AbortSignal }): Promise<AsrWord[]>;
+  transcribe(
+    wavPath: string,
+    opts: { language: string; spans?: Span[]; signal?: AbortSignal; onProgress?: (fraction: number) => void },
+  ): Promise<AsrWord[]>;
 }
 
 /** Text analysis engine (offline NLP or an OpenAI-compatible chat model). */

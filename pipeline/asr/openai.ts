@@ -29,10 +29,12 @@ export function createOpenAiAsrEngine(opts: OpenAiAsrOptions): AsrEngine {
   const endpoint = `${opts.url.replace(/\/+$/, "").replace(/\/v1$/, "")}/v1/audio/transcriptions`;
   return {
     name: `openai:${opts.model}`,
-    async transcribe(wavPath, { language, spans, signal }) {
+    async transcribe(wavPath, { language, spans, signal, onProgress }) {
       const pcm = readWav(await readFile(wavPath));
       const words: AsrWord[] = [];
-      for (const seg of segmentsToDecode(pcm, spans)) {
+      const segments = segmentsToDecode(pcm, spans);
+      for (const [n, seg] of segments.entries()) {
+        onProgress?.(n / segments.length);
         // copy just this segment's samples (a view's .buffer would be the whole track)
         const samples = pcm.samples.slice(Math.round(seg.start * pcm.sampleRate), Math.round(seg.end * pcm.sampleRate));
         const audio = writeWav({ sampleRate: pcm.sampleRate, samples });
@@ -70,6 +72,7 @@ export function createOpenAiAsrEngine(opts: OpenAiAsrOptions): AsrEngine {
           words.push(word);
         }
       }
+      onProgress?.(1);
       return words;
     },
   };

@@ -54,7 +54,7 @@ export function createPocketsphinxEngine(opts: PocketsphinxOptions): AsrEngine {
   const binary = opts.binary ?? "pocketsphinx_batch";
   return {
     name: "pocketsphinx",
-    async transcribe(wavPath, { language, spans, signal }) {
+    async transcribe(wavPath, { language, spans, signal, onProgress }) {
       if (!/^en(-|$)/i.test(language)) {
         throw new AsrError(`the pocketsphinx engine has an English model only (language '${language}'); set ASR_ENGINE=openai`, false);
       }
@@ -75,17 +75,37 @@ export function createPocketsphinxEngine(opts: PocketsphinxOptions): AsrEngine {
           "-adcin", "yes", "-cepdir", dir, "-cepext", ".raw", "-ctl", path.join(dir, "ctl"),
           "-ctm", path.join(dir, "out.ctm"), "-hyp", path.join(dir, "out.hyp"),
           "-remove_silence", "no", "-samprate", "16000",
-          "-hmm", opts.hmm, "-lm", opts.lm, "-dict", opts.dict, "-logfn", path.join(dir, "log"),
+          "-hmm", opts.hmm, "-lm", opts.lm, "-dict", opts.dict,
         ];
+        // The log goes to stderr: its "Decoding 'segNNNNN'" lines report progress while a long
+        // track decodes (one batch run can take many minutes; silence would look like a stall),
+        // and its tail explains a failure.
+        const before = segmentStartsInSeconds(segments);
+        const total = before[before.length - 1]!;
+        let log = "";
+        let pending = "";
         const code = await new Promise<number>((resolve, reject) => {
-          const child = spawn(binary, args, { stdio: "ignore", signal });
+          const child = spawn(binary, args, { stdio: ["ignore", "ignore", "pipe"], signal });
+          child.stderr.on("data", (b: Buffer) => {
+            const text = pending + b.toString();
+            const lines = text.split("\n");
+            pending = lines.pop() ?? "";
+            for (const line of lines) {
+              log = (log + line + "\n").slice(-8000);
+              const m = /Decoding '(seg\d+)'/.exec(line);
+              const i = m ? ids.indexOf(m[1]!) : -1;
+              if (i >= 0 && onProgress && total > 0) onProgress(before[i]! / total);
+            }
+          });
           child.once("error", (err) => reject(err.name === "AbortError" ? err : new AsrError(`${binary} could not start: ${err.message}`, false)));
           child.once("close", (c, sig) => resolve(c ?? (sig ? 128 : 1)));
         });
         if (code !== 0) {
-          const log = await readFile(path.join(dir, "log"), "utf8").catch(() => "");
-          throw new AsrError(`${binary} exited with ${code}: ${log.trim().split("\n").slice(-5).join(" | ")}`);
+          const tail = (log + pending).trim().split("\n").filter((l) => /ERROR|FATAL|error/.test(l)).slice(-5);
+          const lines = tail.length ? tail : (log + pending).trim().split("\n").slice(-5);
+          throw new AsrError(`${binary} exited with ${code}: ${lines.join(" | ")}`);
         }
+        onProgress?.(1);
         const byUtt = parseCtm(await readFile(path.join(dir, "out.ctm"), "utf8"));
         const words: AsrWord[] = [];
         ids.forEach((id, i) => {
@@ -101,3 +121,10 @@ export function createPocketsphinxEngine(opts: PocketsphinxOptions): AsrEngine {
 }
 
 const round3 = (x: number): number => Math.round(x * 1000) / 1000;
+
+/** Seconds of audio before each segment, plus the total as the last element. */
+function segmentStartsInSeconds(segments: readonly { start: number; end: number }[]): number[] {
+  const out = [0];
+  for (const s of segments) out.push(out[out.length - 1]! + (s.end - s.start));
+  return out;
+}

@@ -18,7 +18,14 @@ export async function transcribeTrack(input: TranscribeTrackInput, deps: StepDep
   const wav = path.join(deps.scratchDir, "track.wav");
   await deps.storage.getToFile(t.pcm_key, wav);
   deps.progress?.({ step: "transcribe_track", track_index: t.track_index, fraction: 0.1, message: `decoding ${local.length} span(s)` });
-  const words = await deps.asr.transcribe(wav, { language: input.language, spans: local, signal: deps.signal });
+  const words = await deps.asr.transcribe(wav, {
+    language: input.language,
+    spans: local,
+    signal: deps.signal,
+    // keeps a child channel's stall timer fed while a long track decodes
+    onProgress: (f) =>
+      deps.progress?.({ step: "transcribe_track", track_index: t.track_index, fraction: 0.1 + 0.85 * Math.max(0, Math.min(1, f)), message: "decoding" }),
+  });
   const r3 = (x: number): number => Math.round(x * 1000) / 1000;
   return {
     ...base,

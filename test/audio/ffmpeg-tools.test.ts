@@ -171,7 +171,9 @@ test("prepare → plan → transcribe on a silent track: {track_index, words: []
     { track_index: 0, participant: "Ann", offset_seconds: 0, source_key: "recordings/r2/tracks/0-ann.wav" },
     { track_index: 1, participant: "Ben", offset_seconds: 1.25, source_key: "recordings/r2/tracks/1-ben.mp3" },
   ];
-  const prepared = await Promise.all(tracks.map((track) => runStep("prepare_track", { recording_id: "r2", namespace: "inprocess", track }, d)));
+  // every step run gets its own scratch directory, as the adapters give them
+  const own = async (): Promise<StepDeps> => ({ ...d, scratchDir: await mkdtemp(path.join(root, "scratch-")) });
+  const prepared = await Promise.all(tracks.map(async (track) => runStep("prepare_track", { recording_id: "r2", namespace: "inprocess", track }, await own())));
   assert.deepEqual(prepared.map((p) => p.pcm_key), ["recordings/r2/inprocess/pcm/0.wav", "recordings/r2/inprocess/pcm/1.wav"]);
   assert.deepEqual(prepared.map((p) => p.envelope_key), ["recordings/r2/inprocess/envelope/0.f32", "recordings/r2/inprocess/envelope/1.f32"]);
   assert.ok(Math.abs(prepared[0]!.duration_seconds - 3) < 0.01);
