@@ -10,6 +10,7 @@
  * otherwise brings them up with scripts/services.ts (and stops them afterwards).
  *
  *   npm run bench:api [-- --mb 500] [-- --seconds 10] [-- --rate 200]
+ *   BENCH_API_CMD="--import tsx path/to/entry.ts" npm run bench:api   # measure another API entry point
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";

@@ -94,6 +94,9 @@ try {
   const parSecs = bestPar;
   console.log(`planned decoding, one track after another: best ${bestSeq.toFixed(2)} s wall, ${seqCpu.toFixed(2)} s child-process CPU (ffmpeg + decoder)`);
   console.log(`planned decoding, tracks in parallel:      best ${parSecs.toFixed(2)} s wall, ${parCpu.toFixed(2)} s child-process CPU (ffmpeg + decoder) (${loadNote()})`);
+  if (os.loadavg()[0]! > os.availableParallelism()) {
+    console.log(`NOTE: the machine is busy (${loadNote()}): wall-time ratios are unreliable; compare the CPU figures, or rerun when idle`);
+  }
   console.log(
     `parallel speed-up: ${(bestSeq / parSecs).toFixed(2)}× (target ≥ 1.7× on 2 cores; ideal min(tracks, cores) = ${Math.min(input.tracks.length, os.availableParallelism())}× on an idle machine)`,
   );

@@ -85,7 +85,8 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     requestIdHeader: "x-request-id",
     genReqId: () => crypto.randomUUID(),
     bodyLimit: 1024 * 1024,
-    forceCloseConnections: true,
+    // on shutdown idle keep-alive sockets close at once; requests in flight (an upload) may finish
+    forceCloseConnections: "idle",
   });
   const repo = createRecordingsRepo(pool);
   const results = createPgResultSink(pool, { log });

@@ -261,12 +261,12 @@ export function createRecordingService(deps: RecordingServiceDeps) {
 
     async get(id: string): Promise<RecordingView> {
       checkId(id);
-      let d = await repo.details(id);
+      const d = await repo.details(id);
       if (!d) throw notFound(`no recording '${id}'`);
       if (d.recording.status === "queued" || d.recording.status === "processing") {
-        const before = d.recording.status;
-        const after = await reconcileRow(d.recording);
-        if (after.status !== before) d = (await repo.details(id)) ?? d;
+        // never make a status read wait for Conductor: the look-up (throttled per recording)
+        // runs alongside and the next read shows what it found
+        reconcileRow(d.recording).catch((err: unknown) => log.debug({ err, recording_id: id }, "reconcile failed"));
       }
       return view(d);
     },
