@@ -27,5 +27,6 @@ RUN ln -s /app/bin/trackscribe.mjs /usr/local/bin/trackscribe \
  && mkdir -p /var/lib/trackscribe && chown node:node /var/lib/trackscribe
 USER node
 EXPOSE 3000
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/bin/trackscribe.mjs"]
+# a small young generation keeps the API under its memory budget while streaming uploads
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "--max-semi-space-size=2", "/app/bin/trackscribe.mjs"]
 CMD ["serve"]

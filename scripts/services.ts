@@ -88,7 +88,7 @@ async function startS3(dir: string, bucket: string, log: (s: string) => void): P
   const out = openSync(path.join(dir, "..", "s3rver.log"), "a");
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", path.join(root, "scripts", "s3rver-daemon.ts"), "--dir", dir, "--port", String(port), "--bucket", bucket],
+    ["--import", "tsx", path.join(root, "scripts", "s3-server.ts"), "--dir", dir, "--port", String(port), "--bucket", bucket],
     { detached: true, stdio: ["ignore", out, out], cwd: root },
   );
   child.unref();
