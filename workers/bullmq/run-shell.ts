@@ -220,14 +220,14 @@ export class RunShell {
   private async check(id: string): Promise<void> {
     const run = this.pending.get(id);
     if (!run || this.closed) return;
-    const job = await Job.fromId(this.deps.queues.get(run.step), id);
-    if (!job) {
-      this.onJobFailed(id, "the job is no longer in the queue");
-      return;
-    }
-    const state = await job.getState();
-    if (state === "completed") this.onJobCompleted(id, job.returnvalue);
-    else if (state === "failed") this.onJobFailed(id, job.failedReason ?? "unknown reason");
+    const queue = this.deps.queues.get(run.step);
+    // one cheap round trip for jobs still running; the job itself only once it has finished
+    const state = await queue.getJobState(id);
+    if (state !== "completed" && state !== "failed" && state !== "unknown") return;
+    const job = await Job.fromId(queue, id);
+    if (!job) this.onJobFailed(id, "the job is no longer in the queue");
+    else if (state === "completed") this.onJobCompleted(id, job.returnvalue);
+    else this.onJobFailed(id, job.failedReason ?? "unknown reason");
   }
 
   private async removeWaitingJobs(): Promise<void> {
