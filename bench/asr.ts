@@ -72,9 +72,9 @@ try {
 
   // 2. the same, tracks in parallel. Wall time on a shared machine is noisy: alternate the two
   //    modes for a few rounds and compare the best time of each.
-  const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3) || 3);
-  let bestSeq = seqSecs;
-  let bestPar = Infinity;
+  const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 5) || 5);
+  const seqRuns: number[] = [seqSecs];
+  const parRuns: number[] = [];
   let par: Awaited<ReturnType<typeof transcribeMeeting>> | undefined;
   let parCpu = 0;
   for (let r = 0; r < rounds; r++) {
@@ -82,23 +82,29 @@ try {
     const [p, secs] = await timed(() => transcribeMeeting(input, storage, { parallel: true }));
     parCpu = childCpuSeconds() - cpu0;
     par = p;
-    bestPar = Math.min(bestPar, secs);
+    parRuns.push(secs);
     console.log(`round ${r + 1}/${rounds}: tracks in parallel ${secs.toFixed(2)} s (${loadNote()})`);
     if (r < rounds - 1) {
       const [, s2] = await timed(() => transcribeMeeting(input, storage, { parallel: false }));
-      bestSeq = Math.min(bestSeq, s2);
-      console.log(`round ${r + 1}/${rounds}: one after another ${s2.toFixed(2)} s (${loadNote()})`);
+      seqRuns.push(s2);
+      console.log(`round ${r + 2}/${rounds}: one after another ${s2.toFixed(2)} s (${loadNote()})`);
     }
   }
   if (!par) throw new Error("no parallel round ran");
-  const parSecs = bestPar;
+  const bestSeq = Math.min(...seqRuns);
+  const parSecs = Math.min(...parRuns);
+  // each parallel run against the sequential runs just before and after it: drift in the
+  // machine's speed cancels out of these, unlike best-of-each
+  const paired = parRuns.map((p, i) => (seqRuns[i]! + (seqRuns[i + 1] ?? seqRuns[i]!)) / 2 / p);
+  const medianPaired = [...paired].sort((x, y) => x - y)[Math.floor(paired.length / 2)]!;
   console.log(`planned decoding, one track after another: best ${bestSeq.toFixed(2)} s wall, ${seqCpu.toFixed(2)} s child-process CPU (ffmpeg + decoder)`);
   console.log(`planned decoding, tracks in parallel:      best ${parSecs.toFixed(2)} s wall, ${parCpu.toFixed(2)} s child-process CPU (ffmpeg + decoder) (${loadNote()})`);
   if (os.loadavg()[0]! > os.availableParallelism()) {
     console.log(`NOTE: the machine is busy (${loadNote()}): wall-time ratios are unreliable; compare the CPU figures, or rerun when idle`);
   }
   console.log(
-    `parallel speed-up: ${(bestSeq / parSecs).toFixed(2)}× (target ≥ 1.7× on 2 cores; ideal min(tracks, cores) = ${Math.min(input.tracks.length, os.availableParallelism())}× on an idle machine)`,
+    `parallel speed-up: ${(bestSeq / parSecs).toFixed(2)}× best vs best, ${medianPaired.toFixed(2)}× median of per-round ratios (${paired.map((x) => x.toFixed(2)).join(", ")}) ` +
+      `(target ≥ 1.7× on 2 cores; ideal min(tracks, cores) = ${Math.min(input.tracks.length, os.availableParallelism())}× on an idle machine)`,
   );
 
   // 3. whole tracks, one after another: what the planner saves, and what it costs in accuracy

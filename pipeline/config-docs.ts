@@ -30,7 +30,7 @@ export const VARIABLE_DOCS: Record<keyof typeof EnvSchema.shape, string> = {
   ASR_URL: "base URL of the OpenAI-compatible speech server (`POST {ASR_URL}/v1/audio/transcriptions`)",
   ASR_API_KEY: "bearer token for the speech server",
   ASR_MODEL: "model name sent to the speech server",
-  ASR_CONCURRENCY: "tracks decoded at once by the in-process runner (default: cores)",
+  ASR_CONCURRENCY: "pocketsphinx decoders per process, shared by all tracks (segments are queued across tracks); also tracks prepared at once by the in-process runner (default: cores)",
   POCKETSPHINX_HMM: "pocketsphinx acoustic model directory",
   POCKETSPHINX_DICT: "pocketsphinx pronunciation dictionary",
   POCKETSPHINX_LM: "pocketsphinx language model",

@@ -48,6 +48,10 @@ export interface AsrEngine {
     wavPath: string,
     opts: { language: string; spans?: Span[]; signal?: AbortSignal; onProgress?: (fraction: number) => void },
   ): Promise<AsrWord[]>;
+  /** get ready for a transcription that will follow soon (load models); optional */
+  warm?(): void;
+  /** release what the engine holds (decoder processes); optional */
+  close?(): Promise<void>;
 }
 
 /** Text analysis engine (offline NLP or an OpenAI-compatible chat model). */

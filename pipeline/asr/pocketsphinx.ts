@@ -1,15 +1,17 @@
 /**
  * Offline ASR with Debian's pocketsphinx (`pocketsphinx_batch`). Measured on LibriVox
  * clips, batch decoding with `-remove_silence no` is both more accurate and better timed
- * than `pocketsphinx_continuous`. The planned spans are written as headerless segments and
- * decoded in one batch run (one model load); CTM output gives word start, duration and a
+ * than `pocketsphinx_continuous`. The planned spans are cut into segments (≤ 25 s, at quiet
+ * points) and decoded by a pool of long-lived decoders shared by every track in the process
+ * (./decoder-pool.ts: the model loads once per decoder, and all cores stay busy until the last
+ * segment, whichever track it belongs to); CTM output gives word start, duration and a
  * posterior confidence, mapped back to file-local seconds.
  */
-import { spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import path from "node:path";
+import { readFile } from "node:fs/promises";
+import os from "node:os";
 import type { AsrEngine, AsrWord } from "../ports.ts";
 import { rawSlice, readWav } from "../audio/wav.ts";
+import { DecoderError, DecoderPool } from "./decoder-pool.ts";
 import { segmentsToDecode } from "./spans.ts";
 
 export interface PocketsphinxOptions {
@@ -17,6 +19,12 @@ export interface PocketsphinxOptions {
   dict: string;
   lm: string;
   binary?: string;
+  /** decoders running at once, shared by all tracks (default: available cores) */
+  concurrency?: number;
+  /** an idle decoder exits after this long (default 15 s) */
+  idleMs?: number;
+  /** where segment audio is staged (default: the OS temp dir) */
+  tmpRoot?: string;
 }
 
 export class AsrError extends Error {
@@ -52,6 +60,14 @@ export function parseCtm(text: string): Map<string, AsrWord[]> {
 
 export function createPocketsphinxEngine(opts: PocketsphinxOptions): AsrEngine {
   const binary = opts.binary ?? "pocketsphinx_batch";
+  const pool = new DecoderPool({
+    binary,
+    args: ["-remove_silence", "no", "-samprate", "16000", "-hmm", opts.hmm, "-lm", opts.lm, "-dict", opts.dict],
+    size: Math.max(1, opts.concurrency ?? os.availableParallelism()),
+    ...(opts.idleMs !== undefined ? { idleMs: opts.idleMs } : {}),
+    ...(opts.tmpRoot ? { tmpRoot: opts.tmpRoot } : {}),
+    parseCtm,
+  });
   return {
     name: "pocketsphinx",
     async transcribe(wavPath, { language, spans, signal, onProgress }) {
@@ -62,69 +78,26 @@ export function createPocketsphinxEngine(opts: PocketsphinxOptions): AsrEngine {
       if (pcm.sampleRate !== 16000) throw new AsrError(`expected 16 kHz audio, got ${pcm.sampleRate} Hz`, false);
       const segments = segmentsToDecode(pcm, spans);
       if (segments.length === 0) return [];
-      const dir = await mkdtemp(path.join(path.dirname(wavPath), "psx-"));
+      let perSegment: AsrWord[][];
       try {
-        const ids: string[] = [];
-        for (const [i, s] of segments.entries()) {
-          const id = `seg${String(i).padStart(5, "0")}`;
-          ids.push(id);
-          await writeFile(path.join(dir, `${id}.raw`), rawSlice(pcm.samples, Math.round(s.start * 16000), Math.round(s.end * 16000)));
-        }
-        await writeFile(path.join(dir, "ctl"), ids.join("\n") + "\n");
-        const args = [
-          "-adcin", "yes", "-cepdir", dir, "-cepext", ".raw", "-ctl", path.join(dir, "ctl"),
-          "-ctm", path.join(dir, "out.ctm"), "-hyp", path.join(dir, "out.hyp"),
-          "-remove_silence", "no", "-samprate", "16000",
-          "-hmm", opts.hmm, "-lm", opts.lm, "-dict", opts.dict,
-        ];
-        // The log goes to stderr: its "Decoding 'segNNNNN'" lines report progress while a long
-        // track decodes (one batch run can take many minutes; silence would look like a stall),
-        // and its tail explains a failure.
-        const before = segmentStartsInSeconds(segments);
-        const total = before[before.length - 1]!;
-        let log = "";
-        let pending = "";
-        const code = await new Promise<number>((resolve, reject) => {
-          const child = spawn(binary, args, { stdio: ["ignore", "ignore", "pipe"], signal });
-          child.stderr.on("data", (b: Buffer) => {
-            const text = pending + b.toString();
-            const lines = text.split("\n");
-            pending = lines.pop() ?? "";
-            for (const line of lines) {
-              log = (log + line + "\n").slice(-8000);
-              const m = /Decoding '(seg\d+)'/.exec(line);
-              const i = m ? ids.indexOf(m[1]!) : -1;
-              if (i >= 0 && onProgress && total > 0) onProgress(before[i]! / total);
-            }
-          });
-          child.once("error", (err) => reject(err.name === "AbortError" ? err : new AsrError(`${binary} could not start: ${err.message}`, false)));
-          child.once("close", (c, sig) => resolve(c ?? (sig ? 128 : 1)));
-        });
-        if (code !== 0) {
-          const tail = (log + pending).trim().split("\n").filter((l) => /ERROR|FATAL|error/.test(l)).slice(-5);
-          const lines = tail.length ? tail : (log + pending).trim().split("\n").slice(-5);
-          throw new AsrError(`${binary} exited with ${code}: ${lines.join(" | ")}`);
-        }
-        onProgress?.(1);
-        const byUtt = parseCtm(await readFile(path.join(dir, "out.ctm"), "utf8"));
-        const words: AsrWord[] = [];
-        ids.forEach((id, i) => {
-          const base = segments[i]!.start;
-          for (const w of byUtt.get(id) ?? []) words.push({ ...w, start: round3(base + w.start), end: round3(base + w.end) });
-        });
-        return words.sort((a, b) => a.start - b.start);
-      } finally {
-        await rm(dir, { recursive: true, force: true });
+        perSegment = await pool.decode(
+          segments.map((s) => ({ pcm: rawSlice(pcm.samples, Math.round(s.start * 16000), Math.round(s.end * 16000)), seconds: s.end - s.start })),
+          { ...(signal ? { signal } : {}), ...(onProgress ? { onProgress } : {}) },
+        );
+      } catch (err) {
+        if (err instanceof DecoderError) throw new AsrError(err.message, err.retryable);
+        throw err;
       }
+      const words: AsrWord[] = [];
+      perSegment.forEach((list, i) => {
+        const base = segments[i]!.start;
+        for (const w of list) words.push({ ...w, start: round3(base + w.start), end: round3(base + w.end) });
+      });
+      return words.sort((a, b) => a.start - b.start);
     },
+    warm: () => pool.warm(),
+    close: () => pool.close(),
   };
 }
 
 const round3 = (x: number): number => Math.round(x * 1000) / 1000;
-
-/** Seconds of audio before each segment, plus the total as the last element. */
-function segmentStartsInSeconds(segments: readonly { start: number; end: number }[]): number[] {
-  const out = [0];
-  for (const s of segments) out.push(out[out.length - 1]! + (s.end - s.start));
-  return out;
-}

@@ -58,6 +58,8 @@ export class PipelineAbortedError extends Error {
   }
 }
 
+const TRACKS_TRANSCRIBED_AT_ONCE = 8;
+
 export function createInProcessEngine(options: InProcessEngineOptions): PipelineEngine {
   const concurrency = Math.max(1, options.concurrency ?? os.availableParallelism());
   const runOne = options.runStep ?? runStep;
@@ -118,6 +120,8 @@ export function createInProcessEngine(options: InProcessEngineOptions): Pipeline
 
       const started = performance.now();
       emit({ step: "pipeline", status: "started" });
+      // the decoders load their model while ffmpeg prepares the tracks
+      options.stepDeps(options.scratchRoot).asr.warm?.();
       try {
         const prepared = await runLimited(
           tracks.map((track) => () => exec("prepare_track", { recording_id, namespace, track }, track.track_index)),
@@ -126,7 +130,9 @@ export function createInProcessEngine(options: InProcessEngineOptions): Pipeline
         const plan = await exec("plan_speech", { recording_id, namespace, language, expected_tracks: expected, prepared });
         const transcripts = await runLimited(
           plan.tracks.map((track) => () => exec("transcribe_track", { recording_id, namespace, language, track }, track.track_index)),
-          concurrency,
+          // the ASR engine bounds the decoders and shares them between tracks; queueing more
+          // tracks than decoders lets it fill every core to the end (bounded: each holds its audio)
+          Math.max(concurrency, TRACKS_TRANSCRIBED_AT_ONCE),
         );
         const merged = await exec("merge_transcripts", { expected_tracks: expected, transcripts });
         const clean = await exec("suppress_bleed", { words: merged.words, tracks: plan.tracks });

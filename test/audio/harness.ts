@@ -8,7 +8,7 @@ import { loadConfig } from "../../pipeline/config.ts";
 import type { PipelineInput, TranscribeTrackOutput, Word } from "../../pipeline/contracts/index.ts";
 import type { StepDeps } from "../../pipeline/steps/deps.ts";
 import { runStep } from "../../pipeline/steps/index.ts";
-import type { Storage, TextModel } from "../../pipeline/ports.ts";
+import type { AsrEngine, Storage, TextModel } from "../../pipeline/ports.ts";
 
 const noText: TextModel = {
   name: "unused",
@@ -17,9 +17,9 @@ const noText: TextModel = {
   generateSummary: () => Promise.reject(new Error("not used by the audio tests")),
 };
 
-export function audioDeps(storage: Storage, scratchDir: string, bleedThresholdDb = 10): StepDeps {
+export function audioDeps(storage: Storage, scratchDir: string, bleedThresholdDb = 10, asr?: AsrEngine): StepDeps {
   const config = loadConfig({});
-  return { storage, audio: createFfmpegAudioTools(), asr: createAsrEngine(config), text: noText, scratchDir, bleedThresholdDb };
+  return { storage, audio: createFfmpegAudioTools(), asr: asr ?? createAsrEngine(config), text: noText, scratchDir, bleedThresholdDb };
 }
 
 export async function withScratch<T>(fn: (dir: string) => Promise<T>): Promise<T> {
@@ -35,6 +35,7 @@ export async function transcribeMeeting(
   input: PipelineInput,
   storage: Storage,
   opts: {
+    /** tracks at once and decoders (cores), or one track and one decoder at a time */
     parallel: boolean;
     wholeTrack?: number | "all";
     /** transcripts of planned (not whole-track) decodes, keyed by track index: reused when present, filled when absent */
@@ -49,8 +50,24 @@ export async function transcribeMeeting(
   trackSeconds: number;
   perTrack: { track_index: number; track_seconds: number; decoded_seconds: number }[];
 }> {
+  // one engine per meeting, as in a worker process: its decoders are shared by the tracks
+  const asr = createAsrEngine({ ...loadConfig({}), ASR_CONCURRENCY: opts.parallel ? os.availableParallelism() : 1 });
+  try {
+    return await transcribeWith(asr, input, storage, opts);
+  } finally {
+    await asr.close?.();
+  }
+}
+
+async function transcribeWith(
+  asr: AsrEngine,
+  input: PipelineInput,
+  storage: Storage,
+  opts: Parameters<typeof transcribeMeeting>[2],
+): ReturnType<typeof transcribeMeeting> {
   const expected = input.tracks.map((t) => t.track_index);
-  const run = <T>(f: (deps: StepDeps) => Promise<T>): Promise<T> => withScratch((d) => f(audioDeps(storage, d)));
+  const run = <T>(f: (deps: StepDeps) => Promise<T>): Promise<T> => withScratch((d) => f(audioDeps(storage, d, 10, asr)));
+  asr.warm?.(); // as the in-process runner does: models load while ffmpeg prepares the tracks
   const prepared = await Promise.all(
     input.tracks.map((track) => run((deps) => runStep("prepare_track", { recording_id: input.recording_id, namespace: input.namespace, track }, deps))),
   );

@@ -67,7 +67,7 @@ test("a heavy step runs in a child and returns what the in-process run returns; 
 });
 
 test("kill -9 of the step child mid-transcription: WorkerCrashError, then a fresh child serves the next call", async () => {
-  const input = await stageSlowTranscription(config, storage, "rec-crash", 2);
+  const input = await stageSlowTranscription(config, storage, "rec-crash", 8);
   // make sure a child is warm (invalid input still goes through a child)
   await assert.rejects(runner.run("plan_speech", {}, { scratchDir: scratch() }), (e: Error) => e.name === "StepInputError");
   const [victim] = runner.pids();
@@ -79,11 +79,12 @@ test("kill -9 of the step child mid-transcription: WorkerCrashError, then a fres
     progress: () => {
       if (killed) return;
       killed = true;
-      // let the child start its ASR process, then kill the child alone (not its group)
+      // the first progress comes once a decoder has its first segment: kill the child alone
+      // (not its group) while the decoder works
       setTimeout(() => {
         groupBefore = processGroup(victim);
         process.kill(victim, "SIGKILL");
-      }, 700);
+      }, 100);
     },
   });
   const err = await call.then(

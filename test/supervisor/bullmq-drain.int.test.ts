@@ -45,7 +45,7 @@ test("SIGTERM during a running BullMQ job: the job completes and its result is s
   const config = loadConfig(env);
   const storage = createLocalStorage(config.LOCAL_STORAGE_DIR);
   const recordingId = `rec-${randomBytes(3).toString("hex")}`;
-  const input = await stageSlowTranscription(config, storage, recordingId, 2, "bullmq");
+  const input = await stageSlowTranscription(config, storage, recordingId, 8, "bullmq");
 
   const redis = createBullmqRedis(config.REDIS_URL);
   cleanups.push(async () => redis.quit());

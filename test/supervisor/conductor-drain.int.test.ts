@@ -65,7 +65,7 @@ test("SIGTERM during a running Conductor task: its result reaches Conductor befo
   const config = loadConfig(env);
   const storage = createLocalStorage(config.LOCAL_STORAGE_DIR);
   const recordingId = `rec-sup-${tag}`;
-  const input = await stageSlowTranscription(config, storage, recordingId, 2, "conductor");
+  const input = await stageSlowTranscription(config, storage, recordingId, 8, "conductor");
 
   const sup = startProcess(["--import", "tsx", "test/supervisor/fake-supervisor.ts", "1"], env);
   procs.push(sup);

@@ -20,7 +20,7 @@ export const SLOW_TEXT =
   "the travel costs were too high last year, so we want to cut them by a third and spend more on training. " +
   "we also need two more engineers before the summer, and a new plan for the office move in the autumn.";
 
-/** `speechSeconds`: how much of the planned speech to keep (pocketsphinx here decodes ~1.3 s of audio per s). */
+/** `speechSeconds`: how much of the planned speech to keep (pocketsphinx here decodes ≈ 6 s of audio per s on an idle core, plus ≈ 0.3 s to load its model). */
 export async function stageSlowTranscription(config: Config, storage: Storage, recordingId: string, speechSeconds = 2, namespace = "inprocess"): Promise<TranscribeTrackInput> {
   const dir = mkdtempSync(path.join(os.tmpdir(), "slow-task-"));
   try {

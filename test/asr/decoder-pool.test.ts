@@ -1,0 +1,130 @@
+/**
+ * The shared decoder pool: segments of concurrent calls share a bounded set of long-lived
+ * decoders, and every way a decoder can go wrong (crash, hang, abort, missing binary) fails
+ * only the call it was working for, while the pool carries on with a fresh decoder.
+ * Driven by a protocol-compatible stand-in (fake-decoder.mjs) so failures happen on cue;
+ * the real pocketsphinx decoder runs through the same pool in pocketsphinx.test.ts.
+ */
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, readdirSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { DecoderError, DecoderPool, type DecoderPoolOptions } from "../../pipeline/asr/decoder-pool.ts";
+import { parseCtm } from "../../pipeline/asr/pocketsphinx.ts";
+
+const FAKE = path.join(path.dirname(fileURLToPath(import.meta.url)), "fake-decoder.mjs");
+let tmpRoot: string;
+before(async () => {
+  tmpRoot = await mkdtemp(path.join(os.tmpdir(), "ts-pool-"));
+});
+after(() => rm(tmpRoot, { recursive: true, force: true }));
+
+const pool = (o: Partial<DecoderPoolOptions> = {}): DecoderPool =>
+  new DecoderPool({ binary: process.execPath, args: [FAKE], size: 2, tmpRoot, parseCtm, ...o });
+const seg = (text: string, seconds = 1): { pcm: Buffer; seconds: number } => ({ pcm: Buffer.from(text, "latin1"), seconds });
+const pidOf = (words: { text: string }[][]): string[] => words.flatMap((ws) => ws.filter((w) => w.text.startsWith("pid")).map((w) => w.text));
+
+test("concurrent calls share at most `size` decoders and each gets its own segments back in order", async () => {
+  const p = pool();
+  try {
+    const calls = [0, 1, 2].map((c) => p.decode([seg("a".repeat(10 + c)), seg("b".repeat(20 + c), 3), seg("c".repeat(30 + c), 2)]));
+    assert.ok(p.running <= 2);
+    const results = await Promise.all(calls);
+    results.forEach((words, c) => {
+      assert.deepEqual(
+        words.map((ws) => ws[0]!.text),
+        [`w${10 + c}`, `w${20 + c}`, `w${30 + c}`],
+      );
+      assert.equal(words[0]![0]!.start, 0.1);
+      assert.equal(words[0]![0]!.confidence, 0.9);
+    });
+    const pids = new Set(results.flatMap(pidOf));
+    assert.ok(pids.size >= 1 && pids.size <= 2, `9 segments on ${pids.size} decoders`);
+    // a later call reuses the loaded decoders
+    const again = await p.decode([seg("zz")]);
+    assert.ok(pids.has(pidOf(again)[0]!), "the warm decoder took the next call");
+  } finally {
+    await p.close();
+  }
+});
+
+test("progress starts at 0 and reaches 1, weighted by segment seconds", async () => {
+  const p = pool({ size: 1 });
+  try {
+    const seen: number[] = [];
+    await p.decode([seg("x", 1), seg("y", 3)], { onProgress: (f) => seen.push(f) });
+    assert.equal(seen[0], 0);
+    assert.equal(seen[seen.length - 1], 1);
+    assert.deepEqual([...seen].sort((a, b) => a - b), seen);
+    assert.ok(seen.includes(0.75), `longest first: after the 3 s segment 3/4 is done (${seen.join(", ")})`);
+  } finally {
+    await p.close();
+  }
+});
+
+test("a decoder that crashes fails only the call it was working for, with its log tail; the pool recovers", async () => {
+  const p = pool();
+  try {
+    const bad = p.decode([seg("CRASH now"), seg("never decoded", 5)]);
+    const good = p.decode([seg("fine"), seg("also fine")]);
+    await assert.rejects(bad, (e: unknown) => e instanceof DecoderError && e.retryable && /exited with 3/.test(e.message) && /told to crash/.test(e.message));
+    const words = await good;
+    assert.deepEqual(words.map((ws) => ws[0]!.text), ["w4", "w9"]);
+    assert.deepEqual((await p.decode([seg("after")]))[0]![0]!.text, "w5");
+  } finally {
+    await p.close();
+  }
+});
+
+test("a decoder that hangs is declared stuck and replaced", async () => {
+  const p = pool({ size: 1, minStallMs: 400, stallFactor: 0.1 });
+  try {
+    await assert.rejects(p.decode([seg("HANG")]), (e: unknown) => e instanceof DecoderError && /took longer than/.test(e.message));
+    assert.deepEqual((await p.decode([seg("ok")]))[0]![0]!.text, "w2");
+  } finally {
+    await p.close();
+  }
+});
+
+test("aborting a call drops its queued segments and stops its decoder; other work is unaffected", async () => {
+  const p = pool({ size: 1 });
+  try {
+    const ac = new AbortController();
+    const seen: number[] = [];
+    const doomed = p.decode([seg("HANG", 9), seg("queued", 1)], { signal: ac.signal, onProgress: (f) => seen.push(f) });
+    setTimeout(() => ac.abort(new Error("user cancelled")), 300);
+    await assert.rejects(doomed, /user cancelled/);
+    assert.ok(!seen.includes(1), "the queued segment never ran");
+    assert.deepEqual((await p.decode([seg("next")]))[0]![0]!.text, "w4");
+  } finally {
+    await p.close();
+  }
+});
+
+test("a decoder binary that cannot start is a non-retryable error", async () => {
+  const p = pool({ binary: "/nonexistent/decoder", args: [] });
+  try {
+    await assert.rejects(p.decode([seg("x"), seg("y")]), (e: unknown) => e instanceof DecoderError && !e.retryable && /could not start/.test(e.message));
+  } finally {
+    await p.close();
+  }
+});
+
+test("idle decoders exit on their own; close removes the pool's directory; stale directories of dead processes are swept", async () => {
+  const stale = path.join(tmpRoot, "trackscribe-asr-2147483646-abc");
+  mkdirSync(stale, { recursive: true });
+  const p = pool({ idleMs: 200 });
+  await p.decode([seg("one"), seg("two")]);
+  assert.ok(!existsSync(stale), "a directory left by a process that is gone was removed");
+  const mine = readdirSync(tmpRoot).filter((n) => n.startsWith(`trackscribe-asr-${process.pid}-`));
+  assert.equal(mine.length, 1);
+  const deadline = Date.now() + 5000;
+  while (p.running > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(p.running, 0, "idle decoders exited");
+  await p.close();
+  assert.ok(!existsSync(path.join(tmpRoot, mine[0]!)));
+  await assert.rejects(p.decode([seg("late")]), /closed/);
+});
