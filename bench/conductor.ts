@@ -24,7 +24,8 @@ const log = pino({ level: "warn" }, pino.destination(2));
 const own = process.env.CONDUCTOR_SERVER_URL ? undefined : await startConductor({ stateDir: ".work/bench-conductor" });
 const url = process.env.CONDUCTOR_SERVER_URL ?? own!.url;
 const dir = await mkdtemp(path.join(os.tmpdir(), "bench-conductor-"));
-const config = loadConfig({ CONDUCTOR_SERVER_URL: url, STORAGE_DRIVER: "local", LOCAL_STORAGE_DIR: dir, WORK_DIR: path.join(dir, "work"), RECONCILER_ENABLED: "false", LOG_LEVEL: "warn" });
+const pick = (...names: string[]): Record<string, string> => Object.fromEntries(names.flatMap((n) => (process.env[n] ? [[n, process.env[n]!]] : [])));
+const config = loadConfig({ ...pick("CONDUCTOR_POLL_INTERVAL_MS", "CONDUCTOR_LONG_POLL_MS", "WORKER_CONCURRENCY", "ASR_CONCURRENCY"), CONDUCTOR_SERVER_URL: url, STORAGE_DRIVER: "local", LOCAL_STORAGE_DIR: dir, WORK_DIR: path.join(dir, "work"), RECONCILER_ENABLED: "false", LOG_LEVEL: "warn" });
 const storage = createLocalStorage(dir);
 const { manifestPath } = await buildFixtures(defaultFixtureDir());
 const manifest = FileManifest.parse(JSON.parse(readFileSync(manifestPath, "utf8")));
@@ -57,6 +58,10 @@ try {
   const joins = wf.tasks.filter((t) => t.taskType === "JOIN");
   console.log(`in-process: ${(tIn / rounds / 1000).toFixed(2)} s per run; Conductor: ${(tC / rounds / 1000).toFixed(2)} s per run (${rounds} runs each, interleaved)`);
   console.log(`Conductor / in-process: ${(tC / tIn).toFixed(3)} (target ≤ 1.10)`);
+  const extra = (tC - tIn) / rounds / 1000;
+  console.log(
+    `orchestration adds ${extra.toFixed(2)} s per recording, mostly fixed (≈ 10 task hand-offs in sequence); for a recording the in-process runner takes T s on, the ratio is ≈ 1 + ${extra.toFixed(2)}/T (≤ 1.10 from T ≈ ${Math.max(0, extra / 0.1).toFixed(0)} s)`,
+  );
   for (const j of joins) {
     const forked = Object.keys(j.outputData).map((ref) => byRef.get(ref)).filter(Boolean);
     const lastEnd = Math.max(...forked.map((t) => t!.endTime));
@@ -64,8 +69,16 @@ try {
   }
   const simple = wf.tasks.filter((t) => t.startTime > 0 && t.scheduledTime > 0 && t.taskType !== "JOIN" && !t.taskType.startsWith("FORK"));
   const waits = simple.map((t) => t.startTime - t.scheduledTime).sort((a, b) => a - b);
-  console.log(`queue wait (scheduled → picked up) over ${waits.length} tasks: median ${waits[Math.floor(waits.length / 2)]} ms, max ${waits[waits.length - 1]} ms; poll interval ${config.CONDUCTOR_POLL_INTERVAL_MS} ms`);
+  console.log(`queue wait (scheduled → picked up) over ${waits.length} tasks: median ${waits[Math.floor(waits.length / 2)]} ms, max ${waits[waits.length - 1]} ms; poll interval ${config.CONDUCTOR_POLL_INTERVAL_MS} ms, long poll ${config.CONDUCTOR_LONG_POLL_MS} ms`);
   console.log(`workflow ${lastWorkflow}: ${wf.endTime - wf.startTime} ms from start to end`);
+  // the timeline: where the time between tasks goes
+  console.log("\ntask                          scheduled  queue wait  running   (ms, from workflow start)");
+  for (const t of [...wf.tasks].sort((x, y) => x.scheduledTime - y.scheduledTime || (x.seq ?? 0) - (y.seq ?? 0))) {
+    const at = t.scheduledTime - wf.startTime;
+    const wait = t.startTime > 0 ? t.startTime - t.scheduledTime : NaN;
+    const run = t.endTime > 0 && t.startTime > 0 ? t.endTime - t.startTime : NaN;
+    console.log(`${t.referenceTaskName.padEnd(28)}  ${String(at).padStart(9)}  ${String(wait).padStart(10)}  ${String(run).padStart(7)}   ${t.taskType}`);
+  }
 } finally {
   await conductor.close();
   await inproc.close();

@@ -39,7 +39,9 @@ export const EnvSchema = z.object({
   REDIS_URL: z.string().regex(/^rediss?:\/\//, "must be a redis:// URL").default("redis://127.0.0.1:6379"),
   CONDUCTOR_SERVER_URL: url.default("http://127.0.0.1:8080/api"),
   CONDUCTOR_WAIT_SECONDS: int(180, 0),
-  CONDUCTOR_POLL_INTERVAL_MS: int(100, 10, 60000),
+  CONDUCTOR_POLL_INTERVAL_MS: int(25, 1, 60000),
+  /** how long the server holds a poll open waiting for a task (long poll) */
+  CONDUCTOR_LONG_POLL_MS: int(100, 0, 30000),
   /** register task and workflow definitions when a worker host starts */
   CONDUCTOR_REGISTER: bool.default(true),
   /** comma-separated task types this worker host serves (default: all) */
@@ -82,6 +84,8 @@ export const EnvSchema = z.object({
   // workers
   WORKER_SLOT: int(0, 0, 1024),
   WORKER_CONCURRENCY: int(2, 1, 64),
+  /** transcribe_track tasks one worker process holds at once (default ASR_CONCURRENCY + 1: see transcribeConcurrency) */
+  TRANSCRIBE_CONCURRENCY: z.coerce.number().int().min(1).max(64).optional(),
   DRAIN_TIMEOUT_SECONDS: int(60, 0),
   /** set by the supervisor for its children: the pid in the worker id `host/slot/pid` (survives restarts) */
   WORKER_ID_PID: z.coerce.number().int().positive().optional(),
@@ -176,3 +180,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
 
 /** Names of every variable the config knows (for the compose check and README). */
 export const knownVariables = (): string[] => Object.keys(EnvSchema.shape);
+
+/**
+ * transcribe_track tasks one worker process takes at once. Their decoding is bounded by the
+ * ASR engine's shared decoder pool (ASR_CONCURRENCY), so holding one more track than there
+ * are decoders keeps every decoder busy while a track's last segment finishes, without one
+ * worker hoarding a meeting's tracks that another worker could decode.
+ */
+export function transcribeConcurrency(config: Pick<Config, "TRANSCRIBE_CONCURRENCY" | "ASR_CONCURRENCY" | "WORKER_CONCURRENCY">): number {
+  return config.TRANSCRIBE_CONCURRENCY ?? Math.max(config.WORKER_CONCURRENCY, config.ASR_CONCURRENCY + 1);
+}

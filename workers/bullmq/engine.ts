@@ -13,7 +13,7 @@ import { QueueEvents } from "bullmq";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { pino, type Logger } from "pino";
-import type { Config } from "../../pipeline/config.ts";
+import { transcribeConcurrency, type Config } from "../../pipeline/config.ts";
 import { PipelineInput, type ProgressEvent, type Result } from "../../pipeline/contracts/index.ts";
 import type { Storage } from "../../pipeline/ports.ts";
 import type { EngineRun, PipelineEngine } from "../../pipeline/runner/engine.ts";
@@ -67,6 +67,7 @@ export function workerHostOptions(config: Config, prefix = config.BULLMQ_PREFIX)
   return {
     prefix,
     concurrency: config.WORKER_CONCURRENCY,
+    concurrencyByStep: { transcribe_track: transcribeConcurrency(config) },
     lockDurationMs: config.BULLMQ_LOCK_MS,
     stalledIntervalMs: config.BULLMQ_STALLED_INTERVAL_MS,
     maxStalledCount: config.BULLMQ_MAX_STALLED,

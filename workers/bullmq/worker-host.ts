@@ -28,6 +28,8 @@ export interface WorkerHostOptions {
   prefix: string;
   /** jobs run at once per step queue */
   concurrency: number;
+  /** per step, instead of `concurrency` (transcribe_track: see transcribeConcurrency) */
+  concurrencyByStep?: Partial<Record<StepName, number>>;
   lockDurationMs: number;
   stalledIntervalMs: number;
   maxStalledCount: number;
@@ -124,7 +126,7 @@ export function startBullmqWorkerHost(deps: WorkerHostDeps): WorkerHost {
     const w = new Worker(queueName(step), processJob, {
       connection: redis,
       prefix: options.prefix,
-      concurrency: options.concurrency,
+      concurrency: options.concurrencyByStep?.[step] ?? options.concurrency,
       lockDuration: options.lockDurationMs,
       stalledInterval: options.stalledIntervalMs,
       maxStalledCount: options.maxStalledCount,

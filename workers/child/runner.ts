@@ -2,12 +2,19 @@
  * Runs pipeline steps in child processes (lesson 12): `createChildStepRunner(options)`
  * keeps up to `maxChildren` warm children, each running one step at a time. A child that
  * crashed, hung or timed out is dropped and a fresh one is started for the next call.
+ *
+ * `sharedSteps` (transcribe_track) instead run in ONE child, up to `maxSharedCalls` at
+ * once: their work is done by the ASR engine's decoder pool inside that child, which then
+ * sees every track at once and balances the decoding across cores (one child per track
+ * would give each track its own pool: more decoders than cores, none shared). The decoders
+ * are processes of their own, so a decoder crash still fails one track only; a crash of
+ * the shared child itself fails the calls it held (Conductor or BullMQ retries them).
  * The child (step-child.ts) builds its own config, storage and engines from the
  * environment it is given (lesson 10: nothing inherited).
  */
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
-import type { Config } from "../../pipeline/config.ts";
+import { transcribeConcurrency, type Config } from "../../pipeline/config.ts";
 import { ChildChannel, type ChildChannelOptions } from "./channel.ts";
 import { ChildChannelClosedError, PayloadTooLargeError } from "./errors.ts";
 import { messageBytes } from "./protocol.ts";
@@ -27,6 +34,10 @@ export interface ChildStepRunnerOptions {
   startTimeoutMs?: number;
   /** children (= steps running at once); default 1 */
   maxChildren?: number;
+  /** steps that run together in one shared child (see above) */
+  sharedSteps?: readonly string[];
+  /** shared-step calls at once in the shared child; default 1 */
+  maxSharedCalls?: number;
   /** the child entry; default step-child.ts (tests use their own) */
   module?: string;
   args?: string[];
@@ -67,6 +78,8 @@ export function childStepRunnerOptions(config: Config, extra: Partial<ChildStepR
     pingIntervalMs: config.CHILD_PING_INTERVAL_SECONDS * 1000,
     pingTimeoutMs: config.CHILD_PING_TIMEOUT_SECONDS * 1000,
     maxChildren: config.WORKER_CONCURRENCY,
+    sharedSteps: ["transcribe_track"],
+    maxSharedCalls: transcribeConcurrency(config),
     ...extra,
   };
 }
@@ -101,11 +114,45 @@ export function createChildStepRunner(o: ChildStepRunnerOptions): ChildStepRunne
     waiters.shift()?.();
   };
 
+  // the shared lane: one child, several calls at once
+  const sharedSteps = new Set(o.sharedSteps ?? []);
+  const maxShared = Math.max(1, o.maxSharedCalls ?? 1);
+  let sharedInUse = 0;
+  const sharedWaiters: (() => void)[] = [];
+  let shared: Promise<ChildChannel> | null = null;
+  const acquireShared = async (): Promise<void> => {
+    while (sharedInUse >= maxShared && !closed) await new Promise<void>((r) => sharedWaiters.push(r));
+    sharedInUse += 1;
+  };
+  const releaseShared = (): void => {
+    sharedInUse -= 1;
+    sharedWaiters.shift()?.();
+  };
+  const sharedChannel = async (): Promise<ChildChannel> => {
+    for (;;) {
+      const current = shared;
+      if (current) {
+        const ch = await current.catch(() => null);
+        if (ch?.alive) return ch;
+        if (shared !== current) continue; // another caller already started a replacement
+      }
+      // concurrent callers wait for the same start
+      const next = startChannel();
+      next.catch(() => {}); // a failed start is reported to the caller that awaits it
+      shared = next;
+      return next;
+    }
+  };
+
   const takeChannel = async (): Promise<ChildChannel> => {
     for (let ch = idle.pop(); ch; ch = idle.pop()) {
       if (ch.alive) return ch;
       all.delete(ch);
     }
+    return startChannel();
+  };
+
+  const startChannel = async (): Promise<ChildChannel> => {
     const ch = await ChildChannel.start(channelOptions);
     started += 1;
     all.add(ch);
@@ -129,22 +176,28 @@ export function createChildStepRunner(o: ChildStepRunnerOptions): ChildStepRunne
       // the cap is checked before anything is sent (or any child started)
       const bytes = messageBytes({ kind: "call", id: Number.MAX_SAFE_INTEGER, method: RUN_STEP_METHOD, params });
       if (bytes > o.maxPayloadBytes) throw new PayloadTooLargeError(`the input of step ${step}`, bytes, o.maxPayloadBytes);
+      const callOptions = {
+        what: `step ${step}`,
+        timeoutMs: r.timeoutMs ?? o.callTimeoutMs,
+        stallTimeoutMs: o.stallTimeoutMs,
+        ...(r.onProgress ? { onProgress: r.onProgress } : {}),
+        ...(r.signal ? { signal: r.signal } : {}),
+      };
+      if (sharedSteps.has(step)) {
+        await acquireShared();
+        try {
+          if (closed) throw new ChildChannelClosedError(`step ${step}`);
+          return await (await sharedChannel()).call(RUN_STEP_METHOD, params, callOptions);
+        } finally {
+          releaseShared();
+        }
+      }
       await acquireSlot();
       try {
         if (closed) throw new ChildChannelClosedError(`step ${step}`);
         const ch = await takeChannel();
         try {
-          return await ch.call(
-            RUN_STEP_METHOD,
-            params,
-            {
-              what: `step ${step}`,
-              timeoutMs: r.timeoutMs ?? o.callTimeoutMs,
-              stallTimeoutMs: o.stallTimeoutMs,
-              ...(r.onProgress ? { onProgress: r.onProgress } : {}),
-              ...(r.signal ? { signal: r.signal } : {}),
-            },
-          );
+          return await ch.call(RUN_STEP_METHOD, params, callOptions);
         } finally {
           if (ch.alive && !closed) idle.push(ch);
           else if (!ch.alive) all.delete(ch);
@@ -161,6 +214,7 @@ export function createChildStepRunner(o: ChildStepRunnerOptions): ChildStepRunne
     async close() {
       closed = true;
       for (const w of waiters.splice(0)) w();
+      for (const w of sharedWaiters.splice(0)) w();
       await Promise.all([...all].map((c) => c.shutdown(2000)));
       all.clear();
       idle.length = 0;

@@ -45,6 +45,10 @@ export interface ConductorHostDeps {
   workDir: string;
   pollIntervalMs?: number;
   concurrency?: number;
+  /** per task type, instead of `concurrency` (transcribe_track: see transcribeConcurrency) */
+  concurrencyByTask?: Partial<Record<ConductorTaskName, number>>;
+  /** batch poll timeout: the server holds an empty poll this long (default 100 ms) */
+  longPollMs?: number;
   /** serve only these task types (default: all) */
   only?: readonly ConductorTaskName[];
   onTaskEvent?: (e: TaskEvent) => void | Promise<void>;
@@ -118,7 +122,7 @@ export function startConductorWorkerHost(deps: ConductorHostDeps): ConductorHost
 
   const workers: ConductorWorker[] = (deps.only ?? CONDUCTOR_TASKS).map((name) => ({
     taskDefName: name,
-    concurrency: deps.concurrency ?? 1,
+    concurrency: deps.concurrencyByTask?.[name] ?? deps.concurrency ?? 1,
     pollInterval: deps.pollIntervalMs ?? 100,
     // long steps extend their lease (heartbeat), so response timeouts can stay short and a
     // dead worker's task is retried quickly
@@ -195,7 +199,7 @@ export function startConductorWorkerHost(deps: ConductorHostDeps): ConductorHost
   const manager = new TaskManager(deps.client, workers, {
     logger: sdkLog,
     eventListeners: [listener],
-    options: { workerID: id, pollInterval: deps.pollIntervalMs ?? 100, concurrency: deps.concurrency ?? 1 },
+    options: { workerID: id, pollInterval: deps.pollIntervalMs ?? 100, concurrency: deps.concurrency ?? 1, batchPollingTimeout: deps.longPollMs ?? 100 },
   });
   manager.startPolling();
   deps.log.info({ worker_id: deps.identity.worker_id, build: deps.identity.build, tasks: workers.map((w) => w.taskDefName) }, "conductor worker host polling");

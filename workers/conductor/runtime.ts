@@ -3,7 +3,7 @@
  * (with back-off), register definitions, start the worker host and the reconciler.
  */
 import type { Logger } from "pino";
-import type { Config } from "../../pipeline/config.ts";
+import { transcribeConcurrency, type Config } from "../../pipeline/config.ts";
 import type { Storage } from "../../pipeline/ports.ts";
 import type { StepDepsFactory } from "../step-ports.ts";
 import { buildInfo, workerIdentity, type WorkerIdentity } from "../identity.ts";
@@ -50,6 +50,10 @@ export async function startConductorRuntime(
     workDir: config.WORK_DIR,
     pollIntervalMs: config.CONDUCTOR_POLL_INTERVAL_MS,
     concurrency: config.WORKER_CONCURRENCY,
+    longPollMs: config.CONDUCTOR_LONG_POLL_MS,
+    // the per-track steps: every track of a meeting at once (their work is bounded elsewhere:
+    // the decoder pool for transcription, the child slots for ffmpeg)
+    concurrencyByTask: { transcribe_track: transcribeConcurrency(config), prepare_track: transcribeConcurrency(config) },
     only: deps.only ?? (config.CONDUCTOR_TASKS ? parseTaskList(config.CONDUCTOR_TASKS) : undefined),
     onTaskEvent: deps.onTaskEvent,
     runStepFn: deps.runStepFn,
