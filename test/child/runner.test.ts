@@ -187,3 +187,20 @@ test("maxChildren: two calls run at once in two children", async () => {
   assert.equal(pings.length, 2);
   assert.ok(Date.now() - t0 < 1000 + 8000);
 });
+
+test("shared steps run together in one child; a crash there fails its calls and the next gets a new child", async () => {
+  const r = runner({ maxChildren: 2, sharedSteps: ["sleep", "crash"], maxSharedCalls: 3 });
+  const calls = [0, 1, 2, 3].map(() => r.run("sleep", { ms: 600 }, { scratchDir: "/tmp" }) as Promise<{ pid: number }>);
+  const echo = (await r.run("echo", {}, { scratchDir: "/tmp" })) as { pid: number };
+  const out = await Promise.all(calls);
+  const shared = new Set(out.map((o) => o.pid));
+  assert.equal(shared.size, 1, "every shared call ran in the same child");
+  assert.ok(!shared.has(echo.pid), "a step outside the shared set ran in a child of its own");
+  assert.equal(r.started, 2);
+
+  // a crash in the shared child: a new shared child serves the next call
+  await rejects(r.run("crash", {}, { scratchDir: "/tmp" }), WorkerCrashError);
+  const after = (await r.run("sleep", { ms: 10 }, { scratchDir: "/tmp" })) as { pid: number };
+  assert.ok(!shared.has(after.pid));
+  assert.equal(r.started, 3);
+});
