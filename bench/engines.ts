@@ -1,7 +1,7 @@
 /**
  * `npm run bench:engines`: the same 3-track recording through the in-process runner,
- * Conductor and BullMQ, in one run, with workers inside this process for both
- * orchestrators. Engines are created (workers started, models loaded) before timing;
+ * Conductor and BullMQ, in one run; BullMQ's workers inside this process, Conductor's in a
+ * `trackscribe workers --engine conductor` process (as deployed). Engines are created (workers started, models loaded) before timing;
  * each engine runs the recording BENCH_ROUNDS times (default 3) in interleaved order
  * and its median wall time is compared with the in-process median.
  * Target: BullMQ ≤ 1.05 × in-process.
@@ -10,9 +10,11 @@
  * scripts/conductor.ts when none answers). Postgres is used for the BullMQ event log
  * when DATABASE_URL is set (as in production), else the in-memory log.
  */
+import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { loadConfig } from "../pipeline/config.ts";
 import { FileManifest, type PipelineInput, type Result } from "../pipeline/contracts/index.ts";
@@ -53,6 +55,36 @@ async function stageRecording(storage: ReturnType<typeof createLocalStorage>, ma
   return stageManifest(manifest, storage, recordingId, path.dirname(manifestFile), { namespace });
 }
 
+/** `trackscribe workers --engine conductor` in a process of its own; resolves once it polls. */
+async function startConductorWorkers(env: NodeJS.ProcessEnv): Promise<ChildProcess> {
+  const cli = fileURLToPath(new URL("../bin/trackscribe.mjs", import.meta.url));
+  const child = spawn(process.execPath, [cli, "workers", "--engine", "conductor"], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let tail = "";
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the Conductor worker process did not start polling within 120 s: ${tail}`)), 120_000);
+    const onData = (b: Buffer): void => {
+      tail = (tail + b.toString()).slice(-8000);
+      if (tail.includes("conductor worker host polling")) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the Conductor worker process exited with ${code}: ${tail}`));
+    });
+  });
+  try {
+    await ready;
+  } catch (err) {
+    child.kill("SIGKILL"); // never leave a poller behind
+    throw err;
+  }
+  return child;
+}
+
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
@@ -80,6 +112,7 @@ async function main(): Promise<void> {
   const stepDeps = createStepPorts(config, { storage, log });
   const redis = createBullmqRedis(config.REDIS_URL);
   const engines: PipelineEngine[] = [];
+  let conductorWorkers: ChildProcess | undefined;
   try {
     engines.push(
       createInProcessEngine({
@@ -96,7 +129,10 @@ async function main(): Promise<void> {
       const { createConductorEngine } = (await import(conductorModule.href)) as {
         createConductorEngine: (c: typeof config, o: { storage: typeof storage; log: typeof log; startWorkers: boolean }) => PipelineEngine | Promise<PipelineEngine>;
       };
-      engines.push(await createConductorEngine(config, { storage, log, startWorkers: true }));
+      // the Conductor workers run as in production: a worker process of their own (with its
+      // heavy-step children), not pollers sharing this process's event loop with BullMQ
+      conductorWorkers = await startConductorWorkers({ ...process.env, LOG_LEVEL: "info", STORAGE_DRIVER: "local", LOCAL_STORAGE_DIR: config.LOCAL_STORAGE_DIR, WORK_DIR: path.join(dir, "conductor-worker"), CONDUCTOR_SERVER_URL: conductor.url, DATABASE_URL: "", RECONCILER_ENABLED: "false" });
+      engines.push(await createConductorEngine(config, { storage, log, startWorkers: false }));
     } else say("workers/conductor/engine.ts is not in this build: benchmarking in-process and BullMQ only");
     // shadow-mode wiring: Postgres event log when there is a database
     engines.push(createBullmqEngine(config, { storage, log, stepDeps, redis, startWorkers: true, ...(pool ? { pool } : {}) }));
@@ -137,6 +173,10 @@ async function main(): Promise<void> {
     await dropPrefix(redis, config.BULLMQ_PREFIX);
     await redis.quit();
     await pool?.end();
+    if (conductorWorkers && conductorWorkers.exitCode === null) {
+      conductorWorkers.kill("SIGTERM");
+      await new Promise((r) => conductorWorkers!.once("exit", r));
+    }
     await conductor.stop?.();
     rmSync(dir, { recursive: true, force: true });
   }
