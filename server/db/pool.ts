@@ -20,3 +20,19 @@ export const PgCode = {
 } as const;
 
 export const pgCode = (err: unknown): string | undefined => (err as { code?: string } | undefined)?.code;
+
+/** Run `fn` in a transaction on one client: COMMIT when it returns, ROLLBACK when it throws. */
+export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query("BEGIN");
+    const out = await fn(client);
+    await client.query("COMMIT");
+    return out;
+  } catch (err) {
+    await client.query("ROLLBACK").catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}

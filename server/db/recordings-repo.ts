@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import { Result } from "../../pipeline/contracts/index.ts";
 import { appendEvent, eventsAfter, PRIMARY_ENGINE, type StoredEvent } from "./events.ts";
+import { withTransaction } from "./pool.ts";
 
 export type RecordingStatus = "queued" | "processing" | "completed" | "failed";
 export const TERMINAL: readonly RecordingStatus[] = ["completed", "failed"];
@@ -104,9 +105,7 @@ export function createRecordingsRepo(pool: pg.Pool) {
 
     /** Insert the recording and its tracks in one transaction (status queued). */
     async create(rec: NewRecording): Promise<RecordingRow> {
-      const client = await pool.connect();
-      try {
-        await client.query("BEGIN");
+      return withTransaction(pool, async (client) => {
         const { rows } = await client.query<RecordingRow>(
           `INSERT INTO recordings (id, status, language, source) VALUES ($1, 'queued', $2, $3) RETURNING *`,
           [rec.id, rec.language, rec.source],
@@ -118,14 +117,8 @@ export function createRecordingsRepo(pool: pg.Pool) {
             [rec.id, t.track_index, t.participant, t.offset_seconds, t.source_key, t.owned, t.filename, t.size_bytes, t.format],
           );
         }
-        await client.query("COMMIT");
         return rows[0]!;
-      } catch (err) {
-        await client.query("ROLLBACK").catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
+      });
     },
 
     async setWorkflowId(id: string, workflowId: string): Promise<void> {
@@ -196,19 +189,11 @@ export function createRecordingsRepo(pool: pg.Pool) {
 
     /** Remove the recording and everything hanging off it; returns its tracks (for object cleanup). */
     async delete(id: string): Promise<{ recording: RecordingRow; tracks: TrackRow[] } | undefined> {
-      const client = await pool.connect();
-      try {
-        await client.query("BEGIN");
+      return withTransaction(pool, async (client) => {
         const tracks = (await client.query(`SELECT * FROM tracks WHERE recording_id = $1`, [id])).rows.map(toTrack);
         const { rows } = await client.query<RecordingRow>(`DELETE FROM recordings WHERE id = $1 RETURNING *`, [id]);
-        await client.query("COMMIT");
         return rows[0] ? { recording: rows[0], tracks } : undefined;
-      } catch (err) {
-        await client.query("ROLLBACK").catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
+      });
     },
 
     /**
@@ -216,9 +201,7 @@ export function createRecordingsRepo(pool: pg.Pool) {
      * is) and append the terminal event. Returns whether it changed.
      */
     async markFailed(id: string, reason: string, failedStep: string | null): Promise<boolean> {
-      const client = await pool.connect();
-      try {
-        await client.query("BEGIN");
+      return withTransaction(pool, async (client) => {
         const { rowCount } = await client.query(
           `UPDATE recordings SET status = 'failed', error = $2, failed_step = $3, updated_at = clock_timestamp()
             WHERE id = $1 AND status IN ('queued', 'processing')`,
@@ -231,21 +214,13 @@ export function createRecordingsRepo(pool: pg.Pool) {
             `pipeline:failed:${randomUUID()}`,
           );
         }
-        await client.query("COMMIT");
         return Boolean(rowCount);
-      } catch (err) {
-        await client.query("ROLLBACK").catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
+      });
     },
 
     /** failed → processing after a Conductor retry; appends a 'pipeline retrying' event. */
     async markRetrying(id: string): Promise<boolean> {
-      const client = await pool.connect();
-      try {
-        await client.query("BEGIN");
+      return withTransaction(pool, async (client) => {
         const { rowCount } = await client.query(
           `UPDATE recordings SET status = 'processing', error = NULL, failed_step = NULL, updated_at = clock_timestamp()
             WHERE id = $1 AND status = 'failed'`,
@@ -258,14 +233,8 @@ export function createRecordingsRepo(pool: pg.Pool) {
             `pipeline:retrying:${randomUUID()}`,
           );
         }
-        await client.query("COMMIT");
         return Boolean(rowCount);
-      } catch (err) {
-        await client.query("ROLLBACK").catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
+      });
     },
 
     /** Events after `afterId` and the recording's status, from one snapshot. */

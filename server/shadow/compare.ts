@@ -16,7 +16,7 @@
  * (`summary` matches `summary.short`), its step (`mixdown`) or `step:check`
  * (`transcribe_track:timing`). Matching items are classified ignored with the rule named.
  */
-import type { Result, StepName, Word } from "../../pipeline/contracts/index.ts";
+import { StepName, type Result, type Word } from "../../pipeline/contracts/index.ts";
 import { alignWords, AlignmentTooLargeError, type Alignment } from "./align.ts";
 
 export type Classification = "matched" | "mismatched" | "ignored";
@@ -98,18 +98,8 @@ export function rulesFromConfig(c: { SHADOW_WER_TOLERANCE: number; SHADOW_TIME_T
   };
 }
 
-const STEP_ORDER: StepName[] = [
-  "prepare_track",
-  "plan_speech",
-  "transcribe_track",
-  "merge_transcripts",
-  "suppress_bleed",
-  "detect_topics",
-  "generate_title",
-  "generate_summary",
-  "mixdown",
-  "finalize",
-];
+/** the steps in pipeline order: the contract lists them so */
+const STEP_ORDER: readonly StepName[] = StepName.options;
 
 const keyOf = (step: string, track: number | null): string => (track === null ? step : `${step}[${track}]`);
 const fmtT = (s: number): string => `${s.toFixed(2)}s`;

@@ -5,6 +5,7 @@
  * for p50/p95 per step and engine).
  */
 import type pg from "pg";
+import { withTransaction } from "../db/pool.ts";
 import type { ShadowReport } from "./compare.ts";
 
 export type ShadowStatus = "running" | "matched" | "mismatched" | "error";
@@ -65,9 +66,7 @@ export function createShadowStore(pool: pg.Pool): ShadowStore {
       );
     },
     async saveReport(recordingId, report) {
-      const client = await pool.connect();
-      try {
-        await client.query("BEGIN");
+      await withTransaction(pool, async (client) => {
         await client.query(
           `UPDATE shadow_runs SET status = $2, matched = $3, mismatched = $4, ignored = $5, report = $6,
              bullmq_run_id = COALESCE($7, bullmq_run_id), conductor_workflow_id = COALESCE($8, conductor_workflow_id),
@@ -104,13 +103,7 @@ export function createShadowStore(pool: pg.Pool): ShadowStore {
             [recordingId, rows.map((r) => r.engine), rows.map((r) => r.step), rows.map((r) => r.track), rows.map((r) => r.attempts), rows.map((r) => r.ms)],
           );
         }
-        await client.query("COMMIT");
-      } catch (err) {
-        await client.query("ROLLBACK").catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
+      });
     },
     async saveError(recordingId, error) {
       await pool.query(`UPDATE shadow_runs SET status = 'error', error = $2, compared_at = clock_timestamp() WHERE recording_id = $1`, [recordingId, error]);
