@@ -35,7 +35,7 @@ export async function transcribeMeeting(
   input: PipelineInput,
   storage: Storage,
   opts: {
-    /** tracks at once and decoders (cores), or one track and one decoder at a time */
+    /** tracks prepared and transcribed at once with one decoder per core, or one track at a time with one decoder (the in-process runner with concurrency = cores, or 1) */
     parallel: boolean;
     wholeTrack?: number | "all";
     /** transcripts of planned (not whole-track) decodes, keyed by track index: reused when present, filled when absent */
@@ -68,9 +68,12 @@ async function transcribeWith(
   const expected = input.tracks.map((t) => t.track_index);
   const run = <T>(f: (deps: StepDeps) => Promise<T>): Promise<T> => withScratch((d) => f(audioDeps(storage, d, 10, asr)));
   asr.warm?.(); // as the in-process runner does: models load while ffmpeg prepares the tracks
-  const prepared = await Promise.all(
-    input.tracks.map((track) => run((deps) => runStep("prepare_track", { recording_id: input.recording_id, namespace: input.namespace, track }, deps))),
-  );
+  // as the in-process runner does with concurrency = cores, or 1 (one track after another)
+  const prepareOne = (track: PipelineInput["tracks"][number]) =>
+    run((deps) => runStep("prepare_track", { recording_id: input.recording_id, namespace: input.namespace, track }, deps));
+  const prepared: Awaited<ReturnType<typeof prepareOne>>[] = [];
+  if (opts.parallel) prepared.push(...(await Promise.all(input.tracks.map(prepareOne))));
+  else for (const t of input.tracks) prepared.push(await prepareOne(t));
   const plan = await run((deps) =>
     runStep("plan_speech", { recording_id: input.recording_id, namespace: input.namespace, language: input.language, expected_tracks: expected, prepared }, deps),
   );
