@@ -68,8 +68,10 @@ test("a heavy step runs in a child and returns what the in-process run returns; 
 
 test("kill -9 of the step child mid-transcription: WorkerCrashError, then a fresh child serves the next call", async () => {
   const input = await stageSlowTranscription(config, storage, "rec-crash", 8);
-  // make sure a child is warm (invalid input still goes through a child)
-  await assert.rejects(runner.run("plan_speech", {}, { scratchDir: scratch() }), (e: Error) => e.name === "StepInputError");
+  // make sure the transcription child (one child shared by concurrent transcriptions) is
+  // warm: invalid input sent to the runner directly still goes through it
+  await assert.rejects(runner.run("transcribe_track", {}, { scratchDir: scratch() }), (e: Error) => e.name === "StepInputError");
+  assert.equal(runner.pids().length, 1);
   const [victim] = runner.pids();
   assert.ok(victim);
   let groupBefore: string[] = [];
