@@ -28,5 +28,5 @@ RUN ln -s /app/bin/trackscribe.mjs /usr/local/bin/trackscribe \
 USER node
 EXPOSE 3000
 # a small young generation keeps the API under its memory budget while streaming uploads
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "--max-semi-space-size=2", "/app/bin/trackscribe.mjs"]
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "--max-semi-space-size=1", "/app/bin/trackscribe.mjs"]
 CMD ["serve"]
