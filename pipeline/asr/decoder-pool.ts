@@ -189,6 +189,12 @@ export class DecoderPool {
           void rm(dir, { recursive: true, force: true });
         },
       };
+      if (opts.signal?.aborted) {
+        // aborted while the segments were being written: nothing was queued
+        call.cleanup();
+        reject(opts.signal.reason ?? new DOMException("aborted", "AbortError"));
+        return;
+      }
       opts.signal?.addEventListener("abort", onAbort, { once: true });
       const now = performance.now();
       if (now - this.burst.startedAt > (this.o.burstMs ?? 2000)) this.burst = { id: this.burst.id + 1, startedAt: now };
