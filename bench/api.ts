@@ -20,6 +20,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import pg from "pg";
+import { wavHeader } from "../pipeline/audio/wav.ts";
 import { freePort, sleep, waitUntil } from "../scripts/lib.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -43,23 +44,6 @@ function rssOf(pid: number): { rss: number; hwm: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? 0) * 1024;
   return { rss: kb("VmRSS"), hwm: kb("VmHWM") };
-}
-
-function wavHeader(dataBytes: number, rate = 16000): Buffer {
-  const b = Buffer.alloc(44);
-  b.write("RIFF", 0, "latin1");
-  b.writeUInt32LE(Math.min(0xffffffff, 36 + dataBytes), 4);
-  b.write("WAVEfmt ", 8, "latin1");
-  b.writeUInt32LE(16, 16);
-  b.writeUInt16LE(1, 20);
-  b.writeUInt16LE(1, 22);
-  b.writeUInt32LE(rate, 24);
-  b.writeUInt32LE(rate * 2, 28);
-  b.writeUInt16LE(2, 32);
-  b.writeUInt16LE(16, 34);
-  b.write("data", 36, "latin1");
-  b.writeUInt32LE(Math.min(0xffffffff, dataBytes), 40);
-  return b;
 }
 
 /** Stream a multipart upload of one generated WAV track of `bytes` (chunked, never in memory as a whole). */
@@ -87,7 +71,7 @@ function uploadGenerated(base: string, bytes: number): Promise<{ status: number;
       await write(Buffer.from(`${JSON.stringify({ language: "en", tracks: [{ participant: "Bench", offset_seconds: 0 }] })}\r\n`));
       await write(Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="track"; filename="bench.wav"\r\ncontent-type: audio/wav\r\n\r\n`));
       const data = bytes - 44;
-      await write(wavHeader(data));
+      await write(wavHeader(data, 16000));
       // one second of a 440 Hz tone, repeated
       const chunk = Buffer.alloc(32000);
       for (let i = 0; i < 16000; i++) chunk.writeInt16LE(Math.round(4000 * Math.sin((2 * Math.PI * 440 * i) / 16000)), i * 2);

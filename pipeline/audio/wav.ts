@@ -42,24 +42,28 @@ export function readWav(buf: Buffer): Pcm {
   throw new WavFormatError("WAV file has no data chunk");
 }
 
+/** The 44-byte header of a mono 16-bit PCM WAV with `dataBytes` of samples (sizes capped at 4 GiB). */
+export function wavHeader(dataBytes: number, sampleRate: number): Buffer {
+  const b = Buffer.alloc(44);
+  b.write("RIFF", 0, "ascii");
+  b.writeUInt32LE(Math.min(0xffffffff, 36 + dataBytes), 4);
+  b.write("WAVE", 8, "ascii");
+  b.write("fmt ", 12, "ascii");
+  b.writeUInt32LE(16, 16);
+  b.writeUInt16LE(1, 20);
+  b.writeUInt16LE(1, 22);
+  b.writeUInt32LE(sampleRate, 24);
+  b.writeUInt32LE(sampleRate * 2, 28);
+  b.writeUInt16LE(2, 32);
+  b.writeUInt16LE(16, 34);
+  b.write("data", 36, "ascii");
+  b.writeUInt32LE(Math.min(0xffffffff, dataBytes), 40);
+  return b;
+}
+
 export function writeWav(pcm: Pcm): Buffer {
   const dataBytes = pcm.samples.length * 2;
-  const buf = Buffer.alloc(44 + dataBytes);
-  buf.write("RIFF", 0, "ascii");
-  buf.writeUInt32LE(36 + dataBytes, 4);
-  buf.write("WAVE", 8, "ascii");
-  buf.write("fmt ", 12, "ascii");
-  buf.writeUInt32LE(16, 16);
-  buf.writeUInt16LE(1, 20);
-  buf.writeUInt16LE(1, 22);
-  buf.writeUInt32LE(pcm.sampleRate, 24);
-  buf.writeUInt32LE(pcm.sampleRate * 2, 28);
-  buf.writeUInt16LE(2, 32);
-  buf.writeUInt16LE(16, 34);
-  buf.write("data", 36, "ascii");
-  buf.writeUInt32LE(dataBytes, 40);
-  Buffer.from(pcm.samples.buffer, pcm.samples.byteOffset, dataBytes).copy(buf, 44);
-  return buf;
+  return Buffer.concat([wavHeader(dataBytes, pcm.sampleRate), Buffer.from(pcm.samples.buffer, pcm.samples.byteOffset, dataBytes)]);
 }
 
 /** Raw s16le bytes of a sample range (for decoders that take headerless audio). */

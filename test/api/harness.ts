@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { ListMultipartUploadsCommand } from "@aws-sdk/client-s3";
 import pg from "pg";
 import { pino, type Logger } from "pino";
+import { wavHeader } from "../../pipeline/audio/wav.ts";
 import { loadConfig, type Config } from "../../pipeline/config.ts";
 import { startS3Server, type S3ServerHandle } from "../../scripts/s3-server.ts";
 import { migrate } from "../../server/db/migrate.ts";
@@ -140,19 +141,7 @@ export async function multipartBody(
 export function wavBytes(seconds = 0.5, rate = 16000): Buffer {
   const n = Math.round(seconds * rate);
   const b = Buffer.alloc(44 + n * 2);
-  b.write("RIFF", 0, "latin1");
-  b.writeUInt32LE(36 + n * 2, 4);
-  b.write("WAVE", 8, "latin1");
-  b.write("fmt ", 12, "latin1");
-  b.writeUInt32LE(16, 16);
-  b.writeUInt16LE(1, 20);
-  b.writeUInt16LE(1, 22);
-  b.writeUInt32LE(rate, 24);
-  b.writeUInt32LE(rate * 2, 28);
-  b.writeUInt16LE(2, 32);
-  b.writeUInt16LE(16, 34);
-  b.write("data", 36, "latin1");
-  b.writeUInt32LE(n * 2, 40);
+  wavHeader(n * 2, rate).copy(b, 0);
   for (let i = 0; i < n; i++) b.writeInt16LE(Math.round(3000 * Math.sin((2 * Math.PI * 440 * i) / rate)), 44 + i * 2);
   return b;
 }
