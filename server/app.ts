@@ -41,6 +41,8 @@ export interface AppDeps {
   shadow?: ShadowDeps;
   /** what `startShadowRun` is (injected so the app does not load the BullMQ stack when off) */
   startShadowRun?: (deps: ShadowDeps, recordingId: string, input: import("../pipeline/contracts/index.ts").PipelineInput, opts: { workflowId?: string }) => unknown;
+  /** stops a recording's shadow run (DELETE); injected with startShadowRun */
+  cancelShadowRun?: (deps: ShadowDeps, recordingId: string) => Promise<unknown>;
 }
 
 /** Connection-level Postgres failures (as opposed to a bad query). */
@@ -110,6 +112,9 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
           log.warn({ err, recording_id: id }, "shadow run could not start");
         }
       }
+    },
+    beforeDelete: async (id) => {
+      if (deps.shadow && deps.cancelShadowRun) await deps.cancelShadowRun(deps.shadow, id);
     },
     onUploadOutcome: (outcome, bytes) => {
       metrics.uploads.inc({ outcome });

@@ -25,6 +25,8 @@ export interface RecordingServiceDeps {
   limits: { maxTracks: number; maxTrackBytes: number };
   /** called after a workflow started (shadow mode) */
   onStarted?: (recordingId: string, input: PipelineInput, workflowId: string) => void;
+  /** called on DELETE once the workflow is terminated, before rows and objects go (shadow mode: stop its run) */
+  beforeDelete?: (recordingId: string) => Promise<void>;
   /** counts uploads by outcome (metrics) */
   onUploadOutcome?: (outcome: string, bytes: number) => void;
   /** minimum time between two Conductor look-ups of one recording */
@@ -328,6 +330,13 @@ export function createRecordingService(deps: RecordingServiceDeps) {
           await workflows.remove(rec.workflow_id, `recording ${id} deleted`);
         } catch (err) {
           throw new DependencyError("conductor", `could not terminate workflow ${rec.workflow_id}; nothing was deleted: ${(err as Error).message}`);
+        }
+      }
+      if (deps.beforeDelete) {
+        try {
+          await deps.beforeDelete(id);
+        } catch (err) {
+          log.warn({ err, recording_id: id }, "could not stop the recording's shadow run; deleting anyway");
         }
       }
       const gone = await repo.delete(id);

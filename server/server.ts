@@ -58,10 +58,12 @@ export async function startServer(config: Config, opts: StartServerOptions = {})
 
     let shadow;
     let startShadowRun;
+    let cancelShadowRun;
     if (config.SHADOW_MODE === "bullmq") {
       const mod = await import("./shadow/runner.ts");
       shadow = await mod.createShadowDeps(config, { storage, pool, log, results: createPgResultSink(pool, { log }) });
       startShadowRun = mod.startShadowRun;
+      cancelShadowRun = mod.cancelShadowRun;
       if (shadow) {
         const s = shadow;
         closers.push(() => s.close());
@@ -76,7 +78,7 @@ export async function startServer(config: Config, opts: StartServerOptions = {})
       ...(storage.s3 ? { trackSink: async (key: string, body: import("node:stream").Readable, contentType: string) => void (await storage.s3!.upload(key, body, { contentType })) } : {}),
       workflows,
       hub,
-      ...(shadow && startShadowRun ? { shadow, startShadowRun } : {}),
+      ...(shadow && startShadowRun && cancelShadowRun ? { shadow, startShadowRun, cancelShadowRun } : {}),
     });
     closers.push(() => app.close());
     const address = await app.listen({ port: config.PORT, host: config.HOST });

@@ -192,6 +192,12 @@ export function createRecordingsRepo(pool: pg.Pool) {
       return withTransaction(pool, async (client) => {
         const tracks = (await client.query(`SELECT * FROM tracks WHERE recording_id = $1`, [id])).rows.map(toTrack);
         const { rows } = await client.query<RecordingRow>(`DELETE FROM recordings WHERE id = $1 RETURNING *`, [id]);
+        if (rows[0]) {
+          // the BullMQ event log and shadow comparisons are keyed by recording id without a
+          // foreign key (they also serve runs that have no recording row, e.g. the CLI)
+          await client.query(`DELETE FROM shadow_runs WHERE recording_id = $1`, [id]);
+          await client.query(`DELETE FROM pipeline_runs WHERE recording_id = $1`, [id]);
+        }
         return rows[0] ? { recording: rows[0], tracks } : undefined;
       });
     },

@@ -36,6 +36,8 @@ export interface ShadowDeps {
   pollMs?: number;
   /** aborts comparisons still waiting (server shutdown) */
   signal?: AbortSignal;
+  /** shadow runs in progress, by recording id (so that deleting a recording can stop its run) */
+  active?: Map<string, { abort: AbortController; done: Promise<unknown> }>;
 }
 
 export type ConductorLookup = (recordingId: string, workflowId?: string) => Promise<ConductorWorkflowJson | null>;
@@ -67,13 +69,38 @@ export function shouldShadow(config: Pick<Config, "SHADOW_MODE" | "SHADOW_SAMPLE
 export function startShadowRun(deps: ShadowDeps, recordingId: string, input: PipelineInput, opts: { workflowId?: string } = {}): ShadowHandle {
   if (!shouldShadow(deps.config, recordingId)) return { sampled: false, done: Promise.resolve(null) };
   const log = deps.log.child({ recording_id: recordingId, shadow: SHADOW_NAMESPACE });
-  const done = runAndCompare(deps, recordingId, { ...input, namespace: SHADOW_NAMESPACE }, opts.workflowId, log).catch(async (err: unknown) => {
-    const message = err instanceof Error ? err.message : String(err);
-    log.error({ err }, "shadow comparison failed");
-    await deps.store.saveError(recordingId, message).catch(() => undefined);
-    return null;
-  });
+  const abort = new AbortController();
+  const signal = deps.signal ? AbortSignal.any([deps.signal, abort.signal]) : abort.signal;
+  const done = runAndCompare({ ...deps, signal }, recordingId, { ...input, namespace: SHADOW_NAMESPACE }, opts.workflowId, log)
+    .catch(async (err: unknown) => {
+      if (abort.signal.aborted) {
+        log.info("shadow run cancelled");
+        return null;
+      }
+      const message = err instanceof Error ? err.message : String(err);
+      log.error({ err }, "shadow comparison failed");
+      await deps.store.saveError(recordingId, message).catch(() => undefined);
+      return null;
+    })
+    .finally(() => {
+      if (deps.active?.get(recordingId)?.abort === abort) deps.active.delete(recordingId);
+    });
+  deps.active?.set(recordingId, { abort, done });
   return { sampled: true, done };
+}
+
+/**
+ * Stop the shadow run of a recording (it is being deleted): its waiting jobs are removed,
+ * no comparison is stored, and this resolves once the run has stopped, so that the caller
+ * can then remove what it wrote. A step already running on a worker finishes first; what
+ * it writes afterwards is caught by the API's late sweep of the recording's prefix.
+ */
+export async function cancelShadowRun(deps: ShadowDeps, recordingId: string): Promise<boolean> {
+  const run = deps.active?.get(recordingId);
+  if (!run) return false;
+  run.abort.abort(new Error(`recording ${recordingId} deleted`));
+  await run.done;
+  return true;
 }
 
 async function runAndCompare(deps: ShadowDeps, recordingId: string, input: PipelineInput, workflowId: string | undefined, log: Logger): Promise<ShadowReport> {
@@ -82,10 +109,11 @@ async function runAndCompare(deps: ShadowDeps, recordingId: string, input: Pipel
   log.info("shadow run started");
   let knownRunId: string | undefined;
   try {
-    const { result, run } = await deps.engine.run(input);
+    const { result, run } = await deps.engine.run(input, deps.signal ? { signal: deps.signal } : {});
     knownRunId = run.workflow_id;
     await deps.results?.saveResult(recordingId, SHADOW_NAMESPACE, result);
   } catch (err) {
+    deps.signal?.throwIfAborted(); // cancelled (recording deleted, or shutdown): nothing to compare
     // a failed shadow run is compared like any other: its failure is part of the report
     log.warn({ err }, "shadow run failed");
   }
@@ -198,6 +226,7 @@ export async function createShadowDeps(
     store: createShadowStore(opts.pool),
     log: opts.log,
     signal: shutdown.signal,
+    active: new Map(),
     ...(opts.results ? { results: opts.results } : {}),
     close: async () => {
       shutdown.abort(new Error("shadow mode shutting down"));

@@ -191,3 +191,60 @@ test("a perturbed BullMQ transcription yields a mismatch naming the step, the tr
     }
   }
 });
+
+test("deleting a recording while its shadow run is going stops that run: no comparison, no rows, nothing left running", async (t) => {
+  const prefix = `tsb-del-${uid()}`;
+  const svc = await startApiServices({ SHADOW_MODE: "bullmq", SHADOW_SAMPLE_RATE: "1", BULLMQ_PREFIX: prefix, CONDUCTOR_SERVER_URL: conductorUrl() });
+  const lines: { msg?: string; recording_id?: string }[] = [];
+  const log = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s) as { msg?: string }) });
+  const server = await startServer(svc.config, { log });
+  // no Conductor workers: the authoritative workflow waits in its queue, the shadow runs
+  t.after(async () => {
+    await server.close();
+    const redis = createBullmqRedis(svc.config.REDIS_URL);
+    await dropPrefix(redis, prefix);
+    await redis.quit();
+    await svc.close();
+  });
+
+  const manifestFile = await fixtureManifest();
+  const dir = path.dirname(manifestFile);
+  const manifest = FileManifest.parse(JSON.parse(readFileSync(manifestFile, "utf8")));
+  const form = new FormData();
+  form.append("manifest", JSON.stringify({ language: manifest.language, tracks: manifest.tracks.map(({ participant, offset_seconds }) => ({ participant, offset_seconds })) }));
+  for (const track of manifest.tracks) form.append("track", await openAsBlob(path.join(dir, track.path)), track.path);
+  const res = await fetch(`${server.url}/v1/recordings`, { method: "POST", body: form });
+  assert.equal(res.status, 202, await res.clone().text());
+  const { id } = (await res.json()) as { id: string };
+
+  // the shadow run is under way
+  for (const deadline = Date.now() + 60_000; ; await new Promise((r) => setTimeout(r, 100))) {
+    assert.ok(Date.now() < deadline, "the shadow run never started");
+    const r = await fetch(`${server.url}/v1/recordings/${id}/shadow`);
+    if (r.status === 200 && ((await r.json()) as { status: string }).status === "running") break;
+  }
+  const del = await fetch(`${server.url}/v1/recordings/${id}`, { method: "DELETE" });
+  assert.ok(del.status === 204 || del.status === 200, `DELETE answered ${del.status}: ${await del.text()}`);
+
+  // the run was stopped before the rows went (DELETE waits for it), and it stored nothing
+  const cancelled = lines.filter((l) => l.msg === "shadow run cancelled" && l.recording_id === id);
+  assert.equal(cancelled.length, 1, JSON.stringify(lines.filter((l) => l.recording_id === id).map((l) => l.msg)));
+  assert.ok(!lines.some((l) => l.recording_id === id && (l.msg === "shadow comparison stored" || l.msg === "shadow comparison failed")));
+  for (const table of ["recordings", "shadow_runs", "shadow_items", "results", "pipeline_runs"]) {
+    const col = table === "recordings" ? "id" : "recording_id";
+    const { rowCount } = await svc.pool.query(`SELECT 1 FROM ${table} WHERE ${col} = $1`, [id]);
+    assert.equal(rowCount, 0, `${table} still has rows for ${id}`);
+  }
+  assert.equal((await fetch(`${server.url}/v1/recordings/${id}/shadow`)).status, 404);
+  // no BullMQ job of this recording is left waiting to run
+  const redis = createBullmqRedis(svc.config.REDIS_URL);
+  try {
+    const waitingKeys = await redis.keys(`${prefix}:*:wait`);
+    for (const key of waitingKeys) {
+      const jobIds = await redis.lrange(key, 0, -1);
+      assert.ok(!jobIds.some((j) => j.includes(id)), `${key} still holds ${jobIds.filter((j) => j.includes(id)).join(", ")}`);
+    }
+  } finally {
+    await redis.quit();
+  }
+});
