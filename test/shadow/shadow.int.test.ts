@@ -42,6 +42,28 @@ async function fixtureManifest(): Promise<string> {
   return existsSync(file) ? file : (await buildFixtures(defaultFixtureDir())).manifestPath;
 }
 
+/** The fixture meeting uploaded through the API (multipart, as a user would); returns its id. */
+async function uploadFixture(apiUrl: string): Promise<string> {
+  const manifestFile = await fixtureManifest();
+  const dir = path.dirname(manifestFile);
+  const manifest = FileManifest.parse(JSON.parse(readFileSync(manifestFile, "utf8")));
+  const form = new FormData();
+  form.append("manifest", JSON.stringify({ language: manifest.language, tracks: manifest.tracks.map(({ participant, offset_seconds }) => ({ participant, offset_seconds })) }));
+  for (const track of manifest.tracks) form.append("track", await openAsBlob(path.join(dir, track.path)), track.path);
+  const res = await fetch(`${apiUrl}/v1/recordings`, { method: "POST", body: form });
+  assert.equal(res.status, 202, await res.clone().text());
+  return ((await res.json()) as { id: string }).id;
+}
+
+/** Stop the API, drop its BullMQ keys, close the services. */
+async function closeApi(server: { close(): Promise<unknown> }, svc: { config: { REDIS_URL: string }; close(): Promise<unknown> }, prefix: string): Promise<void> {
+  await server.close();
+  const redis = createBullmqRedis(svc.config.REDIS_URL);
+  await dropPrefix(redis, prefix);
+  await redis.quit();
+  await svc.close();
+}
+
 interface ShadowSetup {
   h: Harness;
   conductor: PipelineEngine;
@@ -100,23 +122,11 @@ test("an upload through the API in shadow mode: the fixture meeting ends matched
   });
   t.after(async () => {
     await runtime.stop(5000).catch(() => undefined);
-    await server.close();
-    const redis = createBullmqRedis(svc.config.REDIS_URL);
-    await dropPrefix(redis, prefix);
-    await redis.quit();
-    await svc.close();
+    await closeApi(server, svc, prefix);
   });
 
-  const manifestFile = await fixtureManifest();
-  const dir = path.dirname(manifestFile);
-  const manifest = FileManifest.parse(JSON.parse(readFileSync(manifestFile, "utf8")));
-  const form = new FormData();
-  form.append("manifest", JSON.stringify({ language: manifest.language, tracks: manifest.tracks.map(({ participant, offset_seconds }) => ({ participant, offset_seconds })) }));
-  for (const track of manifest.tracks) form.append("track", await openAsBlob(path.join(dir, track.path)), track.path);
   const t0 = performance.now();
-  const res = await fetch(`${server.url}/v1/recordings`, { method: "POST", body: form });
-  assert.equal(res.status, 202, await res.clone().text());
-  const { id } = (await res.json()) as { id: string };
+  const id = await uploadFixture(server.url);
 
   // the comparison appears once both runs have ended
   let body: { status: string; report: ShadowReport | null; counts: Record<string, number>; conductor_workflow_id: string | null } | undefined;
@@ -199,23 +209,9 @@ test("deleting a recording while its shadow run is going stops that run: no comp
   const log = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s) as { msg?: string }) });
   const server = await startServer(svc.config, { log });
   // no Conductor workers: the authoritative workflow waits in its queue, the shadow runs
-  t.after(async () => {
-    await server.close();
-    const redis = createBullmqRedis(svc.config.REDIS_URL);
-    await dropPrefix(redis, prefix);
-    await redis.quit();
-    await svc.close();
-  });
+  t.after(() => closeApi(server, svc, prefix));
 
-  const manifestFile = await fixtureManifest();
-  const dir = path.dirname(manifestFile);
-  const manifest = FileManifest.parse(JSON.parse(readFileSync(manifestFile, "utf8")));
-  const form = new FormData();
-  form.append("manifest", JSON.stringify({ language: manifest.language, tracks: manifest.tracks.map(({ participant, offset_seconds }) => ({ participant, offset_seconds })) }));
-  for (const track of manifest.tracks) form.append("track", await openAsBlob(path.join(dir, track.path)), track.path);
-  const res = await fetch(`${server.url}/v1/recordings`, { method: "POST", body: form });
-  assert.equal(res.status, 202, await res.clone().text());
-  const { id } = (await res.json()) as { id: string };
+  const id = await uploadFixture(server.url);
 
   // the shadow run is under way
   for (const deadline = Date.now() + 60_000; ; await new Promise((r) => setTimeout(r, 100))) {

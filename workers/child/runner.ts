@@ -85,13 +85,29 @@ export function childStepRunnerOptions(config: Config, extra: Partial<ChildStepR
 }
 
 export function createChildStepRunner(o: ChildStepRunnerOptions): ChildStepRunner {
-  const max = Math.max(1, o.maxChildren ?? 1);
   const idle: ChildChannel[] = [];
   const all = new Set<ChildChannel>();
-  const waiters: (() => void)[] = [];
-  let inUse = 0;
   let started = 0;
   let closed = false;
+  /** at most `max` holders at once; waiting callers are let through when the runner closes */
+  const limiter = (max: number) => {
+    const waiters: (() => void)[] = [];
+    let inUse = 0;
+    return {
+      async acquire(): Promise<void> {
+        while (inUse >= max && !closed) await new Promise<void>((r) => waiters.push(r));
+        inUse += 1;
+      },
+      release(): void {
+        inUse -= 1;
+        waiters.shift()?.();
+      },
+      wakeAll(): void {
+        for (const w of waiters.splice(0)) w();
+      },
+    };
+  };
+  const slots = limiter(Math.max(1, o.maxChildren ?? 1));
 
   const channelOptions: ChildChannelOptions = {
     module: o.module ?? STEP_CHILD_MODULE,
@@ -105,29 +121,10 @@ export function createChildStepRunner(o: ChildStepRunnerOptions): ChildStepRunne
     ...(o.onLogLine ? { onLogLine: o.onLogLine } : {}),
   };
 
-  const acquireSlot = async (): Promise<void> => {
-    while (inUse >= max && !closed) await new Promise<void>((r) => waiters.push(r));
-    inUse += 1;
-  };
-  const releaseSlot = (): void => {
-    inUse -= 1;
-    waiters.shift()?.();
-  };
-
   // the shared lane: one child, several calls at once
   const sharedSteps = new Set(o.sharedSteps ?? []);
-  const maxShared = Math.max(1, o.maxSharedCalls ?? 1);
-  let sharedInUse = 0;
-  const sharedWaiters: (() => void)[] = [];
+  const sharedSlots = limiter(Math.max(1, o.maxSharedCalls ?? 1));
   let shared: Promise<ChildChannel> | null = null;
-  const acquireShared = async (): Promise<void> => {
-    while (sharedInUse >= maxShared && !closed) await new Promise<void>((r) => sharedWaiters.push(r));
-    sharedInUse += 1;
-  };
-  const releaseShared = (): void => {
-    sharedInUse -= 1;
-    sharedWaiters.shift()?.();
-  };
   const sharedChannel = async (): Promise<ChildChannel> => {
     for (;;) {
       const current = shared;
@@ -184,15 +181,15 @@ export function createChildStepRunner(o: ChildStepRunnerOptions): ChildStepRunne
         ...(r.signal ? { signal: r.signal } : {}),
       };
       if (sharedSteps.has(step)) {
-        await acquireShared();
+        await sharedSlots.acquire();
         try {
           if (closed) throw new ChildChannelClosedError(`step ${step}`);
           return await (await sharedChannel()).call(RUN_STEP_METHOD, params, callOptions);
         } finally {
-          releaseShared();
+          sharedSlots.release();
         }
       }
-      await acquireSlot();
+      await slots.acquire();
       try {
         if (closed) throw new ChildChannelClosedError(`step ${step}`);
         const ch = await takeChannel();
@@ -203,7 +200,7 @@ export function createChildStepRunner(o: ChildStepRunnerOptions): ChildStepRunne
           else if (!ch.alive) all.delete(ch);
         }
       } finally {
-        releaseSlot();
+        slots.release();
       }
     },
     async ping(timeoutMs) {
@@ -213,8 +210,8 @@ export function createChildStepRunner(o: ChildStepRunnerOptions): ChildStepRunne
     pids: () => [...all].filter((c) => c.alive).map((c) => c.pid),
     async close() {
       closed = true;
-      for (const w of waiters.splice(0)) w();
-      for (const w of sharedWaiters.splice(0)) w();
+      slots.wakeAll();
+      sharedSlots.wakeAll();
       await Promise.all([...all].map((c) => c.shutdown(2000)));
       all.clear();
       idle.length = 0;
