@@ -23,7 +23,7 @@ export const VARIABLE_DOCS: Record<keyof typeof EnvSchema.shape, string> = {
   REDIS_URL: "Redis for BullMQ",
   CONDUCTOR_SERVER_URL: "Conductor API base, e.g. `http://conductor:8080/api`",
   CONDUCTOR_WAIT_SECONDS: "how long processes wait (with back-off) for Conductor at start",
-  CONDUCTOR_POLL_INTERVAL_MS: "pause between a worker's polls per task type (each poll is held up to CONDUCTOR_LONG_POLL_MS by the server). Measured on 2 cores: 25 ms picks tasks up in ≈ 40 ms median (100 ms: ≈ 90 ms) for ≈ 4% more of a core in Conductor per idle worker process",
+  CONDUCTOR_POLL_INTERVAL_MS: "pause between a worker's polls per task type (each poll is held up to CONDUCTOR_LONG_POLL_MS by the server). 25 ms picks tasks up faster (≈ 40 ms median instead of ≈ 90 ms), but every held poll keeps one of the Conductor server's database connections (10 by default): with 11 task types per worker that exhausted the pool on SQLite and stalled other API calls, so raise the server's pool before lowering this",
   CONDUCTOR_REGISTER: "register task and workflow definitions when a worker host starts",
   CONDUCTOR_TASKS: "comma-separated task types a worker host serves (default: all)",
   ASR_ENGINE: "`pocketsphinx` (offline) or `openai` (OpenAI-compatible HTTP)",
