@@ -41,10 +41,21 @@ try {
   let tIn = 0;
   let tC = 0;
   let lastWorkflow = "";
+  /** the last in-process run's steps: [step, started at, ms] from its progress events */
+  let inSteps: { step: string; at: number; ms: number }[] = [];
   for (let i = 0; i < rounds; i++) {
     const a = await stage(`in-${i}`, "inprocess");
     let t0 = performance.now();
-    await inproc.run(a);
+    const steps: typeof inSteps = [];
+    const t0in = t0;
+    await inproc.run(a, {
+      onProgress: (e) => {
+        if (e.status !== "succeeded" || e.duration_ms === undefined) return;
+        const label = e.track_index === undefined ? e.step : `${e.step}_${e.track_index}`;
+        steps.push({ step: label, at: Math.round(performance.now() - t0in - e.duration_ms), ms: e.duration_ms });
+      },
+    });
+    inSteps = steps;
     tIn += performance.now() - t0;
     const b = await stage(`c-${i}`, "conductor");
     t0 = performance.now();
@@ -78,6 +89,10 @@ try {
     const wait = t.startTime > 0 ? t.startTime - t.scheduledTime : NaN;
     const run = t.endTime > 0 && t.startTime > 0 ? t.endTime - t.startTime : NaN;
     console.log(`${t.referenceTaskName.padEnd(28)}  ${String(at).padStart(9)}  ${String(wait).padStart(10)}  ${String(run).padStart(7)}   ${t.taskType}`);
+  }
+  console.log("\nin-process step                 started   running   (ms, from run start; last in-process run)");
+  for (const s of [...inSteps].sort((x, y) => x.at - y.at)) {
+    console.log(`${s.step.padEnd(28)}  ${String(s.at).padStart(9)}  ${String(s.ms).padStart(8)}`);
   }
 } finally {
   await conductor.close();

@@ -16,6 +16,18 @@ import { freePort, isAlive, run, sleep, waitUntil } from "./lib.ts";
 export const CONDUCTOR_VERSION = "3.32.3";
 const ARTIFACT = `org.conductoross:conductor-server:${CONDUCTOR_VERSION}:jar:boot`;
 const MIN_JAVA = 21;
+
+/**
+ * Size of the server's database connection pool (HikariCP; Spring Boot's default is 10).
+ * 10 deadlocks the SQLite persistence of this server: removing a workflow hands every task
+ * to the SQLite index's async executor (up to 10 threads), and each of those holds one
+ * connection for its transaction while asking the pool for a second one for the statements
+ * inside it. A 3-track recording has 21 tasks, so deleting one could take all 10
+ * connections, and every other call (polls, starts, task updates) then waited for the
+ * pool's 30 s timeout. With headroom over those 10 holders the inner statements always get
+ * a connection. docker-compose.yml sets the same value (test/compose.test.ts checks it).
+ */
+export const CONDUCTOR_DB_POOL_SIZE = 64;
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
 export function cacheDir(env = process.env): string {
@@ -163,6 +175,7 @@ export async function startConductor(
     jar,
     `--server.port=${port}`,
     `--spring.datasource.url=jdbc:sqlite:${dbFile}?busy_timeout=15000&journal_mode=WAL`,
+    `--spring.datasource.hikari.maximum-pool-size=${CONDUCTOR_DB_POOL_SIZE}`,
     // keep the server on loopback and quiet
     "--server.address=127.0.0.1",
     "--logging.level.root=WARN",

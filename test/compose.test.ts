@@ -11,6 +11,7 @@ import { Command } from "commander";
 import { parse } from "yaml";
 import { registerCommands } from "../bin/commands/index.ts";
 import { knownVariables, loadConfig } from "../pipeline/config.ts";
+import { CONDUCTOR_DB_POOL_SIZE, CONDUCTOR_VERSION } from "../scripts/conductor.ts";
 
 interface Service {
   image?: string;
@@ -76,6 +77,16 @@ test("URLs between services agree with ports and credentials", () => {
   assert.match(JSON.stringify(services["minio-init"]!.command), new RegExp(`local/${env.S3_BUCKET}`));
   assert.equal(new URL(env.REDIS_URL!).hostname, "redis");
   assert.ok(services.api!.ports!.includes(`${env.PORT}:${env.PORT}`), "API publishes the port it listens on");
+});
+
+test("the Conductor service runs the pinned version with the connection pool the tests use", () => {
+  const svc = services.conductor!;
+  assert.equal(svc.image, `conductoross/conductor:${CONDUCTOR_VERSION}`);
+  const env = svc.environment ?? {};
+  assert.match(String(env.SPRING_DATASOURCE_URL), /^jdbc:sqlite:/);
+  // the default pool of 10 deadlocks on workflow removal (scripts/conductor.ts)
+  assert.equal(Number(env.SPRING_DATASOURCE_HIKARI_MAXIMUMPOOLSIZE), CONDUCTOR_DB_POOL_SIZE);
+  assert.ok(CONDUCTOR_DB_POOL_SIZE > 10);
 });
 
 test("every image is pinned to a version (no latest, no bare name)", () => {
