@@ -39,9 +39,9 @@ export const EnvSchema = z.object({
   REDIS_URL: z.string().regex(/^rediss?:\/\//, "must be a redis:// URL").default("redis://127.0.0.1:6379"),
   CONDUCTOR_SERVER_URL: url.default("http://127.0.0.1:8080/api"),
   CONDUCTOR_WAIT_SECONDS: int(180, 0),
-  CONDUCTOR_POLL_INTERVAL_MS: int(100, 1, 60000),
+  CONDUCTOR_POLL_INTERVAL_MS: int(25, 1, 60000),
   /** how long the server holds a poll open waiting for a task (long poll) */
-  CONDUCTOR_LONG_POLL_MS: int(100, 0, 30000),
+  CONDUCTOR_LONG_POLL_MS: int(1000, 0, 30000),
   /** register task and workflow definitions when a worker host starts */
   CONDUCTOR_REGISTER: bool.default(true),
   /** comma-separated task types this worker host serves (default: all) */

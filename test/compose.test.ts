@@ -11,7 +11,7 @@ import { Command } from "commander";
 import { parse } from "yaml";
 import { registerCommands } from "../bin/commands/index.ts";
 import { knownVariables, loadConfig } from "../pipeline/config.ts";
-import { CONDUCTOR_DB_POOL_SIZE, CONDUCTOR_VERSION } from "../scripts/conductor.ts";
+import { CONDUCTOR_DB_POOL_SIZE, CONDUCTOR_SYSTEM_TASK_POLL, CONDUCTOR_VERSION } from "../scripts/conductor.ts";
 
 interface Service {
   image?: string;
@@ -79,7 +79,7 @@ test("URLs between services agree with ports and credentials", () => {
   assert.ok(services.api!.ports!.includes(`${env.PORT}:${env.PORT}`), "API publishes the port it listens on");
 });
 
-test("the Conductor service runs the pinned version with the connection pool the tests use", () => {
+test("the Conductor service runs the pinned version with the server settings the tests use", () => {
   const svc = services.conductor!;
   assert.equal(svc.image, `conductoross/conductor:${CONDUCTOR_VERSION}`);
   const env = svc.environment ?? {};
@@ -87,6 +87,7 @@ test("the Conductor service runs the pinned version with the connection pool the
   // the default pool of 10 deadlocks on workflow removal (scripts/conductor.ts)
   assert.equal(Number(env.SPRING_DATASOURCE_HIKARI_MAXIMUMPOOLSIZE), CONDUCTOR_DB_POOL_SIZE);
   assert.ok(CONDUCTOR_DB_POOL_SIZE > 10);
+  assert.equal(env.CONDUCTOR_APP_SYSTEMTASKWORKERPOLLINTERVAL, CONDUCTOR_SYSTEM_TASK_POLL);
 });
 
 test("every image is pinned to a version (no latest, no bare name)", () => {

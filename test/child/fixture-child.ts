@@ -14,14 +14,21 @@ const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
   });
 
 type P = { step: string; input: Record<string, unknown>; scratch_dir: string };
+let warmed = 0;
 
 process.stderr.write(`fixture child ${process.pid} starting\n`);
 serveChildChannel({
+  warm_asr: async () => {
+    warmed += 1;
+    return { warmed: true };
+  },
   run_step: async (params, ctx) => {
     const { step, input } = params as P;
     switch (step) {
       case "echo":
         return { input, pid: process.pid };
+      case "warmed":
+        return { warmed, pid: process.pid };
       case "sleep":
         await sleep(Number(input.ms), ctx.signal);
         return { slept: input.ms, pid: process.pid };

@@ -204,3 +204,20 @@ test("shared steps run together in one child; a crash there fails its calls and 
   assert.ok(!shared.has(after.pid));
   assert.equal(r.started, 3);
 });
+
+test("warmShared starts the shared child and asks it to warm its recognizer; transcription then runs in that child", async () => {
+  const r = runner({ maxChildren: 1, sharedSteps: ["warmed"], maxSharedCalls: 2 });
+  r.warmShared();
+  r.warmShared();
+  let seen = { warmed: 0, pid: 0 };
+  for (let i = 0; i < 100 && seen.warmed < 2; i++) {
+    seen = (await r.run("warmed", {}, { scratchDir: "/tmp" })) as typeof seen;
+    if (seen.warmed < 2) await new Promise((res) => setTimeout(res, 50));
+  }
+  assert.equal(seen.warmed, 2, "both warm requests reached the shared child");
+  assert.equal(r.started, 1, "the warm requests and the shared step used one child");
+  assert.deepEqual(r.pids(), [seen.pid]);
+  await r.close();
+  r.warmShared(); // after close: a no-op, no child started
+  assert.equal(r.started, 1);
+});

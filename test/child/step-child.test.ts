@@ -47,6 +47,23 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+test("warmShared (before any step ran): the shared child starts its pocketsphinx decoders before any transcription is asked for", async () => {
+  const decodersOf = (pids: (number | undefined)[]): string[] =>
+    spawnSync("ps", ["-e", "-o", "pid=,ppid=,stat=,comm="], { encoding: "utf8" })
+      .stdout.split("\n")
+      .map((l) => l.trim().split(/\s+/))
+      .filter((f) => f.length >= 4 && pids.includes(Number(f[1])) && !f[2]!.startsWith("Z") && f[3]!.startsWith("pocketsphinx"))
+      .map((f) => f[0]!);
+  assert.equal(runner.started, 0, "no child yet");
+  runner.warmShared();
+  let decoders: string[] = [];
+  for (let i = 0; i < 200 && decoders.length < config.ASR_CONCURRENCY; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    decoders = decodersOf(runner.pids());
+  }
+  assert.equal(decoders.length, config.ASR_CONCURRENCY, `one decoder per ASR_CONCURRENCY in the shared child (children: ${runner.pids().join(", ")})`);
+});
+
 test("a heavy step runs in a child and returns what the in-process run returns; light steps stay in-process", async () => {
   const input = await stageSlowTranscription(config, storage, "rec-child", 1);
   const progress: unknown[] = [];

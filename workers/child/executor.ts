@@ -20,6 +20,12 @@ export interface StepExecutorOptions {
 export function createStepExecutor(o: StepExecutorOptions): StepExecutor {
   return async (name, rawInput, deps) => {
     const def = steps[name];
+    // a track starting to prepare means its transcription follows: load the recognizer's
+    // model now, beside ffmpeg, where it will run (the shared child, or this process)
+    if (name === "prepare_track") {
+      if (o.runner) o.runner.warmShared();
+      else deps.asr.warm?.();
+    }
     if (!def.heavy || !o.runner) return runStep(name, rawInput, deps);
     // fail fast on bad input here: no child needed to say so
     const parsed = def.input.safeParse(rawInput);

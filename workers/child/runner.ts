@@ -21,6 +21,8 @@ import { messageBytes } from "./protocol.ts";
 
 export const STEP_CHILD_MODULE = fileURLToPath(new URL("./step-child.ts", import.meta.url));
 export const RUN_STEP_METHOD = "run_step";
+/** starts the child's speech-recognizer decoders (the model loads) and returns at once */
+export const WARM_ASR_METHOD = "warm_asr";
 
 export interface ChildStepRunnerOptions {
   /** requests and answers above this are refused before sending */
@@ -60,6 +62,12 @@ export interface RunStepOptions {
 export interface ChildStepRunner {
   /** run `step` with `input` in a child; resolves with the step's (unvalidated JSON) output */
   run(step: string, input: unknown, o: RunStepOptions): Promise<unknown>;
+  /**
+   * Start the shared child (if needed) and its speech recognizer's decoders, without
+   * waiting: called when a track starts preparing, so the model is loaded while ffmpeg
+   * decodes and not when transcription starts (the in-process runner does the same).
+   */
+  warmShared(): void;
   /** ping every live child over the health path */
   ping(timeoutMs?: number): Promise<{ pid: number | undefined; ms: number }[]>;
   /** pids of live children */
@@ -202,6 +210,12 @@ export function createChildStepRunner(o: ChildStepRunnerOptions): ChildStepRunne
       } finally {
         slots.release();
       }
+    },
+    warmShared() {
+      if (closed || sharedSteps.size === 0) return;
+      void sharedChannel()
+        .then((ch) => ch.call(WARM_ASR_METHOD, {}, { what: "warm the speech recognizer", timeoutMs: 30000 }))
+        .catch((err: unknown) => o.log?.debug({ err: err instanceof Error ? err.message : String(err) }, "could not warm the shared child"));
     },
     async ping(timeoutMs) {
       const live = [...all].filter((c) => c.alive);

@@ -12,6 +12,9 @@ const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..
 export const CONDUCTOR_TASKS = ["plan_tracks", ...Object.keys(steps)] as const;
 export type ConductorTaskName = (typeof CONDUCTOR_TASKS)[number];
 
+/** the task types workers poll one task at a time (all of ours: see sdk.ts) */
+export const SINGLE_TASK_POLLS: ReadonlySet<string> = new Set(CONDUCTOR_TASKS);
+
 export const WORKFLOW_NAME = "multitrack_diarization";
 export const WORKFLOW_VERSION = 1;
 

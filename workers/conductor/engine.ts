@@ -21,16 +21,24 @@ export class WorkflowFailedError extends Error {
   }
 }
 
-/** Follow a workflow until it ends, reporting each task once as it finishes. */
+/**
+ * Follow a workflow until it ends, reporting each task once as it finishes.
+ *
+ * The end is watched with the cheap form of the call (the workflow row without its tasks,
+ * every `pollMs`); the tasks, whose inputs and outputs carry whole transcripts, are read
+ * only every `progressMs` for the progress report (not at all without `onProgress`) and
+ * once at the end. Reading them every 250 ms cost the server CPU that the decoders on the
+ * same machine wanted, and noticing the end late added up to a poll to every run.
+ */
 export async function followWorkflow(
   api: ConductorApi,
   id: string,
-  opts: { recordingId: string; onProgress?: (e: ProgressEvent) => void; pollMs?: number; signal?: AbortSignal },
+  opts: { recordingId: string; onProgress?: (e: ProgressEvent) => void; pollMs?: number; progressMs?: number; signal?: AbortSignal },
 ): Promise<WorkflowRecord> {
   const seen = new Set<string>();
-  for (;;) {
-    opts.signal?.throwIfAborted();
-    const wf = await api.getWorkflow(id, true);
+  const pollMs = opts.pollMs ?? 100;
+  const progressMs = opts.progressMs ?? 1000;
+  const report = (wf: WorkflowRecord): void => {
     for (const t of wf.tasks) {
       const key = `${t.taskId}:${t.status}`;
       if (seen.has(key) || !["COMPLETED", "FAILED", "FAILED_WITH_TERMINAL_ERROR", "TIMED_OUT"].includes(t.status)) continue;
@@ -48,8 +56,21 @@ export async function followWorkflow(
         at: new Date(t.endTime || Date.now()).toISOString(),
       });
     }
-    if (wf.status !== "RUNNING" && wf.status !== "PAUSED") return wf;
-    await new Promise((r) => setTimeout(r, opts.pollMs ?? 250));
+  };
+  let lastProgress = Date.now();
+  for (;;) {
+    opts.signal?.throwIfAborted();
+    const wf = await api.getWorkflow(id, false);
+    if (wf.status !== "RUNNING" && wf.status !== "PAUSED") {
+      const full = await api.getWorkflow(id, true);
+      report(full);
+      return full;
+    }
+    if (opts.onProgress && Date.now() - lastProgress >= progressMs) {
+      lastProgress = Date.now();
+      report(await api.getWorkflow(id, true));
+    }
+    await new Promise((r) => setTimeout(r, pollMs));
   }
 }
 

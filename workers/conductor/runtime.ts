@@ -8,7 +8,7 @@ import type { Storage } from "../../pipeline/ports.ts";
 import type { StepDepsFactory } from "../step-ports.ts";
 import { buildInfo, workerIdentity, type WorkerIdentity } from "../identity.ts";
 import { createConductorApi, waitForConductor, type ConductorApi } from "./client.ts";
-import { registerDefinitions, WORKFLOW_NAME, type TaskDef } from "./definitions.ts";
+import { registerDefinitions, SINGLE_TASK_POLLS, WORKFLOW_NAME, type TaskDef } from "./definitions.ts";
 import { CONDUCTOR_TASKS, startConductorWorkerHost, type ConductorHost, type ConductorHostDeps, type ConductorTaskName } from "./host.ts";
 import { startReconciler, type Reconciler } from "./reconciler.ts";
 import { createSdkClient } from "./sdk.ts";
@@ -40,7 +40,7 @@ export async function startConductorRuntime(
   if (config.CONDUCTOR_REGISTER) await registerDefinitions(api, deps.taskOverrides);
   const build = buildInfo(config.BUILD_COMMIT ? { BUILD_COMMIT: config.BUILD_COMMIT } : {}).build;
   const identity = deps.identity ?? workerIdentity(config.WORKER_SLOT, build, undefined, config.WORKER_ID_PID ?? process.pid);
-  const client = await createSdkClient(config.CONDUCTOR_SERVER_URL);
+  const client = await createSdkClient(config.CONDUCTOR_SERVER_URL, { singleTaskPolls: SINGLE_TASK_POLLS });
   const host = startConductorWorkerHost({
     client,
     storage: deps.storage,
