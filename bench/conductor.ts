@@ -21,7 +21,7 @@ import { createConductorEngine } from "../workers/conductor/engine.ts";
 import { createStepPorts } from "../workers/step-ports.ts";
 
 const log = pino({ level: "warn" }, pino.destination(2));
-const own = process.env.CONDUCTOR_SERVER_URL ? undefined : await startConductor({ stateDir: ".work/bench-conductor" });
+const own = process.env.CONDUCTOR_SERVER_URL ? undefined : await startConductor({ stateDir: ".work/bench-conductor", fresh: true });
 const url = process.env.CONDUCTOR_SERVER_URL ?? own!.url;
 const dir = await mkdtemp(path.join(os.tmpdir(), "bench-conductor-"));
 const pick = (...names: string[]): Record<string, string> => Object.fromEntries(names.flatMap((n) => (process.env[n] ? [[n, process.env[n]!]] : [])));
@@ -41,6 +41,7 @@ try {
   let tIn = 0;
   let tC = 0;
   let lastWorkflow = "";
+  const perRound: { inproc: number; conductor: number; workflow: string }[] = [];
   /** the last in-process run's steps: [step, started at, ms] from its progress events */
   let inSteps: { step: string; at: number; ms: number }[] = [];
   for (let i = 0; i < rounds; i++) {
@@ -56,11 +57,14 @@ try {
       },
     });
     inSteps = steps;
-    tIn += performance.now() - t0;
+    const ti = performance.now() - t0;
+    tIn += ti;
     const b = await stage(`c-${i}`, "conductor");
     t0 = performance.now();
     const r = await conductor.run(b);
-    tC += performance.now() - t0;
+    const tc = performance.now() - t0;
+    tC += tc;
+    perRound.push({ inproc: ti, conductor: tc, workflow: r.run.workflow_id ?? "" });
     lastWorkflow = r.run.workflow_id ?? "";
   }
   const { createConductorApi } = await import("../workers/conductor/client.ts");
@@ -69,6 +73,14 @@ try {
   const joins = wf.tasks.filter((t) => t.taskType === "JOIN");
   console.log(`in-process: ${(tIn / rounds / 1000).toFixed(2)} s per run; Conductor: ${(tC / rounds / 1000).toFixed(2)} s per run (${rounds} runs each, interleaved)`);
   console.log(`Conductor / in-process: ${(tC / tIn).toFixed(3)} (target ≤ 1.10)`);
+  const capi = createConductorApi(url);
+  for (const [i, r] of perRound.entries()) {
+    const w = await capi.getWorkflow(r.workflow, false);
+    const inWf = w.endTime - w.startTime;
+    console.log(
+      `  round ${i + 1}: in-process ${(r.inproc / 1000).toFixed(2)} s, Conductor ${(r.conductor / 1000).toFixed(2)} s (ratio ${(r.conductor / r.inproc).toFixed(3)}; workflow start→end ${(inWf / 1000).toFixed(2)} s, start call and end detection ${((r.conductor - inWf) / 1000).toFixed(2)} s)`,
+    );
+  }
   const extra = (tC - tIn) / rounds / 1000;
   console.log(
     `orchestration adds ${extra.toFixed(2)} s per recording, mostly fixed (≈ 10 task hand-offs in sequence); for a recording the in-process runner takes T s on, the ratio is ≈ 1 + ${extra.toFixed(2)}/T (≤ 1.10 from T ≈ ${Math.max(0, extra / 0.1).toFixed(0)} s)`,

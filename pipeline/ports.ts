@@ -46,7 +46,14 @@ export interface AsrEngine {
    */
   transcribe(
     wavPath: string,
-    opts: { language: string; spans?: Span[]; signal?: AbortSignal; onProgress?: (fraction: number) => void },
+    opts: {
+      language: string;
+      spans?: Span[];
+      signal?: AbortSignal;
+      onProgress?: (fraction: number) => void;
+      /** this call is one of `size` (the tracks of one meeting) arriving close together */
+      batch?: { id: string; size: number };
+    },
   ): Promise<AsrWord[]>;
   /** get ready for a transcription that will follow soon (load models); optional */
   warm?(): void;

@@ -23,6 +23,15 @@
  * earlier one. A decoder that is idle for `idleMs` exits; idle decoders do not
  * keep the Node process alive, busy ones do. A decoder that dies fails the call whose
  * segment it held (with its log tail); the other calls carry on on a fresh decoder.
+ *
+ * Batches: the tracks of one meeting reach a worker's pool one task pick-up apart (tens of
+ * ms under Conductor or BullMQ). Had the first track's segments taken both decoders at
+ * once, the meeting's longest segment, on a later track, would start seconds late (the
+ * transcription phase varied by up to 2.7 s, a third, from that alone). A call that names
+ * its batch (`batch: {id, size}`) therefore holds its segments until the batch's `size`
+ * calls have arrived or `gatherMs` (default 300 ms) has passed since the first, then the
+ * whole batch is ordered longest first. Other work is dispatched meanwhile; the in-process
+ * runner's tracks arrive together and never wait.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { closeSync, constants, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeSync } from "node:fs";
@@ -53,6 +62,8 @@ export interface DecoderPoolOptions {
   minStallMs?: number;
   /** calls arriving within this long of a burst's first share its longest-first order (default 2 s) */
   burstMs?: number;
+  /** how long a batch's first call waits for the rest of its batch (default 300 ms) */
+  gatherMs?: number;
   /** parses a CTM text into words per utterance id */
   parseCtm(text: string): Map<string, AsrWord[]>;
 }
@@ -67,6 +78,8 @@ export interface DecodeOptions {
   signal?: AbortSignal;
   /** 0 when the first segment starts, then seconds of audio decoded so far / total after each */
   onProgress?: (fraction: number) => void;
+  /** this call is one of `size` calls (the tracks of one meeting) expected close together */
+  batch?: { id: string; size: number };
 }
 
 interface Call {
@@ -86,6 +99,8 @@ interface Call {
 
 interface Job {
   readonly call: Call;
+  /** the batch this job waits for while it is gathering */
+  readonly batch: string | undefined;
   readonly burst: number;
   readonly index: number;
   readonly rel: string;
@@ -140,6 +155,8 @@ export class DecoderPool {
   private seq = 0;
   private decoderSeq = 0;
   private burst = { id: 0, startedAt: -Infinity };
+  /** batches still gathering (open) or gathered (kept a while, so a late call does not wait again) */
+  private readonly batches = new Map<string, { size: number; arrived: number; open: boolean; timer: NodeJS.Timeout | null }>();
   private closed = false;
 
   constructor(private readonly o: DecoderPoolOptions) {
@@ -158,7 +175,10 @@ export class DecoderPool {
   /** Decode the segments; resolves with each segment's words (segment-local seconds), in input order. */
   async decode(segments: readonly SegmentAudio[], opts: DecodeOptions = {}): Promise<AsrWord[][]> {
     if (this.closed) throw new DecoderError("the decoder pool is closed", true);
-    if (segments.length === 0) return [];
+    if (segments.length === 0) {
+      if (opts.batch) this.arrive(opts.batch);
+      return [];
+    }
     opts.signal?.throwIfAborted();
     const root = this.workDir();
     const seq = ++this.seq;
@@ -199,8 +219,11 @@ export class DecoderPool {
       const now = performance.now();
       if (now - this.burst.startedAt > (this.o.burstMs ?? 2000)) this.burst = { id: this.burst.id + 1, startedAt: now };
       const burst = this.burst.id;
-      this.queue.push(...segments.map((s, index): Job => ({ call, burst, index, rel: `c${seq}/s${index}`, seconds: s.seconds })));
+      const batch = opts.batch && opts.batch.size > 1 ? opts.batch.id : undefined;
+      this.queue.push(...segments.map((s, index): Job => ({ call, batch, burst, index, rel: `c${seq}/s${index}`, seconds: s.seconds })));
       this.queue.sort((a, b) => a.burst - b.burst || b.seconds - a.seconds || a.call.seq - b.call.seq || a.index - b.index);
+      // counted after its segments are queued, so a call completing the batch is ordered with it
+      if (opts.batch) this.arrive(opts.batch);
       this.dispatch();
     });
   }
@@ -222,6 +245,8 @@ export class DecoderPool {
   /** Stop every decoder and fail what is still queued. */
   async close(): Promise<void> {
     this.closed = true;
+    for (const e of this.batches.values()) if (e.timer) clearTimeout(e.timer);
+    this.batches.clear();
     for (const job of this.queue.splice(0)) this.failCall(job.call, new DecoderError("the decoder pool was closed", true));
     const exits: Promise<void>[] = [];
     for (const d of this.decoders) {
@@ -244,15 +269,42 @@ export class DecoderPool {
     return this.dir;
   }
 
+  /** Count a call's arrival in its batch; the batch stops gathering once all its calls are in. */
+  private arrive(b: { id: string; size: number }): void {
+    let e = this.batches.get(b.id);
+    if (!e) {
+      if (b.size <= 1) return;
+      e = { size: b.size, arrived: 0, open: true, timer: null };
+      this.batches.set(b.id, e);
+      const entry = e;
+      entry.timer = setTimeout(() => this.closeBatch(b.id, entry), this.o.gatherMs ?? 300);
+    }
+    e.arrived += 1;
+    if (e.open && e.arrived >= e.size) this.closeBatch(b.id, e);
+  }
+
+  private closeBatch(id: string, e: { open: boolean; timer: NodeJS.Timeout | null }): void {
+    if (e.timer) clearTimeout(e.timer);
+    e.open = false;
+    // forget it after a while; until then a late call of the batch does not wait again
+    e.timer = setTimeout(() => {
+      if (this.batches.get(id) === e) this.batches.delete(id);
+    }, 60_000);
+    e.timer.unref();
+    this.dispatch();
+  }
+
   private dispatch(): void {
-    while (this.queue.length > 0) {
+    for (;;) {
+      const next = this.queue.findIndex((j) => j.batch === undefined || !this.batches.get(j.batch)?.open);
+      if (next < 0) return;
       let d = [...this.decoders].find((x) => !x.job && !x.stopping && !x.gone);
       if (!d) {
         if (this.decoders.size >= this.o.size) return;
         d = this.startDecoder();
         if (!d) return;
       }
-      this.assign(d, this.queue.shift()!);
+      this.assign(d, this.queue.splice(next, 1)[0]!);
     }
   }
 

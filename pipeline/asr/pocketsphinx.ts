@@ -70,19 +70,19 @@ export function createPocketsphinxEngine(opts: PocketsphinxOptions): AsrEngine {
   });
   return {
     name: "pocketsphinx",
-    async transcribe(wavPath, { language, spans, signal, onProgress }) {
+    async transcribe(wavPath, { language, spans, signal, onProgress, batch }) {
       if (!/^en(-|$)/i.test(language)) {
         throw new AsrError(`the pocketsphinx engine has an English model only (language '${language}'); set ASR_ENGINE=openai`, false);
       }
       const pcm = readWav(await readFile(wavPath));
       if (pcm.sampleRate !== 16000) throw new AsrError(`expected 16 kHz audio, got ${pcm.sampleRate} Hz`, false);
       const segments = segmentsToDecode(pcm, spans);
-      if (segments.length === 0) return [];
+      // (with no segments the pool only counts the call's arrival in its batch)
       let perSegment: AsrWord[][];
       try {
         perSegment = await pool.decode(
           segments.map((s) => ({ pcm: rawSlice(pcm.samples, Math.round(s.start * 16000), Math.round(s.end * 16000)), seconds: s.end - s.start })),
-          { ...(signal ? { signal } : {}), ...(onProgress ? { onProgress } : {}) },
+          { ...(signal ? { signal } : {}), ...(onProgress ? { onProgress } : {}), ...(batch ? { batch } : {}) },
         );
       } catch (err) {
         if (err instanceof DecoderError) throw new AsrError(err.message, err.retryable);

@@ -106,6 +106,11 @@ export const TranscribeTrackInput = z.object({
   namespace: Namespace,
   language: Language,
   track: TrackSpeechPlan,
+  /**
+   * how many tracks of this meeting have speech to decode: the transcriptions a shared
+   * recognizer can expect to arrive together (it orders their segments as one batch)
+   */
+  speech_tracks: z.number().int().positive().optional(),
 });
 export type TranscribeTrackInput = z.infer<typeof TranscribeTrackInput>;
 

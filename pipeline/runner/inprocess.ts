@@ -17,6 +17,7 @@ import path from "node:path";
 import type { Logger } from "pino";
 import { PipelineInput, type ProgressEvent, type Result, type StepName } from "../contracts/index.ts";
 import { runStep, type StepTable } from "../steps/index.ts";
+import { speechTracks } from "../steps/transcribe_track.ts";
 import type { StepDeps } from "../steps/deps.ts";
 import type { EngineRun, PipelineEngine } from "./engine.ts";
 import { runLimited } from "./limit.ts";
@@ -129,7 +130,7 @@ export function createInProcessEngine(options: InProcessEngineOptions): Pipeline
         );
         const plan = await exec("plan_speech", { recording_id, namespace, language, expected_tracks: expected, prepared });
         const transcripts = await runLimited(
-          plan.tracks.map((track) => () => exec("transcribe_track", { recording_id, namespace, language, track }, track.track_index)),
+          plan.tracks.map((track) => () => exec("transcribe_track", { recording_id, namespace, language, track, speech_tracks: speechTracks(plan) }, track.track_index)),
           // the ASR engine bounds the decoders and shares them between tracks; queueing more
           // tracks than decoders lets it fill every core to the end (bounded: each holds its audio)
           Math.max(concurrency, TRACKS_TRANSCRIBED_AT_ONCE),

@@ -7,6 +7,7 @@
  */
 import type { z } from "zod/v4";
 import * as C from "../contracts/index.ts";
+import { speechTracks } from "../steps/transcribe_track.ts";
 
 /** Output contract of every step (the same schemas the step table validates with). */
 export const stepOutputSchemas: { [K in C.StepName]: z.ZodType } = {
@@ -98,7 +99,7 @@ export function taskSpecs(input: C.PipelineInput): TaskSpec[] {
       step: "transcribe_track",
       track_index: i,
       deps: ["plan_speech"],
-      buildInput: (out) => ({ recording_id, namespace, language, track: planTrack(out, i) }),
+      buildInput: (out) => ({ recording_id, namespace, language, track: planTrack(out, i), speech_tracks: speechTracks(out<C.SpeechPlan>("plan_speech")) }),
       checkOutput: (o) => sameTrack(o, i),
     });
   }

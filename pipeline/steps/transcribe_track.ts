@@ -4,15 +4,25 @@
  * `{track_index, words: []}`, never an empty output (lesson 1).
  */
 import path from "node:path";
-import type { TranscribeTrackInput, TranscribeTrackOutput } from "../contracts/index.ts";
+import type { SpeechPlan, TrackSpeechPlan, TranscribeTrackInput, TranscribeTrackOutput } from "../contracts/index.ts";
 import { totalSeconds } from "../audio/planner.ts";
 import type { StepDeps } from "./deps.ts";
 
-export async function transcribeTrack(input: TranscribeTrackInput, deps: StepDeps): Promise<TranscribeTrackOutput> {
-  const t = input.track;
-  const local = t.spans
+/** The planned spans of a track in file-local seconds, as decoded (slivers dropped). */
+export function decodableSpans(t: TrackSpeechPlan): { start: number; end: number }[] {
+  return t.spans
     .map((s) => ({ start: Math.max(0, s.start - t.offset_seconds), end: Math.min(t.duration_seconds, s.end - t.offset_seconds) }))
     .filter((s) => s.end - s.start > 0.05);
+}
+
+/** Tracks of a plan that reach the recognizer (the others return no words without it). */
+export function speechTracks(plan: Pick<SpeechPlan, "tracks">): number {
+  return plan.tracks.filter((t) => decodableSpans(t).length > 0).length;
+}
+
+export async function transcribeTrack(input: TranscribeTrackInput, deps: StepDeps): Promise<TranscribeTrackOutput> {
+  const t = input.track;
+  const local = decodableSpans(t);
   const base = { track_index: t.track_index, engine: deps.asr.name, track_seconds: t.duration_seconds };
   if (local.length === 0) return { ...base, words: [], decoded_seconds: 0 };
   const wav = path.join(deps.scratchDir, "track.wav");
@@ -22,6 +32,8 @@ export async function transcribeTrack(input: TranscribeTrackInput, deps: StepDep
     language: input.language,
     spans: local,
     signal: deps.signal,
+    // the meeting's other tracks are on their way to the same recognizer (one batch)
+    ...(input.speech_tracks && input.speech_tracks > 1 ? { batch: { id: `${input.namespace}/${input.recording_id}`, size: input.speech_tracks } } : {}),
     // keeps a child channel's stall timer fed while a long track decodes
     onProgress: (f) =>
       deps.progress?.({ step: "transcribe_track", track_index: t.track_index, fraction: 0.1 + 0.85 * Math.max(0, Math.min(1, f)), message: "decoding" }),

@@ -128,3 +128,52 @@ test("idle decoders exit on their own; close removes the pool's directory; stale
   assert.ok(!existsSync(path.join(tmpRoot, mine[0]!)));
   await assert.rejects(p.decode([seg("late")]), /closed/);
 });
+
+test("a batch's calls are gathered and ordered together: the later call's longer segment goes first", async () => {
+  const order: string[] = [];
+  const run = async (gather: boolean): Promise<string[]> => {
+    order.length = 0;
+    const p = pool({ size: 1, gatherMs: 2000 });
+    try {
+      p.warm();
+      const batch = gather ? { batch: { id: "rec-1", size: 2 } } : {};
+      const first = p.decode([seg("SLOW-short", 1)], batch).then(() => order.push("short"));
+      await new Promise((r) => setTimeout(r, 150)); // the second track is picked up later
+      const second = p.decode([seg("SLOW-long", 5)], batch).then(() => order.push("long"));
+      await Promise.all([first, second]);
+      return [...order];
+    } finally {
+      await p.close();
+    }
+  };
+  assert.deepEqual(await run(false), ["short", "long"], "without a batch the first call starts at once");
+  assert.deepEqual(await run(true), ["long", "short"], "with a batch the longest segment of the meeting starts first");
+});
+
+test("a batch whose other calls never come is dispatched after gatherMs; other work never waits for it", async () => {
+  const p = pool({ size: 1, gatherMs: 1500 });
+  try {
+    const t0 = performance.now();
+    const lonely = p.decode([seg("abc")], { batch: { id: "rec-2", size: 3 } });
+    const other = await p.decode([seg("xyz")]);
+    const tOther = performance.now() - t0;
+    assert.equal(other[0]![0]!.text, "w3");
+    const words = await lonely;
+    const tLonely = performance.now() - t0;
+    assert.equal(words[0]![0]!.text, "w3");
+    assert.ok(tLonely >= 1490, `the batch waited for its gather time (${tLonely.toFixed(0)} ms)`);
+    assert.ok(tOther < tLonely, "unbatched work went ahead of the gathering batch");
+    // a late call of the same batch does not wait again
+    const t1 = performance.now();
+    await p.decode([seg("late")], { batch: { id: "rec-2", size: 3 } });
+    assert.ok(performance.now() - t1 < 1400, "late call dispatched at once");
+    // a call with nothing to decode still counts: the batch completes without waiting
+    const t2 = performance.now();
+    const a = p.decode([seg("one")], { batch: { id: "rec-3", size: 2 } });
+    assert.deepEqual(await p.decode([], { batch: { id: "rec-3", size: 2 } }), []);
+    await a;
+    assert.ok(performance.now() - t2 < 1400, "batch complete once both calls arrived");
+  } finally {
+    await p.close();
+  }
+});

@@ -16,6 +16,7 @@ import type { StepDepsFactory } from "../step-ports.ts";
 import type { WorkerIdentity } from "../identity.ts";
 import { PlanSpeechConductorOutput, PlanTracksOutput } from "./contracts.ts";
 import { buildForkPlan } from "./fork.ts";
+import { speechTracks } from "../../pipeline/steps/transcribe_track.ts";
 import type { SdkClient } from "./sdk.ts";
 
 import { CONDUCTOR_TASKS, type ConductorTaskName } from "./definitions.ts";
@@ -112,7 +113,7 @@ export function startConductorWorkerHost(deps: ConductorHostDeps): ConductorHost
         "transcribe_track",
         plan.tracks.map((track) => ({
           track_index: track.track_index,
-          input: { recording_id: input.recording_id, namespace: input.namespace, language: input.language, track },
+          input: { recording_id: input.recording_id, namespace: input.namespace, language: input.language, track, speech_tracks: speechTracks(plan) },
         })),
       );
       return PlanSpeechConductorOutput.parse({ ...out, ...fork });
