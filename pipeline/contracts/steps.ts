@@ -110,7 +110,7 @@ export const TranscribeTrackInput = z.object({
    * how many tracks of this meeting have speech to decode: the transcriptions a shared
    * recognizer can expect to arrive together (it orders their segments as one batch)
    */
-  speech_tracks: z.number().int().positive().optional(),
+  speech_tracks: z.number().int().nonnegative().optional(),
 });
 export type TranscribeTrackInput = z.infer<typeof TranscribeTrackInput>;
 

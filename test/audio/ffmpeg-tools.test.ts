@@ -17,6 +17,7 @@ import { StorageKeyNotFoundError } from "../../pipeline/ports.ts";
 import type { StepDeps } from "../../pipeline/steps/deps.ts";
 import { runStep } from "../../pipeline/steps/index.ts";
 import { createLocalStorage } from "../../server/storage/local.ts";
+import { speechTracks } from "../../pipeline/steps/transcribe_track.ts";
 
 let dir: string;
 const tools = createFfmpegAudioTools();
@@ -188,7 +189,9 @@ test("prepare → plan → transcribe on a silent track: {track_index, words: []
   );
   assert.deepEqual(plan.tracks.map((t) => t.track_index), [0, 1]);
   assert.deepEqual(plan.tracks[0]!.spans, [], "digital silence has no speech");
-  const out = await runStep("transcribe_track", { recording_id: "r2", namespace: "inprocess", language: "en", track: plan.tracks[0]! }, d);
+  // a meeting whose tracks are all silent has no track for the recognizer (speech_tracks 0)
+  assert.equal(speechTracks({ tracks: [plan.tracks[0]!] }), 0);
+  const out = await runStep("transcribe_track", { recording_id: "r2", namespace: "inprocess", language: "en", track: plan.tracks[0]!, speech_tracks: 0 }, d);
   assert.deepEqual({ track_index: out.track_index, words: out.words, decoded: out.decoded_seconds }, { track_index: 0, words: [], decoded: 0 });
   assert.ok(out.track_seconds > 2.9);
 
