@@ -129,11 +129,14 @@ export function createInProcessEngine(options: InProcessEngineOptions): Pipeline
           concurrency,
         );
         const plan = await exec("plan_speech", { recording_id, namespace, language, expected_tracks: expected, prepared });
+        // the ASR engine bounds the decoders and shares them between tracks; queueing more
+        // tracks than decoders lets it fill every core to the end (bounded: each holds its audio)
+        const atOnce = Math.max(concurrency, TRACKS_TRANSCRIBED_AT_ONCE);
+        // the tracks handed over together form the recognizer's batch (no wait for the rest)
+        const speech_tracks = Math.min(speechTracks(plan), atOnce);
         const transcripts = await runLimited(
-          plan.tracks.map((track) => () => exec("transcribe_track", { recording_id, namespace, language, track, speech_tracks: speechTracks(plan) }, track.track_index)),
-          // the ASR engine bounds the decoders and shares them between tracks; queueing more
-          // tracks than decoders lets it fill every core to the end (bounded: each holds its audio)
-          Math.max(concurrency, TRACKS_TRANSCRIBED_AT_ONCE),
+          plan.tracks.map((track) => () => exec("transcribe_track", { recording_id, namespace, language, track, speech_tracks }, track.track_index)),
+          atOnce,
         );
         const merged = await exec("merge_transcripts", { expected_tracks: expected, transcripts });
         const clean = await exec("suppress_bleed", { words: merged.words, tracks: plan.tracks });
