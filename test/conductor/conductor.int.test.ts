@@ -57,11 +57,20 @@ async function stage(id: string): Promise<PipelineInput> {
   return stageManifest(manifest, storage, id, path.dirname(manifestPath), { namespace: "conductor" });
 }
 
-async function runtime(over: Partial<Record<string, string>> = {}, only?: ConductorTaskName[], wrap?: typeof runStep): Promise<ConductorRuntime> {
+/**
+ * Workers for these tests. Transcriptions get an 8 s response timeout (a killed worker's task
+ * is retried quickly) unless a test needs Conductor's own sweeper kept away (`transcribeResponseTimeout`).
+ */
+async function runtime(
+  over: Partial<Record<string, string>> = {},
+  only?: ConductorTaskName[],
+  wrap?: typeof runStep,
+  transcribeResponseTimeout = 8,
+): Promise<ConductorRuntime> {
   const c = loadConfig({ ...Object.fromEntries(Object.entries(config).filter(([, v]) => typeof v !== "object").map(([k, v]) => [k, String(v)])), ...over });
   const storage = createLocalStorage(storageDir());
   const stepDeps = createStepPorts(c, { storage, log });
-  return startConductorRuntime(c, { storage, stepDeps, log, only, runStepFn: wrap, taskOverrides: { transcribe_track: { responseTimeoutSeconds: 8 } } });
+  return startConductorRuntime(c, { storage, stepDeps, log, only, runStepFn: wrap, taskOverrides: { transcribe_track: { responseTimeoutSeconds: transcribeResponseTimeout } } });
 }
 
 test("3-track fixture through Conductor = in-process (words, speakers, topics); JOIN output is a real dict", async () => {
@@ -190,7 +199,12 @@ test("the reconciler rescues a workflow whose decision was lost (lock held as a 
     }
     return out;
   };
-  const rt = await runtime({ RECONCILER_ENABLED: "true", RECONCILER_STALL_SECONDS: "4", RECONCILER_INTERVAL_SECONDS: "0.5" }, undefined, wrap);
+  // Conductor's sweeper re-decides a workflow once an in-progress task's response timeout
+  // (+1 s) has passed since it started. With the 8 s of the other tests that moment can fall
+  // between the lock's expiry and the reconciler's pass, and the sweeper, not the
+  // reconciler, moves the workflow (seen once in CI). With the production 120 s the sweeper
+  // is ≥ 30 s away, so only the reconciler can rescue the workflow here.
+  const rt = await runtime({ RECONCILER_ENABLED: "true", RECONCILER_STALL_SECONDS: "4", RECONCILER_INTERVAL_SECONDS: "0.5" }, undefined, wrap, 120);
   try {
     const input = await stage("stalled");
     workflowId = await api.startWorkflow(WORKFLOW_NAME, 1, input);
