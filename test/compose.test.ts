@@ -11,7 +11,7 @@ import { Command } from "commander";
 import { parse } from "yaml";
 import { registerCommands } from "../bin/commands/index.ts";
 import { knownVariables, loadConfig } from "../pipeline/config.ts";
-import { CONDUCTOR_DB_POOL_SIZE, CONDUCTOR_SYSTEM_TASK_POLL, CONDUCTOR_VERSION } from "../scripts/conductor.ts";
+import { CONDUCTOR_AI_INTEGRATIONS, CONDUCTOR_DB_POOL_SIZE, CONDUCTOR_SYSTEM_TASK_POLL, CONDUCTOR_VERSION } from "../scripts/conductor.ts";
 
 interface Service {
   image?: string;
@@ -88,6 +88,7 @@ test("the Conductor service runs the pinned version with the server settings the
   assert.equal(Number(env.SPRING_DATASOURCE_HIKARI_MAXIMUMPOOLSIZE), CONDUCTOR_DB_POOL_SIZE);
   assert.ok(CONDUCTOR_DB_POOL_SIZE > 10);
   assert.equal(env.CONDUCTOR_APP_SYSTEMTASKWORKERPOLLINTERVAL, CONDUCTOR_SYSTEM_TASK_POLL);
+  assert.equal(env.CONDUCTOR_INTEGRATIONS_AI_ENABLED, String(CONDUCTOR_AI_INTEGRATIONS));
 });
 
 test("every image is pinned to a version (no latest, no bare name)", () => {
