@@ -15,6 +15,7 @@ import { stageManifest } from "../pipeline/runner/stage.ts";
 import { buildFixtures, defaultFixtureDir, type Reference } from "../scripts/build-fixtures.ts";
 import { createLocalStorage } from "../server/storage/local.ts";
 import { transcribeMeeting } from "../test/audio/harness.ts";
+import { cpuSeconds } from "../workers/supervisor/proc-stat.ts";
 import type { Word } from "../pipeline/contracts/index.ts";
 
 const { manifestPath, reference } = await buildFixtures(defaultFixtureDir());
@@ -42,15 +43,7 @@ const timed = async <T>(f: () => Promise<T>): Promise<[T, number]> => {
  * /proc/self/stat. Unlike wall time this does not change when other work shares the cores,
  * so the CPU real-time factor is comparable between runs on a busy machine.
  */
-const childCpuSeconds = (): number => {
-  try {
-    const stat = readFileSync("/proc/self/stat", "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // fields[0] is field 3 (state)
-    return (Number(fields[13]) + Number(fields[14])) / 100; // USER_HZ is 100 on Linux
-  } catch {
-    return Number.NaN;
-  }
-};
+const childCpuSeconds = (): number => cpuSeconds("self", "children");
 const loadNote = (): string => `load average ${os.loadavg()[0]!.toFixed(1)} on ${os.availableParallelism()} cores`;
 
 try {

@@ -19,19 +19,10 @@ import { startConductor } from "../scripts/conductor.ts";
 import { createLocalStorage } from "../server/storage/local.ts";
 import { createConductorEngine } from "../workers/conductor/engine.ts";
 import { createStepPorts } from "../workers/step-ports.ts";
+import { cpuSeconds } from "../workers/supervisor/proc-stat.ts";
 
 const log = pino({ level: "warn" }, pino.destination(2));
 
-/** CPU seconds a process has used so far (utime + stime from /proc), NaN when unreadable. */
-const cpuSeconds = (pid: number): number => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12])) / 100;
-  } catch {
-    return Number.NaN;
-  }
-};
 /**
  * A freshly started JVM compiles for a minute or so after its first requests; a run timed
  * meanwhile competes with the compiler for the 2 cores (one early in-process round took

@@ -7,6 +7,7 @@
 import { closeSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { procStat } from "./proc-stat.ts";
 
 export const LOCK_FILE = "supervisor.lock";
 
@@ -48,15 +49,8 @@ export function isPidAlive(pid: number): boolean {
 
 /** Field 22 of /proc/<pid>/stat; null off Linux or when the process is gone. */
 export function processStartTicks(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // the command name (field 2) may contain spaces and parentheses: split after the last ')'
-    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const v = Number(rest[19]);
-    return Number.isFinite(v) ? v : null;
-  } catch {
-    return null;
-  }
+  const v = Number(procStat(pid)?.[22]);
+  return Number.isFinite(v) ? v : null;
 }
 
 export const systemLockProbe = (): LockProbe => ({

@@ -1,0 +1,39 @@
+/** Reading /proc/<pid>/stat (Linux): fields by their number in proc(5), null when unreadable. */
+import { readFileSync } from "node:fs";
+
+/**
+ * The stat fields of a process ("self" for this one), indexed so that `fields[n]` is field n
+ * of proc(5) (1 = pid, 14 = utime, 22 = starttime); null off Linux or when the process is gone.
+ */
+export function procStat(pid: number | "self"): string[] | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // the command name (field 2) may contain spaces and parentheses: split after the last ')'
+    const close = stat.lastIndexOf(")");
+    return [
+      "",
+      stat.slice(0, stat.indexOf(" ")),
+      stat.slice(stat.indexOf("(") + 1, close),
+      ...stat
+        .slice(close + 2)
+        .trim()
+        .split(" "),
+    ];
+  } catch {
+    return null;
+  }
+}
+
+/** USER_HZ: the unit of the CPU-time fields (100 on Linux). */
+const TICKS_PER_SECOND = 100;
+
+/**
+ * CPU seconds from stat: the process's own (utime + stime, fields 14–15) or those of its
+ * waited-for children (cutime + cstime, fields 16–17); NaN when unreadable.
+ */
+export function cpuSeconds(pid: number | "self", which: "own" | "children" = "own"): number {
+  const f = procStat(pid);
+  if (!f) return Number.NaN;
+  const [a, b] = which === "own" ? [14, 15] : [16, 17];
+  return (Number(f[a]) + Number(f[b])) / TICKS_PER_SECOND;
+}
