@@ -70,12 +70,11 @@ try {
       const a = await stage(`in-${i}`, "inprocess");
       const t0 = performance.now();
       const steps: typeof inSteps = [];
-      const t0in = t0;
       await inproc.run(a, {
         onProgress: (e) => {
           if (e.status !== "succeeded" || e.duration_ms === undefined) return;
           const label = e.track_index === undefined ? e.step : `${e.step}_${e.track_index}`;
-          steps.push({ step: label, at: Math.round(performance.now() - t0in - e.duration_ms), ms: e.duration_ms });
+          steps.push({ step: label, at: Math.round(performance.now() - t0 - e.duration_ms), ms: e.duration_ms });
         },
       });
       inSteps = steps;
