@@ -19,7 +19,7 @@ import { startConductor } from "../scripts/conductor.ts";
 import { createLocalStorage } from "../server/storage/local.ts";
 import { createConductorEngine } from "../workers/conductor/engine.ts";
 import { createStepPorts } from "../workers/step-ports.ts";
-import { cpuSeconds } from "../workers/supervisor/proc-stat.ts";
+import { cpuSeconds, threadCpuSeconds } from "../workers/supervisor/proc-stat.ts";
 
 const log = pino({ level: "warn" }, pino.destination(2));
 
@@ -40,7 +40,10 @@ async function settle(pid: number | undefined, maxMs = 60_000): Promise<string> 
   }
   return `server at ${Number.isNaN(cores) ? "?" : cores.toFixed(2)} cores after ${((performance.now() - t0) / 1000).toFixed(0)} s of settling`;
 }
-const own = process.env.CONDUCTOR_SERVER_URL ? undefined : await startConductor({ stateDir: ".work/bench-conductor", fresh: true });
+/** BENCH_CONDUCTOR_ARGS: extra server arguments for experiments (e.g. --conductor.indexing.enabled=false) */
+const extraArgs = (process.env.BENCH_CONDUCTOR_ARGS ?? "").split(/\s+/).filter(Boolean);
+const own = process.env.CONDUCTOR_SERVER_URL ? undefined : await startConductor({ stateDir: ".work/bench-conductor", fresh: true, extraArgs });
+if (extraArgs.length) console.log(`server started with ${extraArgs.join(" ")}`);
 const url = process.env.CONDUCTOR_SERVER_URL ?? own!.url;
 const dir = await mkdtemp(path.join(os.tmpdir(), "bench-conductor-"));
 const pick = (...names: string[]): Record<string, string> => Object.fromEntries(names.flatMap((n) => (process.env[n] ? [[n, process.env[n]!]] : [])));
@@ -54,14 +57,20 @@ const inproc = createInProcessEngine({ stepDeps: createStepPorts(config, { stora
 const conductor = createConductorEngine(config, { storage, log, startWorkers: true });
 try {
   // warm both (model loads, JIT, worker registration) so the timed runs compare steady states
-  await inproc.run(await stage("warm-in", "inprocess"));
-  await conductor.run(await stage("warm-c", "conductor"));
+  const warm = Math.max(1, Number(process.env.BENCH_WARM ?? 3) || 3);
+  for (let i = 0; i < warm; i++) {
+    await inproc.run(await stage(`warm-in-${i}`, "inprocess"));
+    await conductor.run(await stage(`warm-c-${i}`, "conductor"));
+  }
   console.log(await settle(own?.pid));
   // rounds alternate which engine goes first, so drift in the machine's speed cancels out
   const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 4) || 4);
   let tIn = 0;
   let tC = 0;
   let lastWorkflow = "";
+  /** CPU seconds the server used during the Conductor runs (cores the decoders did not get) */
+  let serverCpu = 0;
+  const serverThreads = new Map<string, number>();
   const perRound: { inproc: number; conductor: number; workflow: string }[] = [];
   /** the last in-process run's steps: [step, started at, ms] from its progress events */
   let inSteps: { step: string; at: number; ms: number }[] = [];
@@ -83,7 +92,13 @@ try {
     const runC = async (): Promise<[number, string]> => {
       const b = await stage(`c-${i}`, "conductor");
       const t0 = performance.now();
+      const c0 = own ? cpuSeconds(own.pid) : 0;
+      const th0 = own ? threadCpuSeconds(own.pid) : new Map<string, number>();
       const r = await conductor.run(b);
+      if (own) {
+        serverCpu += cpuSeconds(own.pid) - c0;
+        for (const [name, secs] of threadCpuSeconds(own.pid)) serverThreads.set(name, (serverThreads.get(name) ?? 0) + secs - (th0.get(name) ?? 0));
+      }
       return [performance.now() - t0, r.run.workflow_id ?? ""];
     };
     let ti: number;
@@ -115,6 +130,13 @@ try {
     const inWf = w.endTime - w.startTime;
     console.log(
       `  round ${i + 1} (${i % 2 === 0 ? "in-process first" : "Conductor first"}): in-process ${(r.inproc / 1000).toFixed(2)} s, Conductor ${(r.conductor / 1000).toFixed(2)} s (ratio ${(r.conductor / r.inproc).toFixed(3)}; workflow start→end ${(inWf / 1000).toFixed(2)} s, start call and end detection ${((r.conductor - inWf) / 1000).toFixed(2)} s)`,
+    );
+  }
+  if (own) {
+    const top = [...serverThreads].filter(([, s]) => s > 0).sort((a, b) => b[1] - a[1]).slice(0, 6);
+    console.log(
+      `server CPU during a Conductor run: ${(serverCpu / rounds).toFixed(2)} s (${(serverCpu / (tC / 1000)).toFixed(2)} cores on average); by thread: ` +
+        top.map(([n, s]) => `${n} ${(s / rounds).toFixed(2)} s`).join(", "),
     );
   }
   const extra = (tC - tIn) / rounds / 1000;

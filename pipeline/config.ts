@@ -42,6 +42,10 @@ export const EnvSchema = z.object({
   CONDUCTOR_POLL_INTERVAL_MS: int(25, 1, 60000),
   /** how long the server holds a poll open waiting for a task (long poll) */
   CONDUCTOR_LONG_POLL_MS: int(1000, 0, 30000),
+  /** hold our polls in the worker host (woken by this process's task results) instead of on the server */
+  CONDUCTOR_HELD_POLLS: bool.default(true),
+  /** within a held poll, the longest pause between two asks without a wake-up */
+  CONDUCTOR_POLL_SLICE_MS: int(1000, 5, 30000),
   /** register task and workflow definitions when a worker host starts */
   CONDUCTOR_REGISTER: bool.default(true),
   /** comma-separated task types this worker host serves (default: all) */

@@ -198,10 +198,10 @@ export async function startConductor(
   const logFile = path.join(stateDir, "server.log");
   const out = openSync(logFile, "a");
   const args = [
-    "-Xms256m",
-    "-Xmx1536m",
-    "-XX:+UseSerialGC",
-    "-XX:TieredStopAtLevel=1",
+    // CONDUCTOR_JVM_OPTS replaces these. C1 only (TieredStopAtLevel=1): a fresh server is
+    // ready sooner and compiles little while the tests run; with C2 the compiler threads
+    // still took 0.4 s of CPU per recording after 4 warm-up runs (bench:conductor).
+    ...(process.env.CONDUCTOR_JVM_OPTS ? process.env.CONDUCTOR_JVM_OPTS.split(/\s+/).filter(Boolean) : ["-Xms256m", "-Xmx1536m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]),
     "-jar",
     jar,
     `--server.port=${port}`,

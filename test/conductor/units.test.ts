@@ -7,8 +7,6 @@ import { buildForkPlan, ForkPlanError, validateForkPlan } from "../../workers/co
 import { isStalled, taskStates } from "../../workers/conductor/reconciler.ts";
 import { auditPollers, inspectWorkflow } from "../../workers/conductor/audit.ts";
 import { WorkflowRecord } from "../../workers/conductor/client.ts";
-import { pollUrl } from "../../workers/conductor/sdk.ts";
-import { SINGLE_TASK_POLLS } from "../../workers/conductor/definitions.ts";
 import { createStepExecutor } from "../../workers/child/executor.ts";
 import { StepInputError, type StepDeps } from "../../pipeline/steps/index.ts";
 
@@ -112,21 +110,6 @@ test("inspect flags suspiciously fast tasks and other builds; audit flags unknow
   assert.match(audit[1]!.flags.join(), /other build/);
   assert.match(audit[2]!.flags.join(), /unknown worker/);
   assert.match(audit[3]!.flags.join(), /not polling recently/);
-});
-
-test("polls for our task types ask for one task; other requests and types pass unchanged", () => {
-  for (const t of CONDUCTOR_TASKS) assert.ok(SINGLE_TASK_POLLS.has(t), `${t} is polled one task at a time`);
-  const poll = new URL("http://c:8080/api/tasks/poll/batch/transcribe_track?workerid=w&count=3&timeout=1000");
-  const out = pollUrl(poll, SINGLE_TASK_POLLS);
-  assert.equal(out.searchParams.get("count"), "1");
-  assert.equal(out.searchParams.get("timeout"), "1000");
-  assert.equal(out.searchParams.get("workerid"), "w");
-  assert.equal(out.pathname, poll.pathname);
-  assert.equal(poll.searchParams.get("count"), "3", "the original URL is not modified");
-  const other = new URL("http://c:8080/api/tasks/poll/batch/someone_elses_task?count=5&timeout=100");
-  assert.equal(pollUrl(other, SINGLE_TASK_POLLS).searchParams.get("count"), "5");
-  const update = new URL("http://c:8080/api/tasks?count=2");
-  assert.equal(pollUrl(update, SINGLE_TASK_POLLS).toString(), update.toString());
 });
 
 test("a track starting to prepare warms the recognizer where transcription will run", async () => {

@@ -12,8 +12,11 @@ const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..
 export const CONDUCTOR_TASKS = ["plan_tracks", ...Object.keys(steps)] as const;
 export type ConductorTaskName = (typeof CONDUCTOR_TASKS)[number];
 
-/** the task types workers poll one task at a time (all of ours: see sdk.ts) */
-export const SINGLE_TASK_POLLS: ReadonlySet<string> = new Set(CONDUCTOR_TASKS);
+/**
+ * The task type each fork-list builder forks (host.ts builds the lists from this table;
+ * successors.ts reads it to know what a FORK_JOIN_DYNAMIC starts).
+ */
+export const FORKED_BY = { plan_tracks: "prepare_track", plan_speech: "transcribe_track" } as const satisfies Partial<Record<ConductorTaskName, ConductorTaskName>>;
 
 export const WORKFLOW_NAME = "multitrack_diarization";
 export const WORKFLOW_VERSION = 1;

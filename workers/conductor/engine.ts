@@ -33,10 +33,20 @@ export class WorkflowFailedError extends Error {
 export async function followWorkflow(
   api: ConductorApi,
   id: string,
-  opts: { recordingId: string; onProgress?: (e: ProgressEvent) => void; pollMs?: number; progressMs?: number; signal?: AbortSignal },
+  opts: {
+    recordingId: string;
+    onProgress?: (e: ProgressEvent) => void;
+    pollMs?: number;
+    progressMs?: number;
+    signal?: AbortSignal;
+    /** when workers run in this process: a task result of this workflow was acknowledged (look again now) */
+    changed?: (workflowId: string, ms: number) => Promise<unknown>;
+  },
 ): Promise<WorkflowRecord> {
   const seen = new Set<string>();
-  const pollMs = opts.pollMs ?? 100;
+  // told of the end by the workers in this process: look now and then only (each look is a
+  // request the server answers with CPU the decoders on a small machine want)
+  const pollMs = opts.pollMs ?? (opts.changed ? 1000 : 100);
   const progressMs = opts.progressMs ?? 1000;
   const report = (wf: WorkflowRecord): void => {
     for (const t of wf.tasks) {
@@ -70,7 +80,7 @@ export async function followWorkflow(
       lastProgress = Date.now();
       report(await api.getWorkflow(id, true));
     }
-    await new Promise((r) => setTimeout(r, pollMs));
+    if (!opts.changed || (await opts.changed(id, pollMs)) === "closed") await new Promise((r) => setTimeout(r, pollMs));
   }
 }
 
@@ -82,14 +92,22 @@ export function createConductorEngine(config: Config, opts: { storage: Storage; 
     async run(input: PipelineInput, hooks = {}) {
       if (opts.startWorkers && !runtime) {
         const stepDeps = createStepPorts(config, { storage: opts.storage, log: opts.log });
-        runtime = await startConductorRuntime(config, { storage: opts.storage, stepDeps, log: opts.log });
+        runtime = await startConductorRuntime(config, { storage: opts.storage, stepDeps, log: opts.log, startsWorkflows: true });
       } else if (!runtime) {
         await waitForConductor(api, { timeoutMs: config.CONDUCTOR_WAIT_SECONDS * 1000, log: (m) => opts.log.info(m) });
         await registerDefinitions(api);
       }
       const id = await api.startWorkflow(WORKFLOW_NAME, WORKFLOW_VERSION, input, `${input.recording_id}:${randomUUID().slice(0, 8)}`);
       opts.log.info({ workflow_id: id, recording_id: input.recording_id }, "workflow started");
-      const wf = await followWorkflow(api, id, { recordingId: input.recording_id, onProgress: hooks.onProgress, signal: hooks.signal });
+      const hints = runtime?.hints;
+      // the first task is queued when the start call returns: this process's poll for it asks now
+      hints?.wake(runtime!.successors.start.map((s) => s.type));
+      const wf = await followWorkflow(api, id, {
+        recordingId: input.recording_id,
+        onProgress: hooks.onProgress,
+        signal: hooks.signal,
+        ...(hints ? { changed: (wid: string, ms: number) => hints.waitForWorkflow(wid, ms) } : {}),
+      });
       if (wf.status !== "COMPLETED") throw new WorkflowFailedError(id, wf.status, wf.reasonForIncompletion ?? "no reason given");
       return { result: Result.parse(wf.output), run: { engine: "conductor", workflow_id: id } };
     },

@@ -18,8 +18,9 @@ import { PlanSpeechConductorOutput, PlanTracksOutput } from "./contracts.ts";
 import { buildForkPlan } from "./fork.ts";
 import { speechTracks } from "../../pipeline/steps/transcribe_track.ts";
 import type { SdkClient } from "./sdk.ts";
+import type { PollHints } from "./poll-hints.ts";
 
-import { CONDUCTOR_TASKS, type ConductorTaskName } from "./definitions.ts";
+import { CONDUCTOR_TASKS, FORKED_BY, type ConductorTaskName } from "./definitions.ts";
 export { CONDUCTOR_TASKS, type ConductorTaskName };
 
 /** What the host reports about each task it runs (the API writes these as events). */
@@ -55,6 +56,8 @@ export interface ConductorHostDeps {
   onTaskEvent?: (e: TaskEvent) => void | Promise<void>;
   /** run a step; the supervisor swaps in a child-process runner for heavy steps */
   runStepFn?: typeof runStep;
+  /** the wake-ups of the held polls (sdk.ts): closed on stop so held polls end at once */
+  hints?: PollHints;
 }
 
 export interface ConductorHost {
@@ -101,7 +104,7 @@ export function startConductorWorkerHost(deps: ConductorHostDeps): ConductorHost
       for (const t of wf.tracks) if (!(await deps.storage.exists(t.source_key))) missing.push(t.source_key);
       if (missing.length) throw new UnknownStorageKeyError(`unknown storage key(s): ${missing.join(", ")} (in ${deps.storage.describe})`);
       const plan = buildForkPlan(
-        "prepare_track",
+        FORKED_BY.plan_tracks,
         wf.tracks.map((track) => ({ track_index: track.track_index, input: { recording_id: wf.recording_id, namespace: wf.namespace, track } })),
       );
       return PlanTracksOutput.parse({ ...plan, expected_tracks: wf.tracks.map((t) => t.track_index).sort((a, b) => a - b) });
@@ -110,7 +113,7 @@ export function startConductorWorkerHost(deps: ConductorHostDeps): ConductorHost
     if (name === "plan_speech") {
       const plan = out as unknown as PlanSpeechConductorOutput;
       const fork = buildForkPlan(
-        "transcribe_track",
+        FORKED_BY.plan_speech,
         plan.tracks.map((track) => ({
           track_index: track.track_index,
           input: { recording_id: input.recording_id, namespace: input.namespace, language: input.language, track, speech_tracks: speechTracks(plan) },
@@ -210,6 +213,8 @@ export function startConductorWorkerHost(deps: ConductorHostDeps): ConductorHost
     inFlight: () => [...inflight.keys()],
     async stop(drainMs) {
       await manager.stopPolling();
+      // polls held in this process end now (none is on the wire to the server for long)
+      deps.hints?.close();
       const deadline = Date.now() + drainMs;
       // wait for running tasks AND their result delivery, and for polls already sent (a poll
       // in flight can still hand over a task, which then runs and is reported too)

@@ -8,16 +8,21 @@ import type { Storage } from "../../pipeline/ports.ts";
 import type { StepDepsFactory } from "../step-ports.ts";
 import { buildInfo, workerIdentity, type WorkerIdentity } from "../identity.ts";
 import { createConductorApi, waitForConductor, type ConductorApi } from "./client.ts";
-import { registerDefinitions, SINGLE_TASK_POLLS, WORKFLOW_NAME, type TaskDef } from "./definitions.ts";
+import { FORKED_BY, loadWorkflowDef, registerDefinitions, WORKFLOW_NAME, type TaskDef } from "./definitions.ts";
+import { createPollHints, type PollHints } from "./poll-hints.ts";
+import { successorMap, type SuccessorMap } from "./successors.ts";
 import { CONDUCTOR_TASKS, startConductorWorkerHost, type ConductorHost, type ConductorHostDeps, type ConductorTaskName } from "./host.ts";
 import { startReconciler, type Reconciler } from "./reconciler.ts";
-import { createSdkClient } from "./sdk.ts";
+import { createSdkClient, type HeldPollOptions } from "./sdk.ts";
 
 export interface ConductorRuntime {
   api: ConductorApi;
   host: ConductorHost;
   reconciler?: Reconciler;
   identity: WorkerIdentity;
+  /** wake-ups of this process's held polls; the engine wakes the first step after a start */
+  hints: PollHints;
+  successors: SuccessorMap;
   stop(drainMs: number): Promise<string[]>;
 }
 
@@ -33,6 +38,8 @@ export async function startConductorRuntime(
     runStepFn?: ConductorHostDeps["runStepFn"];
     taskOverrides?: Record<string, Partial<TaskDef>>;
     reconciler?: boolean;
+    /** this process starts the workflows its workers run (the CLI engine): it wakes their first step */
+    startsWorkflows?: boolean;
   },
 ): Promise<ConductorRuntime> {
   const api = createConductorApi(config.CONDUCTOR_SERVER_URL);
@@ -40,7 +47,9 @@ export async function startConductorRuntime(
   if (config.CONDUCTOR_REGISTER) await registerDefinitions(api, deps.taskOverrides);
   const build = buildInfo(config.BUILD_COMMIT ? { BUILD_COMMIT: config.BUILD_COMMIT } : {}).build;
   const identity = deps.identity ?? workerIdentity(config.WORKER_SLOT, build, undefined, config.WORKER_ID_PID ?? process.pid);
-  const client = await createSdkClient(config.CONDUCTOR_SERVER_URL, { singleTaskPolls: SINGLE_TASK_POLLS });
+  const hints = createPollHints();
+  const successors = successorMap(loadWorkflowDef(), FORKED_BY);
+  const client = await createSdkClient(config.CONDUCTOR_SERVER_URL, heldPollOptions(config, hints, successors, deps.startsWorkflows ?? false));
   const host = startConductorWorkerHost({
     client,
     storage: deps.storage,
@@ -57,6 +66,7 @@ export async function startConductorRuntime(
     only: deps.only ?? (config.CONDUCTOR_TASKS ? parseTaskList(config.CONDUCTOR_TASKS) : undefined),
     onTaskEvent: deps.onTaskEvent,
     runStepFn: deps.runStepFn,
+    hints,
   });
   const reconciler =
     (deps.reconciler ?? config.RECONCILER_ENABLED)
@@ -71,10 +81,30 @@ export async function startConductorRuntime(
     host,
     reconciler,
     identity,
+    hints,
+    successors,
     async stop(drainMs) {
       reconciler?.stop();
       return host.stop(drainMs);
     },
+  };
+}
+
+/** our task types' polls are held here (sdk.ts), but the first step's only where workflows are started */
+export function heldPollOptions(
+  config: Pick<Config, "CONDUCTOR_HELD_POLLS" | "CONDUCTOR_POLL_SLICE_MS">,
+  hints: PollHints,
+  successors: SuccessorMap,
+  startsWorkflows = false,
+): HeldPollOptions {
+  const first = new Set(startsWorkflows ? [] : successors.start.map((s) => s.type));
+  return {
+    ours: new Set(CONDUCTOR_TASKS),
+    held: new Set(CONDUCTOR_TASKS.filter((t) => !first.has(t))),
+    enabled: config.CONDUCTOR_HELD_POLLS,
+    hints,
+    successors,
+    sliceMs: config.CONDUCTOR_POLL_SLICE_MS,
   };
 }
 

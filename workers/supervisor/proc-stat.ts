@@ -1,13 +1,13 @@
 /** Reading /proc/<pid>/stat (Linux): fields by their number in proc(5), null when unreadable. */
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 /**
  * The stat fields of a process ("self" for this one), indexed so that `fields[n]` is field n
  * of proc(5) (1 = pid, 14 = utime, 22 = starttime); null off Linux or when the process is gone.
  */
-export function procStat(pid: number | "self"): string[] | null {
+export function procStat(pid: number | "self", thread?: number): string[] | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const stat = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, "utf8");
     // the command name (field 2) may contain spaces and parentheses: split after the last ')'
     const close = stat.lastIndexOf(")");
     return [
@@ -36,4 +36,26 @@ export function cpuSeconds(pid: number | "self", which: "own" | "children" = "ow
   if (!f) return Number.NaN;
   const [a, b] = which === "own" ? [14, 15] : [16, 17];
   return (Number(f[a]) + Number(f[b])) / TICKS_PER_SECOND;
+}
+
+/**
+ * CPU seconds per thread group of a process: threads named alike (digits dropped, so
+ * `http-nio-8080-exec-3` and `-exec-7` count together), for telling where a server's time
+ * goes. Empty when unreadable.
+ */
+export function threadCpuSeconds(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    const f = procStat(pid, Number(tid));
+    if (!f) continue;
+    const name = f[2]!.replace(/\d+/g, "#");
+    out.set(name, (out.get(name) ?? 0) + (Number(f[14]) + Number(f[15])) / TICKS_PER_SECOND);
+  }
+  return out;
 }

@@ -1,0 +1,254 @@
+/**
+ * Held polls (workers/conductor/sdk.ts, poll-hints.ts, successors.ts): the successor table
+ * read from the shipped workflow, the wake-ups, and the fetch that holds our polls,
+ * driven through a scripted transport standing in for the network (the real server runs
+ * these paths in conductor.int.test.ts and bench:conductor).
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { FORKED_BY, loadWorkflowDef, CONDUCTOR_TASKS } from "../../workers/conductor/definitions.ts";
+import { createPollHints, GATED_BURST_MS, type PollHints } from "../../workers/conductor/poll-hints.ts";
+import { heldPollOptions } from "../../workers/conductor/runtime.ts";
+import { createPollingFetch, heldPollType } from "../../workers/conductor/sdk.ts";
+import { successorMap } from "../../workers/conductor/successors.ts";
+
+const options = (hints: PollHints, sliceMs = 50, enabled = true) =>
+  heldPollOptions({ CONDUCTOR_HELD_POLLS: enabled, CONDUCTOR_POLL_SLICE_MS: sliceMs }, hints, successorMap(loadWorkflowDef(), FORKED_BY));
+const OURS = new Set<string>(CONDUCTOR_TASKS);
+
+const next = (m: ReturnType<typeof successorMap>, t: string) =>
+  (m.after.get(t) ?? []).map((s) => `${s.type}${s.gated ? " (gated)" : ""}`).sort();
+
+test("successors read from the shipped workflow: plain hand-offs, and gated ones behind each JOIN", () => {
+  const m = successorMap(loadWorkflowDef(), FORKED_BY);
+  assert.deepEqual(m.start, [{ type: "plan_tracks", gated: false }]);
+  assert.deepEqual(next(m, "plan_tracks"), ["prepare_track"]);
+  assert.deepEqual(next(m, "prepare_track"), ["plan_speech (gated)"]);
+  assert.deepEqual(next(m, "plan_speech"), ["transcribe_track"]);
+  assert.deepEqual(next(m, "transcribe_track"), ["merge_transcripts (gated)"]);
+  assert.deepEqual(next(m, "merge_transcripts"), ["suppress_bleed"]);
+  assert.deepEqual(next(m, "suppress_bleed"), ["detect_topics"]);
+  assert.deepEqual(next(m, "detect_topics"), ["generate_summary", "generate_title", "mixdown"]);
+  for (const t of ["generate_title", "generate_summary", "mixdown"]) assert.deepEqual(next(m, t), ["finalize (gated)"]);
+  assert.deepEqual(next(m, "finalize"), []);
+  for (const t of CONDUCTOR_TASKS) assert.ok(m.after.has(t), `${t} is in the table`);
+});
+
+test("a dynamic fork whose list builder is not in the table is an error naming the fork", () => {
+  const wf = {
+    tasks: [
+      { name: "a", type: "SIMPLE" },
+      { name: "f", type: "FORK_JOIN_DYNAMIC", dynamicForkTasksParam: "dynamicTasks", inputParameters: { dynamicTasks: "${a.output.fork_tasks}" } },
+      { name: "j", type: "JOIN" },
+    ],
+  };
+  assert.throws(() => successorMap(wf, {}), /dynamic fork f: no known task type/);
+  assert.deepEqual(successorMap(wf, { a: "b" }).after.get("a"), [{ type: "b", gated: false }]);
+});
+
+test("wake-ups: a waiting poll wakes, a wake-up with nobody waiting is kept for the next wait, close ends every wait", async () => {
+  const h = createPollHints();
+  const w = h.wait("x", 60_000);
+  h.wake(["x"]);
+  assert.equal(await w, "woken");
+  h.wake(["y"]);
+  assert.equal(await h.wait("y", 60_000), "woken", "kept");
+  assert.equal(await h.wait("y", 1), "timeout", "and used once");
+  const later = h.wait("z", 60_000);
+  h.wake(["z"], [GATED_BURST_MS[0]!]);
+  assert.equal(await later, "woken");
+  assert.equal(await h.wait("z", 60_000), "woken", "the burst wakes again later");
+  const wf = h.waitForWorkflow("wf1", 60_000);
+  h.touched("wf1");
+  assert.equal(await wf, "woken");
+  const a = h.wait("x", 60_000);
+  const b = h.waitForWorkflow("wf2", 60_000);
+  h.close();
+  assert.deepEqual(await Promise.all([a, b]), ["closed", "closed"]);
+  assert.equal(await h.wait("x", 60_000), "closed");
+  assert.equal(h.closed, true);
+});
+
+interface Sent {
+  method: string;
+  url: URL;
+  body?: string;
+}
+
+/** a transport that records what is sent and answers polls from a queue per task type */
+function transport() {
+  const sent: Sent[] = [];
+  const queues = new Map<string, object[]>();
+  const base: typeof fetch = async (input, init) => {
+    const req = input instanceof Request ? input : new Request(String(input), init);
+    const url = new URL(req.url);
+    const body = req.method === "POST" ? await req.text() : undefined;
+    sent.push({ method: req.method, url, body });
+    const poll = /\/tasks\/poll\/batch\/([^/?]+)$/.exec(url.pathname);
+    if (poll) {
+      const q = queues.get(poll[1]!) ?? [];
+      const n = Number(url.searchParams.get("count") ?? 1);
+      return Response.json(q.splice(0, n));
+    }
+    return new Response("", { status: 200 });
+  };
+  return { sent, queues, base };
+}
+
+test("a held poll asks without a wait, keeps the count, pins the origin, and answers when a task is there", async () => {
+  const hints = createPollHints();
+  const t = transport();
+  t.queues.set("prepare_track", [{ taskId: "p0", workflowInstanceId: "w" }, { taskId: "p1", workflowInstanceId: "w" }, { taskId: "p2", workflowInstanceId: "w" }]);
+  const f = createPollingFetch("http://conductor:8080/api", options(hints, 50), t.base);
+  const res = await f(new Request("http://elsewhere:1/api/tasks/poll/batch/prepare_track?workerid=w1&count=3&timeout=1000"));
+  assert.equal(res.status, 200);
+  assert.deepEqual(((await res.json()) as { taskId: string }[]).map((x) => x.taskId), ["p0", "p1", "p2"], "a fork's tracks in one answer");
+  assert.equal(t.sent.length, 1);
+  assert.equal(t.sent[0]!.url.host, "conductor:8080", "origin pinned to the configured server");
+  assert.equal(t.sent[0]!.url.searchParams.get("timeout"), "0");
+  assert.equal(t.sent[0]!.url.searchParams.get("count"), "3");
+  assert.equal(t.sent[0]!.url.searchParams.get("workerid"), "w1");
+  // someone else's task type passes through untouched (its long poll stays on the server)
+  await f(new Request("http://elsewhere:1/api/tasks/poll/batch/not_ours?count=5&timeout=700"));
+  assert.equal(t.sent[1]!.url.searchParams.get("timeout"), "700");
+  hints.close();
+});
+
+test("an acknowledged result wakes the poll for the next step; the window still ends empty without one", async () => {
+  const hints = createPollHints();
+  const t = transport();
+  // slices far longer than the test may take: only a wake-up can make the poll ask again
+  const f = createPollingFetch("http://c:8080/api", options(hints, 600_000), t.base);
+  t.queues.set("detect_topics", [{ taskId: "d1", workflowInstanceId: "w1" }]);
+  await (await f("http://c:8080/api/tasks/poll/batch/detect_topics?count=1&timeout=1000")).json();
+  const held = f("http://c:8080/api/tasks/poll/batch/generate_title?count=1&timeout=600000");
+  await new Promise((r) => setTimeout(r, 20));
+  const asksBefore = t.sent.filter((s) => s.url.pathname.endsWith("/generate_title")).length;
+  assert.equal(asksBefore, 1, "asked once, then waiting");
+  t.queues.set("generate_title", [{ taskId: "g1", workflowInstanceId: "w1" }]);
+  await f(new Request("http://c:8080/api/tasks", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ taskId: "d1", workflowInstanceId: "w1", status: "COMPLETED" }) }));
+  const got = (await (await held).json()) as { taskId: string }[];
+  assert.deepEqual(got.map((x) => x.taskId), ["g1"]);
+  assert.equal(t.sent.find((s) => s.method === "POST")!.body!.includes('"taskId":"d1"'), true, "the update itself went out unchanged");
+  // a lease extension (IN_PROGRESS) wakes nothing; with no task the window ends with the server's empty answer
+  const empty = f("http://c:8080/api/tasks/poll/batch/suppress_bleed?count=1&timeout=30");
+  assert.deepEqual(await (await empty).json(), []);
+  hints.close();
+});
+
+test("a JOIN-gated step is woken only by the workflow's last branch in this process, over a burst", async () => {
+  const hints = createPollHints();
+  const t = transport();
+  const f = createPollingFetch("http://c:8080/api", options(hints, 600_000), t.base);
+  t.queues.set("transcribe_track", [{ taskId: "t0", workflowInstanceId: "w" }, { taskId: "t1", workflowInstanceId: "w" }]);
+  await (await f("http://c:8080/api/tasks/poll/batch/transcribe_track?count=2&timeout=1000")).json();
+  const update = (taskId: string) =>
+    f("http://c:8080/api/tasks", { method: "POST", body: JSON.stringify({ taskId, workflowInstanceId: "w", status: "COMPLETED" }) });
+  const merges = () => t.sent.filter((s) => s.url.pathname.endsWith("/merge_transcripts")).length;
+  const held = f("http://c:8080/api/tasks/poll/batch/merge_transcripts?count=1&timeout=600000");
+  await new Promise((r) => setTimeout(r, 10));
+  await update("t0");
+  await new Promise((r) => setTimeout(r, GATED_BURST_MS.at(-1)! + 50));
+  assert.equal(merges(), 1, "t1 still runs here: the JOIN cannot be done, nothing asked");
+  await update("t1");
+  // the JOIN completes on the server a little later: the merge task appears after the first ask
+  await new Promise((r) => setTimeout(r, GATED_BURST_MS[1]! + 5));
+  t.queues.set("merge_transcripts", [{ taskId: "m", workflowInstanceId: "w" }]);
+  assert.deepEqual(((await (await held).json()) as { taskId: string }[]).map((x) => x.taskId), ["m"]);
+  assert.ok(merges() >= 2);
+  hints.close();
+});
+
+test("closing the hints ends a held poll at once with an empty answer", async () => {
+  const hints = createPollHints();
+  const t = transport();
+  const f = createPollingFetch("http://c:8080/api", options(hints, 600_000), t.base);
+  const held = f("http://c:8080/api/tasks/poll/batch/finalize?count=1&timeout=600000");
+  await new Promise((r) => setTimeout(r, 10));
+  hints.close();
+  assert.deepEqual(await (await held).json(), []);
+  const after = await f("http://c:8080/api/tasks/poll/batch/finalize?count=1&timeout=600000");
+  assert.deepEqual(await after.json(), []);
+  assert.equal(t.sent.length, 1, "after close nothing more is asked of the server");
+});
+
+test("heldPollType recognises only batch polls of the given types", () => {
+  assert.equal(heldPollType(new URL("http://c/api/tasks/poll/batch/mixdown?count=1"), OURS), "mixdown");
+  assert.equal(heldPollType(new URL("http://c/api/tasks/poll/batch/other?count=1"), OURS), undefined);
+  assert.equal(heldPollType(new URL("http://c/api/tasks/poll/mixdown"), OURS), undefined);
+  assert.equal(heldPollType(new URL("http://c/api/tasks"), OURS), undefined);
+});
+
+test("the workflow's first step (started by other processes) keeps its long poll on the server, for one task", async () => {
+  const hints = createPollHints();
+  const t = transport();
+  const o = options(hints);
+  assert.deepEqual([...CONDUCTOR_TASKS].filter((x) => !o.held.has(x)), ["plan_tracks"]);
+  const f = createPollingFetch("http://c:8080/api", o, t.base);
+  await f("http://x:1/api/tasks/poll/batch/plan_tracks?workerid=w&count=2&timeout=1000");
+  assert.equal(t.sent[0]!.url.searchParams.get("timeout"), "1000");
+  assert.equal(t.sent[0]!.url.searchParams.get("count"), "1");
+  hints.close();
+});
+
+test("with held polls off, our polls go to the server as they were asked, for one task at a time", async () => {
+  const hints = createPollHints();
+  const t = transport();
+  const f = createPollingFetch("http://c:8080/api", options(hints, 1000, false), t.base);
+  await f("http://x:1/api/tasks/poll/batch/transcribe_track?workerid=w&count=3&timeout=1000");
+  assert.equal(t.sent[0]!.url.host, "c:8080");
+  assert.equal(t.sent[0]!.url.searchParams.get("timeout"), "1000");
+  assert.equal(t.sent[0]!.url.searchParams.get("count"), "1");
+  hints.close();
+});
+
+test("a process that starts workflows itself holds the first step's poll too, and wakes it", async () => {
+  const hints = createPollHints();
+  const t = transport();
+  const o = heldPollOptions({ CONDUCTOR_HELD_POLLS: true, CONDUCTOR_POLL_SLICE_MS: 600_000 }, hints, successorMap(loadWorkflowDef(), FORKED_BY), true);
+  assert.ok(o.held.has("plan_tracks"));
+  const f = createPollingFetch("http://c:8080/api", o, t.base);
+  const held = f("http://x:1/api/tasks/poll/batch/plan_tracks?workerid=w&count=2&timeout=600000");
+  await new Promise((r) => setTimeout(r, 10));
+  t.queues.set("plan_tracks", [{ taskId: "p", workflowInstanceId: "w" }]);
+  hints.wake(o.successors.start.map((s) => s.type));
+  assert.deepEqual(((await (await held).json()) as { taskId: string }[]).map((x) => x.taskId), ["p"]);
+  assert.equal(t.sent[0]!.url.searchParams.get("timeout"), "0");
+  hints.close();
+});
+
+test("a task handed over by a poll the server held still wakes the next step when its result is delivered", async () => {
+  const hints = createPollHints();
+  const t = transport();
+  const o = options(hints, 600_000);
+  const f = createPollingFetch("http://c:8080/api", o, t.base);
+  t.queues.set("plan_tracks", [{ taskId: "p", workflowInstanceId: "w" }]);
+  await (await f("http://x:1/api/tasks/poll/batch/plan_tracks?workerid=w&count=1&timeout=1000")).json();
+  const held = f("http://x:1/api/tasks/poll/batch/prepare_track?workerid=w&count=3&timeout=600000");
+  await new Promise((r) => setTimeout(r, 10));
+  t.queues.set("prepare_track", [{ taskId: "a", workflowInstanceId: "w" }, { taskId: "b", workflowInstanceId: "w" }]);
+  await f("http://x:1/api/tasks", { method: "POST", body: JSON.stringify({ taskId: "p", workflowInstanceId: "w", status: "COMPLETED" }) });
+  assert.deepEqual(((await (await held).json()) as { taskId: string }[]).map((x) => x.taskId), ["a", "b"]);
+  hints.close();
+});
+
+test("the engine following a workflow here is told of its last step's result and of failures, not of every step", async () => {
+  const hints = createPollHints();
+  const t = transport();
+  const f = createPollingFetch("http://c:8080/api", options(hints, 600_000), t.base);
+  t.queues.set("detect_topics", [{ taskId: "d", workflowInstanceId: "w" }]);
+  t.queues.set("finalize", [{ taskId: "z", workflowInstanceId: "w" }]);
+  t.queues.set("mixdown", [{ taskId: "m", workflowInstanceId: "w2" }]);
+  for (const type of ["detect_topics", "finalize", "mixdown"]) await (await f(`http://c:8080/api/tasks/poll/batch/${type}?count=1&timeout=10`)).json();
+  const post = (taskId: string, workflowInstanceId: string, status: string) =>
+    f("http://c:8080/api/tasks", { method: "POST", body: JSON.stringify({ taskId, workflowInstanceId, status }) });
+  let told = hints.waitForWorkflow("w", 60_000);
+  await post("d", "w", "COMPLETED");
+  assert.equal(await Promise.race([told, new Promise((r) => setTimeout(() => r("not told"), 50))]), "not told");
+  await post("z", "w", "COMPLETED");
+  assert.equal(await told, "woken", "finalize is the last step");
+  told = hints.waitForWorkflow("w2", 60_000);
+  await post("m", "w2", "FAILED_WITH_TERMINAL_ERROR");
+  assert.equal(await told, "woken", "a failure may end it");
+  hints.close();
+});

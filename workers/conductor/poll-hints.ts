@@ -1,0 +1,111 @@
+/**
+ * Wake-ups for the worker host's polls (see sdk.ts, `heldPoll`).
+ *
+ * Conductor's SQLite queue answers a held (long) poll by popping every 100 ms, so each
+ * hand-off between two steps waited 50–100 ms for that cadence, about a dozen times per
+ * recording. The host now holds its polls itself: it asks the server without a wait and,
+ * when nothing is there, waits here until the slice ends or something in this process
+ * says a task of that type may just have been scheduled:
+ *  - a task result acknowledged by the server: Conductor decides inside the update call,
+ *    so its successors are queued by then (gated ones, behind a JOIN, a little later:
+ *    woken again over a short burst);
+ *  - a workflow started from this process: its first task type.
+ * A wake-up that finds no poll waiting is kept, so a poll that was on the wire when it
+ * came asks again at once instead of sleeping through it.
+ */
+export type WaitOutcome = "woken" | "timeout" | "closed";
+
+export interface PollHints {
+  /** wake polls for these types now, and again after each of `laterMs` */
+  wake(types: Iterable<string>, laterMs?: readonly number[]): void;
+  /** resolves when woken for `type` (or a wake-up is pending), after `ms`, or on close */
+  wait(type: string, ms: number): Promise<WaitOutcome>;
+  /** something of workflow `id` changed here (a task result acknowledged) */
+  touched(workflowId: string): void;
+  /** resolves at the next touched(workflowId), after `ms`, or on close */
+  waitForWorkflow(workflowId: string, ms: number): Promise<WaitOutcome>;
+  close(): void;
+  readonly closed: boolean;
+}
+
+/**
+ * When a gated successor (behind a JOIN) is polled again after a branch completes, ms.
+ * The server completes the JOIN on its system-task poller, which pops every 100 ms
+ * (CONDUCTOR_SYSTEM_TASK_POLL): this covers one cadence and a half at 15–25 ms steps.
+ */
+export const GATED_BURST_MS: readonly number[] = [15, 30, 45, 60, 80, 100, 125, 150, 200, 250, 300, 400, 500, 700];
+
+export function createPollHints(): PollHints {
+  const waiters = new Map<string, Set<(o: WaitOutcome) => void>>();
+  const pending = new Set<string>();
+  const wfWaiters = new Map<string, Set<(o: WaitOutcome) => void>>();
+  const timers = new Set<NodeJS.Timeout>();
+  let closed = false;
+
+  const fire = (type: string): void => {
+    const set = waiters.get(type);
+    if (!set || set.size === 0) {
+      pending.add(type);
+      return;
+    }
+    waiters.delete(type);
+    for (const resolve of set) resolve("woken");
+  };
+  const park = (map: Map<string, Set<(o: WaitOutcome) => void>>, key: string, ms: number): Promise<WaitOutcome> =>
+    new Promise((resolve) => {
+      let set = map.get(key);
+      if (!set) map.set(key, (set = new Set()));
+      const done = (o: WaitOutcome): void => {
+        clearTimeout(timer);
+        set!.delete(done);
+        if (set!.size === 0 && map.get(key) === set) map.delete(key);
+        resolve(o);
+      };
+      const timer = setTimeout(() => done("timeout"), Math.max(0, ms));
+      set.add(done);
+    });
+
+  return {
+    get closed() {
+      return closed;
+    },
+    wake(types, laterMs = []) {
+      if (closed) return;
+      const list = [...types];
+      for (const t of list) fire(t);
+      for (const ms of laterMs) {
+        const timer = setTimeout(() => {
+          timers.delete(timer);
+          if (!closed) for (const t of list) fire(t);
+        }, ms);
+        timer.unref();
+        timers.add(timer);
+      }
+    },
+    wait(type, ms) {
+      if (closed) return Promise.resolve("closed");
+      if (pending.delete(type)) return Promise.resolve("woken");
+      return park(waiters, type, ms);
+    },
+    touched(workflowId) {
+      const set = wfWaiters.get(workflowId);
+      if (!set) return;
+      wfWaiters.delete(workflowId);
+      for (const resolve of set) resolve("woken");
+    },
+    waitForWorkflow(workflowId, ms) {
+      if (closed) return Promise.resolve("closed");
+      return park(wfWaiters, workflowId, ms);
+    },
+    close() {
+      closed = true;
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+      pending.clear();
+      for (const map of [waiters, wfWaiters]) {
+        for (const set of map.values()) for (const resolve of [...set]) resolve("closed");
+        map.clear();
+      }
+    },
+  };
+}
