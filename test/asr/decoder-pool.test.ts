@@ -177,3 +177,24 @@ test("a batch whose other calls never come is dispatched after gatherMs; other w
     await p.close();
   }
 });
+
+test("segments that do not divide evenly are balanced across decoders, not just taken longest first", async () => {
+  // the 3-track fixture's speech: longest-first alone puts 7.6 + 3.8 + 3.5 s on one decoder
+  // and 6.4 + 5.4 s on the other (14.9 against 11.8); 13.0 against 13.7 is possible
+  const seconds = [7.6, 6.4, 5.4, 3.8, 3.5];
+  const p = pool({ size: 2 });
+  try {
+    p.warm();
+    await p.decode([seg("warm-a"), seg("warm-b")]); // both decoders loaded
+    const words = await p.decode(seconds.map((s) => seg(`SLEEP${Math.round(s * 60)}:${s}`, s)));
+    const load = new Map<string, number>();
+    words.forEach((ws, i) => {
+      const pid = pidOf([ws])[0]!;
+      load.set(pid, (load.get(pid) ?? 0) + seconds[i]!);
+    });
+    const loads = [...load.values()].map((x) => Math.round(x * 10) / 10).sort((a, b) => a - b);
+    assert.deepEqual(loads, [13, 13.7], `seconds per decoder: ${loads.join(" / ")}`);
+  } finally {
+    await p.close();
+  }
+});

@@ -2,8 +2,8 @@
 // A stand-in for pocketsphinx_batch that speaks the same protocol as the decoder pool uses
 // (control lines from the -ctl pipe, CTM written before "<utt> done ----" on stderr), so the
 // pool's failure handling can be driven on purpose. The segment's bytes say what to do:
-// "CRASH" exits with code 3, "HANG" never answers, anything else yields one word per byte
-// group. The real decoder is exercised by pocketsphinx.test.ts.
+// "CRASH" exits with code 3, "HANG" never answers, "SLEEP<ms>:" takes that long, anything
+// else yields one word per byte group. The real decoder is exercised by pocketsphinx.test.ts.
 import { appendFileSync, constants, openSync, readFileSync } from "node:fs";
 import net from "node:net";
 import readline from "node:readline";
@@ -28,6 +28,8 @@ for await (const line of rl) {
   }
   if (text.startsWith("HANG")) await new Promise(() => setInterval(() => {}, 1000));
   if (text.startsWith("SLOW")) await new Promise((r) => setTimeout(r, 300));
+  const sleep = /^SLEEP(\d+):/.exec(text);
+  if (sleep) await new Promise((r) => setTimeout(r, Number(sleep[1])));
   appendFileSync(ctm, `${utt} 1 0.10 0.20 w${bytes.length} 0.900\n${utt} 1 0.40 0.20 pid${process.pid} 0.800\n`);
   process.stderr.write(`${utt} done --------------------------------------\n`);
 }

@@ -8,6 +8,7 @@ import { loadConfig } from "../../pipeline/config.ts";
 import type { PipelineInput, TranscribeTrackOutput, Word } from "../../pipeline/contracts/index.ts";
 import type { StepDeps } from "../../pipeline/steps/deps.ts";
 import { runStep } from "../../pipeline/steps/index.ts";
+import { speechTracks } from "../../pipeline/steps/transcribe_track.ts";
 import type { AsrEngine, Storage, TextModel } from "../../pipeline/ports.ts";
 
 const noText: TextModel = {
@@ -82,12 +83,15 @@ async function transcribeWith(
     opts.wholeTrack === "all" || t.track_index === opts.wholeTrack ? { ...t, spans: [{ start: t.offset_seconds, end: t.offset_seconds + t.duration_seconds }] } : t,
   );
   const isWhole = (i: number): boolean => opts.wholeTrack === "all" || i === opts.wholeTrack;
+  // as the in-process runner does: tracks handed over together form the recognizer's batch,
+  // so the decoders are given out once every track's segments are known
+  const batch = opts.parallel ? { speech_tracks: speechTracks({ tracks }) } : {};
   const one = async (track: (typeof tracks)[number]): Promise<TranscribeTrackOutput> => {
     const cached = isWhole(track.track_index) ? undefined : opts.cache?.get(track.track_index);
     if (cached) return cached;
     const t0 = performance.now();
     const out = await run((deps) =>
-      runStep("transcribe_track", { recording_id: input.recording_id, namespace: input.namespace, language: input.language, track }, deps),
+      runStep("transcribe_track", { recording_id: input.recording_id, namespace: input.namespace, language: input.language, track, ...batch }, deps),
     );
     opts.timings?.set(track.track_index, (performance.now() - t0) / 1000);
     if (!isWhole(track.track_index)) opts.cache?.set(track.track_index, out);
