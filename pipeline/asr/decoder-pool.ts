@@ -17,10 +17,11 @@
  * program logs `uttid done ----` on stderr, so on that line the file holds every word of
  * the segment. A decoder takes one segment at a time, so the new bytes belong to it alone.
  *
- * Scheduling: longest segment first (the short ones fill the gaps at the end), across the
- * calls of one burst (calls that arrive within `burstMs` of the burst's first, like the
- * tracks of one meeting); bursts in arrival order, so a later meeting cannot starve an
- * earlier one. A decoder that is idle for `idleMs` exits; idle decoders do not
+ * Scheduling: across the calls of one burst (calls that arrive within `burstMs` of the
+ * burst's first, like the tracks of one meeting), a free decoder takes the segment after
+ * which the burst's remaining segments, placed longest first, end soonest (`pick`): mostly
+ * the longest, a shorter one when that balances the decoders better. Bursts in arrival
+ * order, so a later meeting cannot starve an earlier one. A decoder that is idle for `idleMs` exits; idle decoders do not
  * keep the Node process alive, busy ones do. A decoder that dies fails the call whose
  * segment it held (with its log tail); the other calls carry on on a fresh decoder.
  *
