@@ -88,19 +88,18 @@ export function createPollingFetch(serverUrl: string, held: HeldPollOptions | un
   const copy = (text: string, res: Response): Response =>
     new Response([204, 205, 304].includes(res.status) ? null : text, { status: res.status, statusText: res.statusText, headers: res.headers });
 
-  function remember(tasks: unknown, type: string): void {
-    if (typeof tasks === "string") {
-      try {
-        tasks = tasks ? JSON.parse(tasks) : [];
-      } catch {
-        return;
-      }
+  /** a poll's answer as a task list; undefined when it is not one */
+  const parseTasks = (text: string): { taskId?: string; workflowInstanceId?: string }[] | undefined => {
+    try {
+      const v: unknown = text ? JSON.parse(text) : [];
+      return Array.isArray(v) ? v : undefined;
+    } catch {
+      return undefined;
     }
-    if (!Array.isArray(tasks)) return;
-    for (const t of tasks as { taskId?: string; workflowInstanceId?: string }[]) {
-      if (t.taskId) polled.set(t.taskId, { type, workflowId: t.workflowInstanceId ?? "" });
-    }
-  }
+  };
+  const remember = (tasks: readonly { taskId?: string; workflowInstanceId?: string }[], type: string): void => {
+    for (const t of tasks) if (t.taskId) polled.set(t.taskId, { type, workflowId: t.workflowInstanceId ?? "" });
+  };
 
   async function holdPoll(url: URL, type: string, req: Request | undefined, init: RequestInit | undefined, h: HeldPollOptions): Promise<Response> {
     const window = Math.max(0, Number(url.searchParams.get("timeout") ?? 0) || 0);
@@ -112,13 +111,9 @@ export function createPollingFetch(serverUrl: string, held: HeldPollOptions | un
       const res = req ? await base(new Request(ask, req), init) : await base(ask, init);
       if (!res.ok) return res;
       const text = await res.text();
-      let tasks: unknown = [];
-      try {
-        tasks = text ? JSON.parse(text) : [];
-      } catch {
-        return copy(text, res);
-      }
-      if (Array.isArray(tasks) && tasks.length > 0) {
+      const tasks = parseTasks(text);
+      if (!tasks) return copy(text, res);
+      if (tasks.length > 0) {
         remember(tasks, type);
         return copy(text, res);
       }
@@ -155,15 +150,16 @@ export function createPollingFetch(serverUrl: string, held: HeldPollOptions | un
     const method = (req?.method ?? init?.method ?? "GET").toUpperCase();
     if (held && method === "GET") {
       const type = heldPollType(url, held.ours);
-      if (type && held.enabled !== false && held.held.has(type)) return holdPoll(url, type, req, init, held);
+      const on = held.enabled !== false;
+      if (type && on && held.held.has(type)) return holdPoll(url, type, req, init, held);
       // the server holds this poll until it has `count` tasks or its window ends: ask for one
       if (type && url.searchParams.has("count")) url.searchParams.set("count", "1");
-      if (type) {
+      if (type && on) {
         // remember what the server hands over, so its result wakes the next step too
         const res = req ? await base(new Request(url, req), init) : await base(url, init);
         if (!res.ok) return res;
         const text = await res.text();
-        remember(text, type);
+        remember(parseTasks(text) ?? [], type);
         return copy(text, res);
       }
     }

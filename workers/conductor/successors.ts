@@ -36,16 +36,7 @@ const EXPR = /^\$\{([A-Za-z0-9_]+)\.output\.[^}]+\}$/;
  */
 export function successorMap(workflow: { tasks: unknown[] }, forkedBy: Readonly<Record<string, string>>): SuccessorMap {
   const after = new Map<string, Successor[]>();
-  const add = (type: string, next: Successor[]): void => {
-    const list = after.get(type) ?? [];
-    for (const s of next) {
-      const same = list.find((x) => x.type === s.type);
-      if (!same) list.push({ ...s });
-      else same.gated &&= s.gated; // reachable without a JOIN on some path: not gated
-    }
-    after.set(type, list);
-  };
-  const gate = (next: Successor[]): Successor[] => next.map((s) => ({ ...s, gated: true }));
+  /** one entry per type; reachable without a JOIN on some path means not gated */
   const dedupe = (list: Successor[]): Successor[] => {
     const out: Successor[] = [];
     for (const s of list) {
@@ -55,6 +46,8 @@ export function successorMap(workflow: { tasks: unknown[] }, forkedBy: Readonly<
     }
     return out;
   };
+  const add = (type: string, next: Successor[]): void => void after.set(type, dedupe([...(after.get(type) ?? []), ...next]));
+  const gate = (next: Successor[]): Successor[] => next.map((s) => ({ ...s, gated: true }));
 
   /** walks a task list back to front; returns the types that start when the list is entered */
   const walk = (list: WfTask[], next: Successor[]): Successor[] => {
