@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import { cpuSeconds, procStat } from "../../workers/supervisor/proc-stat.ts";
+import { cpuSeconds, procStat, threadCpuSeconds } from "../../workers/supervisor/proc-stat.ts";
 
 test("procStat numbers fields as proc(5) does, also when the command name has spaces and parentheses", async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "ts-procstat-"));
@@ -35,4 +35,16 @@ test("cpuSeconds: own time grows with work; children's time counts waited-for ch
   assert.ok(cpuSeconds("self", "children") - kids0 >= 0.2, "a finished child's CPU time is counted");
   assert.ok(Number.isNaN(cpuSeconds(2 ** 22 + 12345)));
   assert.equal(procStat(2 ** 22 + 12345), null);
+});
+
+test("threadCpuSeconds groups a process's threads by name and adds up to the process's own time", () => {
+  const end = Date.now() + 300;
+  while (Date.now() < end); // some CPU on the main thread
+  const threads = threadCpuSeconds(process.pid);
+  const total = [...threads.values()].reduce((a, b) => a + b, 0);
+  const own = cpuSeconds(process.pid);
+  assert.ok(threads.size >= 1);
+  for (const name of threads.keys()) assert.doesNotMatch(name, /\d/, "digits are folded so numbered threads count together");
+  assert.ok(total > 0.2 && total <= own + 0.05, `threads ${total} s against the process's ${own} s`);
+  assert.equal(threadCpuSeconds(2 ** 22 + 12345).size, 0, "a missing process has no threads");
 });
