@@ -43,6 +43,8 @@ export async function transcribeMeeting(
     cache?: Map<number, TranscribeTrackOutput>;
     /** filled with each transcribe_track call's wall seconds, keyed by track index */
     timings?: Map<number, number>;
+    /** a recognizer kept from earlier meetings (a busy worker's, decoders already loaded); default: a fresh one, closed after */
+    asr?: AsrEngine;
   },
 ): Promise<{
   words: Word[];
@@ -51,13 +53,19 @@ export async function transcribeMeeting(
   trackSeconds: number;
   perTrack: { track_index: number; track_seconds: number; decoded_seconds: number }[];
 }> {
-  // one engine per meeting, as in a worker process: its decoders are shared by the tracks
-  const asr = createAsrEngine({ ...loadConfig({}), ASR_CONCURRENCY: opts.parallel ? os.availableParallelism() : 1 });
+  if (opts.asr) return transcribeWith(opts.asr, input, storage, opts);
+  // one engine for the meeting, its decoders shared by the tracks: a worker's first meeting
+  const asr = meetingRecognizer(opts.parallel);
   try {
     return await transcribeWith(asr, input, storage, opts);
   } finally {
     await asr.close?.();
   }
+}
+
+/** the recognizer a meeting is transcribed with: one decoder per core, or one */
+export function meetingRecognizer(parallel: boolean): AsrEngine {
+  return createAsrEngine({ ...loadConfig({}), ASR_CONCURRENCY: parallel ? os.availableParallelism() : 1 });
 }
 
 async function transcribeWith(
