@@ -31,7 +31,9 @@ export interface PollHints {
 /**
  * When a gated successor (behind a JOIN) is polled again after a branch completes, ms.
  * The server completes the JOIN on its system-task poller, which pops every 100 ms
- * (CONDUCTOR_SYSTEM_TASK_POLL): this covers one cadence and a half at 15–25 ms steps.
+ * (CONDUCTOR_SYSTEM_TASK_POLL): 15–25 ms steps over one cadence and a half, then sparser
+ * ones, since on a busy machine the JOIN took up to 200 ms (a burst that had ended at
+ * 150 ms left the next step to the 1 s slice: 800 ms late).
  */
 export const GATED_BURST_MS: readonly number[] = [15, 30, 45, 60, 80, 100, 125, 150, 200, 250, 300, 400, 500, 700];
 
