@@ -95,6 +95,13 @@ function transport() {
   return { sent, queues, base };
 }
 
+/** hints, a scripted transport, and the fetch holding polls through them */
+function setup(sliceMs: number) {
+  const hints = createPollHints();
+  const t = transport();
+  return { hints, t, f: createPollingFetch("http://c:8080/api", options(hints, sliceMs), t.base) };
+}
+
 test("a held poll asks without a wait, keeps the count, pins the origin, and answers when a task is there", async () => {
   const hints = createPollHints();
   const t = transport();
@@ -115,10 +122,8 @@ test("a held poll asks without a wait, keeps the count, pins the origin, and ans
 });
 
 test("an acknowledged result wakes the poll for the next step; the window still ends empty without one", async () => {
-  const hints = createPollHints();
-  const t = transport();
   // slices far longer than the test may take: only a wake-up can make the poll ask again
-  const f = createPollingFetch("http://c:8080/api", options(hints, 600_000), t.base);
+  const { hints, t, f } = setup(600_000);
   t.queues.set("detect_topics", [{ taskId: "d1", workflowInstanceId: "w1" }]);
   await (await f("http://c:8080/api/tasks/poll/batch/detect_topics?count=1&timeout=1000")).json();
   const held = f("http://c:8080/api/tasks/poll/batch/generate_title?count=1&timeout=600000");
@@ -137,9 +142,7 @@ test("an acknowledged result wakes the poll for the next step; the window still 
 });
 
 test("a JOIN-gated step is woken only by the workflow's last branch in this process, over a burst", async () => {
-  const hints = createPollHints();
-  const t = transport();
-  const f = createPollingFetch("http://c:8080/api", options(hints, 600_000), t.base);
+  const { hints, t, f } = setup(600_000);
   t.queues.set("transcribe_track", [{ taskId: "t0", workflowInstanceId: "w" }, { taskId: "t1", workflowInstanceId: "w" }]);
   await (await f("http://c:8080/api/tasks/poll/batch/transcribe_track?count=2&timeout=1000")).json();
   const update = (taskId: string) =>
@@ -160,9 +163,7 @@ test("a JOIN-gated step is woken only by the workflow's last branch in this proc
 });
 
 test("closing the hints ends a held poll at once with an empty answer", async () => {
-  const hints = createPollHints();
-  const t = transport();
-  const f = createPollingFetch("http://c:8080/api", options(hints, 600_000), t.base);
+  const { hints, t, f } = setup(600_000);
   const held = f("http://c:8080/api/tasks/poll/batch/finalize?count=1&timeout=600000");
   await new Promise((r) => setTimeout(r, 10));
   hints.close();
@@ -233,9 +234,7 @@ test("a task handed over by a poll the server held still wakes the next step whe
 });
 
 test("the engine following a workflow here is told of its last step's result and of failures, not of every step", async () => {
-  const hints = createPollHints();
-  const t = transport();
-  const f = createPollingFetch("http://c:8080/api", options(hints, 600_000), t.base);
+  const { hints, t, f } = setup(600_000);
   t.queues.set("detect_topics", [{ taskId: "d", workflowInstanceId: "w" }]);
   t.queues.set("finalize", [{ taskId: "z", workflowInstanceId: "w" }]);
   t.queues.set("mixdown", [{ taskId: "m", workflowInstanceId: "w2" }]);
