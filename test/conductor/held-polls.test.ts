@@ -96,10 +96,11 @@ function transport() {
 }
 
 /** hints, a scripted transport, and the fetch holding polls through them */
-function setup(sliceMs: number) {
+function setup(sliceMs = 50, enabled = true) {
   const hints = createPollHints();
   const t = transport();
-  return { hints, t, f: createPollingFetch("http://c:8080/api", options(hints, sliceMs), t.base) };
+  const o = options(hints, sliceMs, enabled);
+  return { hints, t, o, f: createPollingFetch("http://c:8080/api", o, t.base) };
 }
 
 test("a held poll asks without a wait, keeps the count, pins the origin, and answers when a task is there", async () => {
@@ -181,11 +182,8 @@ test("heldPollType recognises only batch polls of the given types", () => {
 });
 
 test("the workflow's first step (started by other processes) keeps its long poll on the server, for one task", async () => {
-  const hints = createPollHints();
-  const t = transport();
-  const o = options(hints);
+  const { hints, t, o, f } = setup();
   assert.deepEqual([...CONDUCTOR_TASKS].filter((x) => !o.held.has(x)), ["plan_tracks"]);
-  const f = createPollingFetch("http://c:8080/api", o, t.base);
   await f("http://x:1/api/tasks/poll/batch/plan_tracks?workerid=w&count=2&timeout=1000");
   assert.equal(t.sent[0]!.url.searchParams.get("timeout"), "1000");
   assert.equal(t.sent[0]!.url.searchParams.get("count"), "1");
@@ -193,9 +191,7 @@ test("the workflow's first step (started by other processes) keeps its long poll
 });
 
 test("with held polls off, our polls go to the server as they were asked, for one task at a time", async () => {
-  const hints = createPollHints();
-  const t = transport();
-  const f = createPollingFetch("http://c:8080/api", options(hints, 1000, false), t.base);
+  const { hints, t, f } = setup(1000, false);
   await f("http://x:1/api/tasks/poll/batch/transcribe_track?workerid=w&count=3&timeout=1000");
   assert.equal(t.sent[0]!.url.host, "c:8080");
   assert.equal(t.sent[0]!.url.searchParams.get("timeout"), "1000");
