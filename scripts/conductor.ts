@@ -33,9 +33,10 @@ export const CONDUCTOR_DB_POOL_SIZE = 64;
  * How often the server's own system-task workers poll their queues (default 50 ms). Each
  * async system task type has its own poller (24 with the AI integrations, 7 without: see
  * CONDUCTOR_AI_INTEGRATIONS), and with all 24 polling every 50 ms the idle server took a
- * quarter of a core, away from the decoders on a small machine. Our JOINs still complete through that polling (SYNC or not): at 1 s they waited
- * up to 0.6 s after their last branch, at 100 ms 7–96 ms. Measured idle on 2 cores: 50 ms
- * 0.24 cores, 100 ms 0.15, 1 s 0.06 (all with the AI integrations on).
+ * quarter of a core, away from the decoders on a small machine. Our JOINs still complete
+ * through that polling (SYNC or not): at 1 s they waited up to 0.6 s after their last
+ * branch, at 100 ms 7–96 ms. Measured idle on 2 cores: 50 ms 0.24 cores, 100 ms 0.15,
+ * 1 s 0.06 (all with the AI integrations on).
  */
 export const CONDUCTOR_SYSTEM_TASK_POLL = "100ms";
 

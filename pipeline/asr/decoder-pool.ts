@@ -21,9 +21,10 @@
  * burst's first, like the tracks of one meeting), a free decoder takes the segment after
  * which the burst's remaining segments, placed longest first, end soonest (`pick`): mostly
  * the longest, a shorter one when that balances the decoders better. Bursts in arrival
- * order, so a later meeting cannot starve an earlier one. A decoder that is idle for `idleMs` exits; idle decoders do not
- * keep the Node process alive, busy ones do. A decoder that dies fails the call whose
- * segment it held (with its log tail); the other calls carry on on a fresh decoder.
+ * order, so a later meeting cannot starve an earlier one. A decoder that is idle for
+ * `idleMs` exits; idle decoders do not keep the Node process alive, busy ones do. A
+ * decoder that dies fails the call whose segment it held (with its log tail); the other
+ * calls carry on on a fresh decoder.
  *
  * Batches: the tracks of one meeting reach a worker's pool one task pick-up apart (tens of
  * ms under Conductor or BullMQ). Had the first track's segments taken both decoders at
