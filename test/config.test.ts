@@ -30,3 +30,14 @@ test("empty strings count as unset, booleans parse", () => {
   assert.equal(c.RECONCILER_ENABLED, false);
   assert.ok(knownVariables().includes("CONDUCTOR_SERVER_URL"));
 });
+
+test("held-poll settings: defaults on with a 1 s slice; a bad switch or a slice under 5 ms is refused by name", () => {
+  const c = loadConfig({});
+  assert.equal(c.CONDUCTOR_HELD_POLLS, true);
+  assert.equal(c.CONDUCTOR_POLL_SLICE_MS, 1000);
+  assert.equal(loadConfig({ CONDUCTOR_HELD_POLLS: "off" }).CONDUCTOR_HELD_POLLS, false);
+  assert.throws(
+    () => loadConfig({ CONDUCTOR_HELD_POLLS: "maybe", CONDUCTOR_POLL_SLICE_MS: "0" }),
+    (e: unknown) => e instanceof ConfigError && /CONDUCTOR_HELD_POLLS/.test(e.message) && /CONDUCTOR_POLL_SLICE_MS.*>=5/.test(e.message),
+  );
+});
