@@ -9,9 +9,11 @@
  */
 import { readFile } from "node:fs/promises";
 import os from "node:os";
+import path from "node:path";
 import type { AsrEngine, AsrWord } from "../ports.ts";
 import { rawSlice, readWav } from "../audio/wav.ts";
 import { DecoderError, DecoderPool } from "./decoder-pool.ts";
+import { prunedDictionary } from "./dict-prune.ts";
 import { segmentsToDecode } from "./spans.ts";
 
 export interface PocketsphinxOptions {
@@ -21,10 +23,14 @@ export interface PocketsphinxOptions {
   binary?: string;
   /** decoders running at once, shared by all tracks (default: available cores) */
   concurrency?: number;
-  /** an idle decoder exits after this long (default 15 s) */
+  /** an idle decoder exits after this long (default 15 s; Infinity or ≤ 0: kept loaded while the process lives) */
   idleMs?: number;
   /** where segment audio is staged (default: the OS temp dir) */
   tmpRoot?: string;
+  /** give the decoders the dictionary cut to the language model's words (./dict-prune.ts; default true) */
+  pruneDict?: boolean;
+  /** where the cut dictionary is kept between runs (default: trackscribe-asr-cache in the OS temp dir) */
+  cacheDir?: string;
 }
 
 export class AsrError extends Error {
@@ -60,9 +66,11 @@ export function parseCtm(text: string): Map<string, AsrWord[]> {
 
 export function createPocketsphinxEngine(opts: PocketsphinxOptions): AsrEngine {
   const binary = opts.binary ?? "pocketsphinx_batch";
+  // once per machine (then cached): the decoders start ≈0.13 s faster each
+  const dict = (opts.pruneDict ?? true) ? (prunedDictionary(opts.dict, opts.lm, opts.cacheDir ?? path.join(os.tmpdir(), "trackscribe-asr-cache"))?.path ?? opts.dict) : opts.dict;
   const pool = new DecoderPool({
     binary,
-    args: ["-remove_silence", "no", "-samprate", "16000", "-hmm", opts.hmm, "-lm", opts.lm, "-dict", opts.dict],
+    args: ["-remove_silence", "no", "-samprate", "16000", "-hmm", opts.hmm, "-lm", opts.lm, "-dict", dict],
     size: Math.max(1, opts.concurrency ?? os.availableParallelism()),
     ...(opts.idleMs !== undefined ? { idleMs: opts.idleMs } : {}),
     ...(opts.tmpRoot ? { tmpRoot: opts.tmpRoot } : {}),

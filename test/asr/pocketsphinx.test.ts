@@ -4,7 +4,7 @@
  * failures (missing binary, broken model, wrong language) are clear AsrErrors.
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -87,4 +87,22 @@ test("failures are AsrErrors that say what went wrong", async () => {
     createPocketsphinxEngine(models).transcribe(wavPath, { ...span, language: "de" }),
     (e: unknown) => e instanceof AsrError && !e.retryable && /English/.test(e.message),
   );
+});
+
+test("the dictionary cut to the language model's words decodes to the same words and times", async () => {
+  const span = { language: "en", spans: [{ start: AT - 0.2, end: AT + clipSeconds + 0.2 }] };
+  const cut = createPocketsphinxEngine({ ...models, cacheDir: path.join(dir, "dict-cache") });
+  const full = createPocketsphinxEngine({ ...models, pruneDict: false });
+  try {
+    const [a, b] = await Promise.all([cut.transcribe(wavPath, span), full.transcribe(wavPath, span)]);
+    assert.ok(a.length >= 5, `decoded ${a.length} words`);
+    assert.deepEqual(a, b);
+  } finally {
+    await Promise.all([cut.close?.(), full.close?.()]);
+  }
+  // the cut dictionary was written and is smaller than the full one
+  const files = readdirSync(path.join(dir, "dict-cache")).filter((f) => f.endsWith(".dict"));
+  assert.equal(files.length, 1);
+  const lines = (f: string): number => readFileSync(f, "utf8").trim().split("\n").length;
+  assert.ok(lines(path.join(dir, "dict-cache", files[0]!)) < lines(models.dict) * 0.7);
 });
