@@ -7,7 +7,7 @@ import { createPocketsphinxEngine } from "./pocketsphinx.ts";
 export { AsrError, createPocketsphinxEngine, parseCtm } from "./pocketsphinx.ts";
 export { createOpenAiAsrEngine } from "./openai.ts";
 
-export function createAsrEngine(config: Pick<Config, "ASR_ENGINE" | "ASR_URL" | "ASR_API_KEY" | "ASR_MODEL" | "POCKETSPHINX_HMM" | "POCKETSPHINX_DICT" | "POCKETSPHINX_LM"> & Partial<Pick<Config, "ASR_CONCURRENCY">>): AsrEngine {
+export function createAsrEngine(config: Pick<Config, "ASR_ENGINE" | "ASR_URL" | "ASR_API_KEY" | "ASR_MODEL" | "POCKETSPHINX_HMM" | "POCKETSPHINX_DICT" | "POCKETSPHINX_LM"> & Partial<Pick<Config, "POCKETSPHINX_PRUNE_DICT" | "ASR_IDLE_SECONDS">> & Partial<Pick<Config, "ASR_CONCURRENCY">>): AsrEngine {
   if (config.ASR_ENGINE === "openai") {
     if (!config.ASR_URL) throw new Error("ASR_URL is required when ASR_ENGINE=openai");
     return createOpenAiAsrEngine({ url: config.ASR_URL, apiKey: config.ASR_API_KEY, model: config.ASR_MODEL });
@@ -16,6 +16,8 @@ export function createAsrEngine(config: Pick<Config, "ASR_ENGINE" | "ASR_URL" | 
     hmm: config.POCKETSPHINX_HMM,
     dict: config.POCKETSPHINX_DICT,
     lm: config.POCKETSPHINX_LM,
+    ...(config.ASR_IDLE_SECONDS !== undefined ? { idleMs: config.ASR_IDLE_SECONDS > 0 ? config.ASR_IDLE_SECONDS * 1000 : Infinity } : {}),
+    ...(config.POCKETSPHINX_PRUNE_DICT !== undefined ? { pruneDict: config.POCKETSPHINX_PRUNE_DICT } : {}),
     ...(config.ASR_CONCURRENCY ? { concurrency: config.ASR_CONCURRENCY } : {}),
   });
 }

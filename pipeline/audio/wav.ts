@@ -73,3 +73,35 @@ export function rawSlice(samples: Int16Array, from: number, to: number): Buffer 
   const view = samples.subarray(a, b);
   return Buffer.from(view.buffer, view.byteOffset, view.byteLength);
 }
+
+/**
+ * Where the samples of a WAV that is already what the pipeline decodes to (16-bit PCM, mono,
+ * 16 kHz) sit in the file, from its first bytes and its size; null for anything else (other
+ * rates, channels or encodings, WAVE_FORMAT_EXTENSIBLE, a data chunk whose size is unset or
+ * runs past the end of the file, chunks beyond `head`), which then goes through ffmpeg.
+ */
+export function canonicalPcmData(head: Buffer, fileSize: number): { offset: number; length: number } | null {
+  if (head.length < 12 || head.toString("ascii", 0, 4) !== "RIFF" || head.toString("ascii", 8, 12) !== "WAVE") return null;
+  let pos = 12;
+  let fmtOk = false;
+  while (pos + 8 <= head.length) {
+    const id = head.toString("ascii", pos, pos + 4);
+    const size = head.readUInt32LE(pos + 4);
+    const body = pos + 8;
+    if (id === "fmt ") {
+      if (size < 16 || body + 16 > head.length) return null;
+      const format = head.readUInt16LE(body);
+      const channels = head.readUInt16LE(body + 2);
+      const rate = head.readUInt32LE(body + 4);
+      const blockAlign = head.readUInt16LE(body + 12);
+      const bits = head.readUInt16LE(body + 14);
+      fmtOk = format === 1 && channels === 1 && rate === 16000 && blockAlign === 2 && bits === 16;
+      if (!fmtOk) return null;
+    } else if (id === "data") {
+      if (!fmtOk || size === 0 || size === 0xffffffff || size % 2 !== 0 || body + size > fileSize) return null;
+      return { offset: body, length: size };
+    }
+    pos = body + size + (size % 2);
+  }
+  return null;
+}

@@ -76,6 +76,39 @@ test("decodes WAV, MP3, OGG/Vorbis, M4A/AAC and WebM/Opus to 16 kHz mono s16le",
   }
 });
 
+test("a WAV already 16 kHz mono 16-bit is copied without ffmpeg, byte for byte what ffmpeg writes; other WAVs go through ffmpeg", async () => {
+  const noFfmpeg = createFfmpegAudioTools({ ffmpeg: path.join(dir, "no-such-ffmpeg") });
+  // with a LIST chunk before the samples (ffmpeg writes one unless told not to)
+  const canonical = path.join(dir, "canon.wav");
+  const made = spawnSync("ffmpeg", ["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=300:duration=1.5:sample_rate=16000", "-metadata", "title=x", "-c:a", "pcm_s16le", canonical]);
+  assert.equal(made.status, 0, made.stderr.toString());
+  assert.match((await readFile(canonical)).toString("latin1", 0, 200), /LIST/);
+  const copied = path.join(dir, "canon-copied.wav");
+  const viaFfmpeg = path.join(dir, "canon-ffmpeg.wav");
+  assert.deepEqual(await noFfmpeg.decodeToWav(canonical, copied), { duration: 1.5 });
+  // what ffmpeg writes for the same input (forced through it: the fast path sees a 1-byte-longer data size as past the end)
+  const canonicalBytes = await readFile(canonical);
+  const listed = canonicalBytes.indexOf("data", 12, "latin1");
+  const nudged = Buffer.from(canonicalBytes);
+  nudged.writeUInt32LE(nudged.readUInt32LE(listed + 4) + 2, listed + 4);
+  const nudgedPath = path.join(dir, "canon-nudged.wav");
+  await writeFile(nudgedPath, nudged);
+  await tools.decodeToWav(nudgedPath, viaFfmpeg);
+  assert.ok((await readFile(copied)).equals(await readFile(viaFfmpeg)), "the copy equals ffmpeg's output");
+  assert.equal(readWav(await readFile(copied)).samples.length, 24000);
+  // not the pipeline's format, or a size we cannot trust: ffmpeg (absent here, so it fails to start)
+  const others = [
+    tone("stereo16k.wav", ["-ar", "16000", "-c:a", "pcm_s16le"]),
+    tone("mono8k.wav", ["-ar", "8000", "-ac", "1", "-c:a", "pcm_s16le"]),
+    tone("mono16k-float.wav", ["-ar", "16000", "-ac", "1", "-c:a", "pcm_f32le"]),
+    nudgedPath,
+  ];
+  for (const f of others) {
+    await assert.rejects(noFfmpeg.decodeToWav(f, path.join(dir, "other-out.wav")), /could not start/, f);
+    await tools.decodeToWav(f, path.join(dir, "other-out.wav")); // and ffmpeg reads it
+  }
+});
+
 test("missing, zero-byte and non-audio files fail with a NotAudioError naming the file", async () => {
   const missing = path.join(dir, "nope.wav");
   const empty = path.join(dir, "empty.wav");
