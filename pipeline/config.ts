@@ -57,9 +57,13 @@ export const EnvSchema = z.object({
   ASR_API_KEY: z.string().optional(),
   ASR_MODEL: z.string().default("whisper-1"),
   ASR_CONCURRENCY: int(Math.max(1, os.availableParallelism()), 1, 64),
+  /** seconds an idle pocketsphinx decoder stays loaded; 0: while the process lives (workers load them at start) */
+  ASR_IDLE_SECONDS: num(0, 0),
   POCKETSPHINX_HMM: z.string().default("/usr/share/pocketsphinx/model/en-us/en-us"),
   POCKETSPHINX_DICT: z.string().default("/usr/share/pocketsphinx/model/en-us/cmudict-en-us.dict"),
   POCKETSPHINX_LM: z.string().default("/usr/share/pocketsphinx/model/en-us/en-us.lm.bin"),
+  /** decoders read the dictionary cut to the language model's words (same results, faster start) */
+  POCKETSPHINX_PRUNE_DICT: bool.default(true),
   TEXT_ENGINE: z.enum(["offline", "openai"]).default("offline"),
   LLM_URL: url.optional(),
   LLM_MODEL: z.string().default("gpt-4o-mini"),

@@ -55,7 +55,7 @@ export interface DecoderPoolOptions {
   args: readonly string[];
   /** decoders at most (≥ 1) */
   size: number;
-  /** an idle decoder exits after this long (default 15 s) */
+  /** an idle decoder exits after this long (default 15 s; Infinity or ≤ 0: never, it stays loaded) */
   idleMs?: number;
   /** parent of the pool's working directory (default: the OS temp dir) */
   tmpRoot?: string;
@@ -456,7 +456,9 @@ export class DecoderPool {
   private idle(d: Decoder): void {
     if (d.gone || d.stopping || d.job) return;
     this.setRef(d, false);
-    d.idleTimer = setTimeout(() => this.stopDecoder(d, null), this.o.idleMs ?? 15_000);
+    const ms = this.o.idleMs ?? 15_000;
+    if (!(ms > 0 && Number.isFinite(ms))) return; // kept loaded (unreferenced: it does not keep the process alive)
+    d.idleTimer = setTimeout(() => this.stopDecoder(d, null), ms);
     d.idleTimer.unref();
   }
 

@@ -129,6 +129,23 @@ test("idle decoders exit on their own; close removes the pool's directory; stale
   await assert.rejects(p.decode([seg("late")]), /closed/);
 });
 
+for (const idleMs of [0, Infinity]) test(`with no idle limit (idleMs ${idleMs}), warmed decoders stay loaded and serve later calls without a new start`, async () => {
+  const p = pool({ idleMs });
+  try {
+    p.warm();
+    assert.equal(p.running, 2);
+    const first = pidOf(await p.decode([seg("pid"), seg("pid")])).sort();
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(p.running, 2, "still loaded after being idle");
+    const later = pidOf(await p.decode([seg("pid"), seg("pid")])).sort();
+    assert.equal(first.length, 2);
+    assert.ok(later.every((x) => first.includes(x)), `${later} were started after ${first}`);
+  } finally {
+    await p.close();
+  }
+  assert.equal(p.running, 0);
+});
+
 test("a batch's calls are gathered and ordered together: the later call's longer segment goes first", async () => {
   const order: string[] = [];
   const run = async (gather: boolean): Promise<string[]> => {

@@ -128,3 +128,17 @@ test("a track starting to prepare warms the recognizer where transcription will 
   assert.equal(shared, 1);
   assert.equal(warmed, 1);
 });
+
+test("worker hosts load their decoders at start when they keep them loaded and serve transcribe_track", async () => {
+  const { preloadsDecoders } = await import("../../workers/supervisor/engine-hosts.ts");
+  const { loadConfig } = await import("../../pipeline/config.ts");
+  const base = loadConfig({});
+  assert.equal(base.ASR_IDLE_SECONDS, 0, "kept loaded by default");
+  assert.equal(preloadsDecoders("conductor", base), true);
+  assert.equal(preloadsDecoders("bullmq", base), true);
+  assert.equal(preloadsDecoders("conductor", loadConfig({ CONDUCTOR_TASKS: "plan_tracks,transcribe_track" })), true);
+  assert.equal(preloadsDecoders("conductor", loadConfig({ CONDUCTOR_TASKS: "merge_transcripts,detect_topics" })), false, "a host without transcribe_track");
+  assert.equal(preloadsDecoders("conductor", loadConfig({ ASR_IDLE_SECONDS: "60" })), false, "decoders that exit when idle load on demand");
+  assert.equal(preloadsDecoders("conductor", loadConfig({ ASR_ENGINE: "openai", ASR_URL: "http://127.0.0.1:9/" })), false, "no local decoders");
+  assert.throws(() => loadConfig({ ASR_IDLE_SECONDS: "-1" }), /ASR_IDLE_SECONDS/);
+});

@@ -19,6 +19,17 @@ export interface EngineHostDeps {
   identity: WorkerIdentity;
 }
 
+/**
+ * Whether a worker host loads its pocketsphinx decoders as it starts (in the heavy-step child
+ * that will use them): when they are kept loaded (ASR_IDLE_SECONDS=0) and the host serves
+ * transcribe_track, so that no recording waits for a model load (≈0.5 s of CPU per decoder).
+ * Otherwise they load when a recording's first track starts preparing, beside ffmpeg.
+ */
+export function preloadsDecoders(engine: WorkerEngine, config: Pick<Config, "ASR_ENGINE" | "ASR_IDLE_SECONDS" | "CONDUCTOR_TASKS">): boolean {
+  const transcribes = engine === "bullmq" || !config.CONDUCTOR_TASKS || config.CONDUCTOR_TASKS.split(",").includes("transcribe_track");
+  return transcribes && config.ASR_ENGINE === "pocketsphinx" && config.ASR_IDLE_SECONDS === 0;
+}
+
 export async function startEngineHost(engine: WorkerEngine, config: Config, deps: EngineHostDeps): Promise<SupervisedHost> {
   const storage = await openStorage(config);
   const heavy = createHeavyStepIsolation(config, { log: deps.log });
@@ -37,7 +48,9 @@ export async function startEngineHost(engine: WorkerEngine, config: Config, deps
     await heavy.close();
     throw err;
   }
-  deps.log.info({ heavy_steps_in_child: heavy.runner !== null }, "worker host started");
+  const preload = heavy.runner !== null && preloadsDecoders(engine, config);
+  if (preload) heavy.runner!.warmShared();
+  deps.log.info({ heavy_steps_in_child: heavy.runner !== null, asr_preloaded: preload }, "worker host started");
   return {
     active: () => host.active(),
     async stop(drainMs) {
