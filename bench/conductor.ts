@@ -47,7 +47,7 @@ if (extraArgs.length) console.log(`server started with ${extraArgs.join(" ")}`);
 const url = process.env.CONDUCTOR_SERVER_URL ?? own!.url;
 const dir = await mkdtemp(path.join(os.tmpdir(), "bench-conductor-"));
 const pick = (...names: string[]): Record<string, string> => Object.fromEntries(names.flatMap((n) => (process.env[n] ? [[n, process.env[n]!]] : [])));
-const config = loadConfig({ ...pick("CONDUCTOR_POLL_INTERVAL_MS", "CONDUCTOR_LONG_POLL_MS", "WORKER_CONCURRENCY", "ASR_CONCURRENCY"), CONDUCTOR_SERVER_URL: url, STORAGE_DRIVER: "local", LOCAL_STORAGE_DIR: dir, WORK_DIR: path.join(dir, "work"), RECONCILER_ENABLED: "false", LOG_LEVEL: "warn" });
+const config = loadConfig({ ...pick("CONDUCTOR_POLL_INTERVAL_MS", "CONDUCTOR_LONG_POLL_MS", "CONDUCTOR_POLL_SLICE_MS", "WORKER_CONCURRENCY", "ASR_CONCURRENCY"), CONDUCTOR_SERVER_URL: url, STORAGE_DRIVER: "local", LOCAL_STORAGE_DIR: dir, WORK_DIR: path.join(dir, "work"), RECONCILER_ENABLED: "false", LOG_LEVEL: "warn" });
 const storage = createLocalStorage(dir);
 const { manifestPath } = await buildFixtures(defaultFixtureDir());
 const manifest = FileManifest.parse(JSON.parse(readFileSync(manifestPath, "utf8")));
@@ -132,6 +132,37 @@ try {
       `  round ${i + 1} (${i % 2 === 0 ? "in-process first" : "Conductor first"}): in-process ${(r.inproc / 1000).toFixed(2)} s, Conductor ${(r.conductor / 1000).toFixed(2)} s (ratio ${(r.conductor / r.inproc).toFixed(3)}; workflow start→end ${(inWf / 1000).toFixed(2)} s, start call and end detection ${((r.conductor - inWf) / 1000).toFixed(2)} s)`,
     );
   }
+  // where no step of the workflow was running: hand-offs and JOIN waits, measured on the
+  // server's clock (less sensitive to the machine's speed than the wall times above)
+  const gaps: { idle: number; joins: number }[] = [];
+  for (const r of perRound) {
+    const w = await capi.getWorkflow(r.workflow, true);
+    const spans = w.tasks
+      .filter((t) => t.startTime > 0 && t.endTime > 0 && !["JOIN", "FORK", "FORK_JOIN", "FORK_JOIN_DYNAMIC"].includes(t.taskType))
+      .map((t) => [t.startTime, t.endTime] as const)
+      .sort((x, y) => x[0] - y[0]);
+    let covered = 0;
+    let end = -Infinity;
+    for (const [a, b] of spans) {
+      if (a > end) {
+        covered += b - a;
+        end = b;
+      } else if (b > end) {
+        covered += b - end;
+        end = b;
+      }
+    }
+    const ends = new Map(w.tasks.map((t) => [t.referenceTaskName, t.endTime]));
+    const joins = w.tasks
+      .filter((t) => t.taskType === "JOIN")
+      .reduce((sum, j) => sum + j.endTime - Math.max(...Object.keys(j.outputData).map((ref) => ends.get(ref) ?? 0)), 0);
+    gaps.push({ idle: w.endTime - w.startTime - covered, joins });
+  }
+  const med = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+  console.log(
+    `no step running (hand-offs and JOIN waits, server clock): median ${med(gaps.map((g) => g.idle))} ms per workflow (${gaps.map((g) => g.idle).join(", ")}), ` +
+      `of which JOIN waits ${med(gaps.map((g) => g.joins))} ms (${gaps.map((g) => g.joins).join(", ")})`,
+  );
   if (own) {
     const top = [...serverThreads].filter(([, s]) => s > 0).sort((a, b) => b[1] - a[1]).slice(0, 6);
     console.log(
