@@ -21,6 +21,7 @@ import { buildFixtures, defaultFixtureDir, type Reference } from "../scripts/bui
 import { createLocalStorage } from "../server/storage/local.ts";
 import { meetingRecognizer, transcribeMeeting } from "../test/audio/harness.ts";
 import { cpuSeconds } from "../workers/supervisor/proc-stat.ts";
+import { describeProbes, speedProbeMs } from "./speed-probe.ts";
 import type { Word } from "../pipeline/contracts/index.ts";
 
 const { manifestPath, reference } = await buildFixtures(defaultFixtureDir());
@@ -75,7 +76,9 @@ try {
   const parRuns: number[] = [];
   let par: Awaited<ReturnType<typeof transcribeMeeting>> | undefined;
   let parCpu = 0;
+  const probes: number[] = [];
   for (let r = 0; r < rounds; r++) {
+    probes.push(speedProbeMs());
     cpu0 = childCpuSeconds();
     const [p, secs] = await timed(() => transcribeMeeting(input, storage, { parallel: true }));
     parCpu = childCpuSeconds() - cpu0;
@@ -117,6 +120,7 @@ try {
     const wp: number[] = [];
     const ws: number[] = [];
     for (let r = 0; r < warmRounds; r++) {
+      probes.push(speedProbeMs());
       ws.push((await timed(() => transcribeMeeting(input, storage, { parallel: false, asr: warmSeq })))[1]);
       wp.push((await timed(() => transcribeMeeting(input, storage, { parallel: true, asr: warmPar })))[1]);
     }
@@ -126,6 +130,7 @@ try {
         `${(Math.min(...ws) / Math.min(...wp)).toFixed(2)}× best vs best, ${pairedWarm[Math.floor(pairedWarm.length / 2)]!.toFixed(2)}× median of per-round ratios (${pairedWarm.map((x) => x.toFixed(2)).join(", ")}) ` +
         `(target ≥ 1.7× on 2 cores, judged on the median; ideal min(tracks, cores) = ${Math.min(input.tracks.length, os.availableParallelism())}× on an idle machine)`,
     );
+    console.log(describeProbes(probes));
   } finally {
     await warmPar.close?.();
     await warmSeq.close?.();

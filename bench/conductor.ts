@@ -20,6 +20,7 @@ import { createLocalStorage } from "../server/storage/local.ts";
 import { createConductorEngine } from "../workers/conductor/engine.ts";
 import { createStepPorts } from "../workers/step-ports.ts";
 import { cpuSeconds, threadCpuSeconds } from "../workers/supervisor/proc-stat.ts";
+import { describeProbes, speedProbeMs } from "./speed-probe.ts";
 
 const log = pino({ level: "warn" }, pino.destination(2));
 
@@ -71,10 +72,13 @@ try {
   /** CPU seconds the server used during the Conductor runs (cores the decoders did not get) */
   let serverCpu = 0;
   const serverThreads = new Map<string, number>();
-  const perRound: { inproc: number; conductor: number; workflow: string }[] = [];
+  const perRound: { inproc: number; conductor: number; workflow: string; inTranscribe: number }[] = [];
   /** the last in-process run's steps: [step, started at, ms] from its progress events */
   let inSteps: { step: string; at: number; ms: number }[] = [];
+  const probes: number[] = [];
+  let inTranscribe = NaN;
   for (let i = 0; i < rounds; i++) {
+    probes.push(speedProbeMs());
     const runIn = async (): Promise<number> => {
       const a = await stage(`in-${i}`, "inprocess");
       const t0 = performance.now();
@@ -87,6 +91,8 @@ try {
         },
       });
       inSteps = steps;
+      const tr = steps.filter((s) => s.step.startsWith("transcribe_track"));
+      inTranscribe = tr.length ? Math.max(...tr.map((s) => s.at + s.ms)) - Math.min(...tr.map((s) => s.at)) : NaN;
       return performance.now() - t0;
     };
     const runC = async (): Promise<[number, string]> => {
@@ -113,7 +119,7 @@ try {
     }
     tIn += ti;
     tC += tc;
-    perRound.push({ inproc: ti, conductor: tc, workflow });
+    perRound.push({ inproc: ti, conductor: tc, workflow, inTranscribe });
     lastWorkflow = workflow;
   }
   const { createConductorApi } = await import("../workers/conductor/client.ts");
@@ -124,12 +130,16 @@ try {
   const ratios = perRound.map((r) => r.conductor / r.inproc).sort((x, y) => x - y);
   const median = ratios.length % 2 ? ratios[(ratios.length - 1) / 2]! : (ratios[ratios.length / 2 - 1]! + ratios[ratios.length / 2]!) / 2;
   console.log(`Conductor / in-process: ${(tC / tIn).toFixed(3)} over all rounds, median of per-round ratios ${median.toFixed(3)} (target ≤ 1.10)`);
+  console.log(describeProbes(probes));
   const capi = createConductorApi(url);
   for (const [i, r] of perRound.entries()) {
-    const w = await capi.getWorkflow(r.workflow, false);
+    const w = await capi.getWorkflow(r.workflow, true);
     const inWf = w.endTime - w.startTime;
+    const tr = w.tasks.filter((t) => t.taskType === "transcribe_track" && t.startTime > 0 && t.endTime > 0);
+    const cTranscribe = tr.length ? Math.max(...tr.map((t) => t.endTime)) - Math.min(...tr.map((t) => t.startTime)) : NaN;
     console.log(
-      `  round ${i + 1} (${i % 2 === 0 ? "in-process first" : "Conductor first"}): in-process ${(r.inproc / 1000).toFixed(2)} s, Conductor ${(r.conductor / 1000).toFixed(2)} s (ratio ${(r.conductor / r.inproc).toFixed(3)}; workflow start→end ${(inWf / 1000).toFixed(2)} s, start call and end detection ${((r.conductor - inWf) / 1000).toFixed(2)} s)`,
+      `  round ${i + 1} (${i % 2 === 0 ? "in-process first" : "Conductor first"}): in-process ${(r.inproc / 1000).toFixed(2)} s, Conductor ${(r.conductor / 1000).toFixed(2)} s (ratio ${(r.conductor / r.inproc).toFixed(3)}; workflow start→end ${(inWf / 1000).toFixed(2)} s, start call and end detection ${((r.conductor - inWf) / 1000).toFixed(2)} s; ` +
+        `transcription phase in-process ${(r.inTranscribe / 1000).toFixed(2)} s, Conductor ${(cTranscribe / 1000).toFixed(2)} s)`,
     );
   }
   // where no step of the workflow was running: hand-offs and JOIN waits, measured on the
