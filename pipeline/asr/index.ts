@@ -7,7 +7,7 @@ import { createPocketsphinxEngine } from "./pocketsphinx.ts";
 export { AsrError, createPocketsphinxEngine, parseCtm } from "./pocketsphinx.ts";
 export { createOpenAiAsrEngine } from "./openai.ts";
 
-export function createAsrEngine(config: Pick<Config, "ASR_ENGINE" | "ASR_URL" | "ASR_API_KEY" | "ASR_MODEL" | "POCKETSPHINX_HMM" | "POCKETSPHINX_DICT" | "POCKETSPHINX_LM"> & Partial<Pick<Config, "POCKETSPHINX_PRUNE_DICT" | "ASR_IDLE_SECONDS">> & Partial<Pick<Config, "ASR_CONCURRENCY">>): AsrEngine {
+export function createAsrEngine(config: Pick<Config, "ASR_ENGINE" | "ASR_URL" | "ASR_API_KEY" | "ASR_MODEL" | "POCKETSPHINX_HMM" | "POCKETSPHINX_DICT" | "POCKETSPHINX_LM"> & Partial<Pick<Config, "ASR_CONCURRENCY" | "ASR_IDLE_SECONDS" | "POCKETSPHINX_PRUNE_DICT">>): AsrEngine {
   if (config.ASR_ENGINE === "openai") {
     if (!config.ASR_URL) throw new Error("ASR_URL is required when ASR_ENGINE=openai");
     return createOpenAiAsrEngine({ url: config.ASR_URL, apiKey: config.ASR_API_KEY, model: config.ASR_MODEL });

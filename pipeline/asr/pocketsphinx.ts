@@ -66,8 +66,9 @@ export function parseCtm(text: string): Map<string, AsrWord[]> {
 
 export function createPocketsphinxEngine(opts: PocketsphinxOptions): AsrEngine {
   const binary = opts.binary ?? "pocketsphinx_batch";
-  // once per machine (then cached): the decoders start ≈0.13 s faster each
-  const dict = (opts.pruneDict ?? true) ? (prunedDictionary(opts.dict, opts.lm, opts.cacheDir ?? path.join(os.tmpdir(), "trackscribe-asr-cache"))?.path ?? opts.dict) : opts.dict;
+  // cut once per machine (then cached): each decoder starts ≈0.13 s sooner
+  const cut = (opts.pruneDict ?? true) ? prunedDictionary(opts.dict, opts.lm, opts.cacheDir ?? path.join(os.tmpdir(), "trackscribe-asr-cache")) : null;
+  const dict = cut?.path ?? opts.dict;
   const pool = new DecoderPool({
     binary,
     args: ["-remove_silence", "no", "-samprate", "16000", "-hmm", opts.hmm, "-lm", opts.lm, "-dict", dict],
