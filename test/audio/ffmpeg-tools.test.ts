@@ -107,6 +107,13 @@ test("a WAV already 16 kHz mono 16-bit is copied without ffmpeg, byte for byte w
     await assert.rejects(noFfmpeg.decodeToWav(f, path.join(dir, "other-out.wav")), /could not start/, f);
     await tools.decodeToWav(f, path.join(dir, "other-out.wav")); // and ffmpeg reads it
   }
+  // the same samples declared WAVE_FORMAT_EXTENSIBLE (format tag 0xFFFE): not copied either
+  const extensible = Buffer.from(canonicalBytes);
+  const fmt = extensible.indexOf("fmt ", 12, "latin1");
+  extensible.writeUInt16LE(0xfffe, fmt + 8);
+  const extensiblePath = path.join(dir, "extensible.wav");
+  await writeFile(extensiblePath, extensible);
+  await assert.rejects(noFfmpeg.decodeToWav(extensiblePath, path.join(dir, "other-out.wav")), /could not start/);
 });
 
 test("missing, zero-byte and non-audio files fail with a NotAudioError naming the file", async () => {
