@@ -22,6 +22,7 @@ import { createLocalStorage } from "../server/storage/local.ts";
 import { meetingRecognizer, transcribeMeeting } from "../test/audio/harness.ts";
 import { cpuSeconds } from "../workers/supervisor/proc-stat.ts";
 import { describeProbes, speedProbeMs } from "./speed-probe.ts";
+import { median } from "./stats.ts";
 import type { Word } from "../pipeline/contracts/index.ts";
 
 const { manifestPath, reference } = await buildFixtures(defaultFixtureDir());
@@ -97,7 +98,7 @@ try {
   // each parallel run against the sequential runs just before and after it: drift in the
   // machine's speed cancels out of these, unlike best-of-each
   const paired = parRuns.map((p, i) => (seqRuns[i]! + (seqRuns[i + 1] ?? seqRuns[i]!)) / 2 / p);
-  const medianPaired = [...paired].sort((x, y) => x - y)[Math.floor(paired.length / 2)]!;
+  const medianPaired = median(paired);
   console.log(`planned decoding, one track after another: best ${bestSeq.toFixed(2)} s wall, ${seqCpu.toFixed(2)} s child-process CPU (ffmpeg + decoder)`);
   console.log(`planned decoding, tracks in parallel:      best ${parSecs.toFixed(2)} s wall, ${parCpu.toFixed(2)} s child-process CPU (ffmpeg + decoder) (${loadNote()})`);
   if (os.loadavg()[0]! > os.availableParallelism()) {
@@ -127,7 +128,7 @@ try {
     const pairedWarm = wp.map((p, i) => ws[i]! / p).sort((x, y) => x - y);
     console.log(
       `parallel speed-up, a worker host's recording (decoders loaded at start and kept, ASR_IDLE_SECONDS=0): one after another best ${Math.min(...ws).toFixed(2)} s, in parallel best ${Math.min(...wp).toFixed(2)} s → ` +
-        `${(Math.min(...ws) / Math.min(...wp)).toFixed(2)}× best vs best, ${pairedWarm[Math.floor(pairedWarm.length / 2)]!.toFixed(2)}× median of per-round ratios (${pairedWarm.map((x) => x.toFixed(2)).join(", ")}) ` +
+        `${(Math.min(...ws) / Math.min(...wp)).toFixed(2)}× best vs best, ${median(pairedWarm).toFixed(2)}× median of per-round ratios (${pairedWarm.map((x) => x.toFixed(2)).join(", ")}) ` +
         `(target ≥ 1.7× on 2 cores, judged on the median; ideal min(tracks, cores) = ${Math.min(input.tracks.length, os.availableParallelism())}× on an idle machine)`,
     );
     console.log(describeProbes(probes));

@@ -21,6 +21,7 @@ import { createConductorEngine } from "../workers/conductor/engine.ts";
 import { createStepPorts } from "../workers/step-ports.ts";
 import { cpuSeconds, threadCpuSeconds } from "../workers/supervisor/proc-stat.ts";
 import { describeProbes, speedProbeMs } from "./speed-probe.ts";
+import { median } from "./stats.ts";
 
 const log = pino({ level: "warn" }, pino.destination(2));
 
@@ -127,9 +128,7 @@ try {
   const byRef = new Map(wf.tasks.map((t) => [t.referenceTaskName, t]));
   const joins = wf.tasks.filter((t) => t.taskType === "JOIN");
   console.log(`in-process: ${(tIn / rounds / 1000).toFixed(2)} s per run; Conductor: ${(tC / rounds / 1000).toFixed(2)} s per run (${rounds} runs each, interleaved)`);
-  const ratios = perRound.map((r) => r.conductor / r.inproc).sort((x, y) => x - y);
-  const median = ratios.length % 2 ? ratios[(ratios.length - 1) / 2]! : (ratios[ratios.length / 2 - 1]! + ratios[ratios.length / 2]!) / 2;
-  console.log(`Conductor / in-process: ${(tC / tIn).toFixed(3)} over all rounds, median of per-round ratios ${median.toFixed(3)} (target ≤ 1.10)`);
+  console.log(`Conductor / in-process: ${(tC / tIn).toFixed(3)} over all rounds, median of per-round ratios ${median(perRound.map((r) => r.conductor / r.inproc)).toFixed(3)} (target ≤ 1.10)`);
   console.log(describeProbes(probes));
   const capi = createConductorApi(url);
   for (const [i, r] of perRound.entries()) {
@@ -168,10 +167,9 @@ try {
       .reduce((sum, j) => sum + j.endTime - Math.max(...Object.keys(j.outputData).map((ref) => ends.get(ref) ?? 0)), 0);
     gaps.push({ idle: w.endTime - w.startTime - covered, joins });
   }
-  const med = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
   console.log(
-    `no step running (hand-offs and JOIN waits, server clock): median ${med(gaps.map((g) => g.idle))} ms per workflow (${gaps.map((g) => g.idle).join(", ")}), ` +
-      `of which JOIN waits ${med(gaps.map((g) => g.joins))} ms (${gaps.map((g) => g.joins).join(", ")})`,
+    `no step running (hand-offs and JOIN waits, server clock): median ${median(gaps.map((g) => g.idle)).toFixed(0)} ms per workflow (${gaps.map((g) => g.idle).join(", ")}), ` +
+      `of which JOIN waits ${median(gaps.map((g) => g.joins)).toFixed(0)} ms (${gaps.map((g) => g.joins).join(", ")})`,
   );
   if (own) {
     const top = [...serverThreads].filter(([, s]) => s > 0).sort((a, b) => b[1] - a[1]).slice(0, 6);

@@ -28,6 +28,7 @@ import { createBullmqEngine, createBullmqRedis } from "../workers/bullmq/engine.
 import { dropPrefix } from "../workers/bullmq/queues.ts";
 import { buildInfo, workerIdentity } from "../workers/identity.ts";
 import { createStepPorts } from "../workers/step-ports.ts";
+import { median } from "./stats.ts";
 
 async function conductorUrl(configured: string, log: (s: string) => void): Promise<{ url: string; stop?: () => Promise<void> }> {
   const { defaultStateDir, isConductorHealthy, startConductor } = await import("../scripts/conductor.ts");
@@ -84,11 +85,6 @@ async function startConductorWorkers(env: NodeJS.ProcessEnv): Promise<ChildProce
   }
   return child;
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 async function main(): Promise<void> {
   const say = (s: string): void => void process.stderr.write(`${s}\n`);
