@@ -4,6 +4,7 @@
  * port with its own SQLite file, and waits for its health endpoint with back-off.
  *
  *   npm run conductor:start   # idempotent; prints CONDUCTOR_SERVER_URL=…
+ *   npm run conductor:start -- --steady   # JVM options for a long-running server
  *   npm run conductor:stop
  */
 import { spawn } from "node:child_process";
@@ -30,15 +31,48 @@ const MIN_JAVA = 21;
 export const CONDUCTOR_DB_POOL_SIZE = 64;
 
 /**
- * How often the server's own system-task workers poll their queues (default 50 ms). Each
- * async system task type has its own poller (24 with the AI integrations, 7 without: see
- * CONDUCTOR_AI_INTEGRATIONS), and with all 24 polling every 50 ms the idle server took a
- * quarter of a core, away from the decoders on a small machine. Our JOINs still complete
- * through that polling (SYNC or not): at 1 s they waited up to 0.6 s after their last
- * branch, at 100 ms 7–96 ms. Measured idle on 2 cores: 50 ms 0.24 cores, 100 ms 0.15,
- * 1 s 0.06 (all with the AI integrations on).
+ * How often the server's own system-task workers poll their queues: the server's default,
+ * 50 ms. Our JOINs complete only on that polling (SYNC or not: the server evaluates a JOIN
+ * on its JOIN poller, never inside the task update), so a JOIN waits on average half this
+ * after its last branch, three times per recording. Each async system task type has its own
+ * poller: 7 with the AI integrations off (CONDUCTOR_AI_INTEGRATIONS), 24 with them on.
+ *  - Idle server on 2 cores (AI integrations on, the pop timeout below at its default):
+ *    50 ms 0.24 cores, 100 ms 0.15, 1 s 0.06.
+ *  - bench:conductor at 100 ms: JOIN waits 125–201 ms per recording (three JOINs); at
+ *    50 ms with the pop timeout at 0: 65–117 ms.
+ *  - At 1 s a JOIN waited up to 0.6 s after its last branch.
+ * docker-compose.yml sets the same (test/compose.test.ts checks it).
  */
-export const CONDUCTOR_SYSTEM_TASK_POLL = "100ms";
+export const CONDUCTOR_SYSTEM_TASK_POLL = "50ms";
+
+/**
+ * How long one system-task poll may wait for its batch (server default 100 ms): 0, one try.
+ * The SQLite queue answers a pop with a timeout by trying again every 100 ms until it has
+ * the whole batch (as many tasks as free threads, 4 on 2 cores) or the timeout has passed,
+ * and only then hands what it popped to the executor. A single JOIN ready to be evaluated
+ * thus waited for the rest of a batch that never came: 100–200 ms after it was popped.
+ * With 0 the poller pops once, runs what it got at once, and sleeps the poll interval
+ * (CONDUCTOR_SYSTEM_TASK_POLL) only when it got nothing.
+ */
+export const CONDUCTOR_SYSTEM_TASK_POP_TIMEOUT = "0ms";
+
+/**
+ * The server's JVM options, by use (CONDUCTOR_JVM_OPTS replaces them).
+ *  - `quick` (tests, CI, `npm run conductor:start`): C1 only (TieredStopAtLevel=1). A fresh
+ *    server is ready sooner and compiles little while a test suite of a few minutes runs.
+ *  - `steady` (docker-compose.yml's JAVA_OPTS, `conductor:start -- --steady`, and what
+ *    bench:conductor measures): the JVM's full tiered compiler. After its warm-up a
+ *    long-running server spends less CPU per request: in bench:conductor 0.68 s of server
+ *    CPU per recording against 0.97 s with C1 only, with the same settings. Compiling
+ *    takes the first minutes of load (bench:conductor warms until the compiler is done).
+ * Both use the serial collector: one small heap, no concurrent GC threads beside the
+ * decoders on a small machine.
+ */
+export const CONDUCTOR_JVM_OPTS = {
+  quick: ["-Xms256m", "-Xmx1536m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"],
+  steady: ["-Xms256m", "-Xmx1536m", "-XX:+UseSerialGC"],
+} as const;
+export type ConductorJvm = keyof typeof CONDUCTOR_JVM_OPTS;
 
 /**
  * Whether the server's AI integrations are on (its application.properties turns them on).
@@ -170,7 +204,15 @@ async function stopPid(pid: number, graceMs = 15000): Promise<void> {
  * server of that dir is stopped and its SQLite file removed, so a test run gets its own.
  */
 export async function startConductor(
-  opts: { stateDir?: string; fresh?: boolean; timeoutMs?: number; extraArgs?: string[]; log?: (s: string) => void } = {},
+  opts: {
+    stateDir?: string;
+    fresh?: boolean;
+    timeoutMs?: number;
+    extraArgs?: string[];
+    log?: (s: string) => void;
+    /** JVM options (CONDUCTOR_JVM_OPTS): `quick` (default) or `steady` */
+    jvm?: ConductorJvm;
+  } = {},
 ): Promise<ConductorHandle> {
   const stateDir = path.resolve(opts.stateDir ?? defaultStateDir());
   const log = opts.log ?? ((s: string) => process.stderr.write(`${s}\n`));
@@ -199,16 +241,14 @@ export async function startConductor(
   const logFile = path.join(stateDir, "server.log");
   const out = openSync(logFile, "a");
   const args = [
-    // CONDUCTOR_JVM_OPTS replaces these. C1 only (TieredStopAtLevel=1): a fresh server is
-    // ready sooner and compiles little while the tests run; with C2 the compiler threads
-    // still took 0.4 s of CPU per recording after 4 warm-up runs (bench:conductor).
-    ...(process.env.CONDUCTOR_JVM_OPTS ? process.env.CONDUCTOR_JVM_OPTS.split(/\s+/).filter(Boolean) : ["-Xms256m", "-Xmx1536m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]),
+    ...(process.env.CONDUCTOR_JVM_OPTS ? process.env.CONDUCTOR_JVM_OPTS.split(/\s+/).filter(Boolean) : CONDUCTOR_JVM_OPTS[opts.jvm ?? "quick"]),
     "-jar",
     jar,
     `--server.port=${port}`,
     `--spring.datasource.url=jdbc:sqlite:${dbFile}?busy_timeout=15000&journal_mode=WAL`,
     `--spring.datasource.hikari.maximum-pool-size=${CONDUCTOR_DB_POOL_SIZE}`,
     `--conductor.app.systemTaskWorkerPollInterval=${CONDUCTOR_SYSTEM_TASK_POLL}`,
+    `--conductor.app.systemTaskQueuePopTimeout=${CONDUCTOR_SYSTEM_TASK_POP_TIMEOUT}`,
     `--conductor.integrations.ai.enabled=${CONDUCTOR_AI_INTEGRATIONS}`,
     // keep the server on loopback and quiet
     "--server.address=127.0.0.1",
@@ -244,7 +284,7 @@ export async function stopConductor(stateDir = defaultStateDir()): Promise<boole
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const cmd = process.argv[2];
   if (cmd === "start") {
-    startConductor({ fresh: process.argv.includes("--fresh") })
+    startConductor({ fresh: process.argv.includes("--fresh"), jvm: process.argv.includes("--steady") ? "steady" : "quick" })
       .then((h) => process.stdout.write(`CONDUCTOR_SERVER_URL=${h.url}\n`))
       .catch((err: Error) => {
         process.stderr.write(`conductor:start failed: ${err.message}\n`);
@@ -258,7 +298,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
         process.exit(1);
       });
   } else {
-    process.stderr.write("usage: conductor.ts start [--fresh] | stop\n");
+    process.stderr.write("usage: conductor.ts start [--fresh] [--steady] | stop\n");
     process.exit(2);
   }
 }
