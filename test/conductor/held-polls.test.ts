@@ -163,6 +163,55 @@ test("a JOIN-gated step is woken only by the workflow's last branch in this proc
   hints.close();
 });
 
+test("a keyed burst ends when its task has arrived; another workflow's burst for the same step goes on", async () => {
+  const h = createPollHints();
+  h.wake(["m"], [20, 40, 60], "w1");
+  h.wake(["m"], [20, 40, 60], "w2");
+  assert.equal(await h.wait("m", 1), "woken", "the first wake-up of the bursts is kept");
+  h.arrived("m", "w1");
+  h.arrived("m", "other-type-or-workflow-is-no-op");
+  // w2's later wake-ups still come
+  assert.equal(await h.wait("m", 1000), "woken");
+  h.arrived("m", "w2");
+  assert.equal(await h.wait("m", 200), "timeout", "both bursts ended: nothing wakes the step any more");
+  h.close();
+});
+
+test("after the last branch the gated step is asked for until it arrives, and not after", async () => {
+  const { hints, t, f } = setup(600_000);
+  t.queues.set("mixdown", [{ taskId: "x", workflowInstanceId: "w" }]);
+  await (await f("http://c:8080/api/tasks/poll/batch/mixdown?count=1&timeout=1000")).json();
+  const finals = () => t.sent.filter((s) => s.url.pathname.endsWith("/finalize")).length;
+  // the SDK's loop: poll again right after each answer
+  let stop = false;
+  const got: string[] = [];
+  const loop = (async () => {
+    while (!stop) {
+      const tasks = (await (await f("http://c:8080/api/tasks/poll/batch/finalize?count=1&timeout=600000")).json()) as { taskId: string }[];
+      got.push(...tasks.map((x) => x.taskId));
+    }
+  })();
+  try {
+    await new Promise((r) => setTimeout(r, 10));
+    await f("http://c:8080/api/tasks", { method: "POST", body: JSON.stringify({ taskId: "x", workflowInstanceId: "w", status: "COMPLETED" }) });
+    // the JOIN completes between the burst's second and third ask
+    await new Promise((r) => setTimeout(r, GATED_BURST_MS[1]! + 5));
+    t.queues.set("finalize", [{ taskId: "f", workflowInstanceId: "w" }]);
+    await new Promise((r) => setTimeout(r, GATED_BURST_MS[2]! + 20));
+    assert.deepEqual(got, ["f"]);
+    const asked = finals();
+    await new Promise((r) => setTimeout(r, GATED_BURST_MS.at(-1)! + 50));
+    assert.equal(finals(), asked, `no ask after the step arrived (${asked} asks in all)`);
+    // the first ask, one at the update, at 15 and 30 ms, the one at 45 ms that finds it, and
+    // the SDK's next poll asking once before it waits
+    assert.equal(asked, 6, `asks in all`);
+  } finally {
+    stop = true;
+    hints.close();
+    await loop;
+  }
+});
+
 test("closing the hints ends a held poll at once with an empty answer", async () => {
   const { hints, t, f } = setup(600_000);
   const held = f("http://c:8080/api/tasks/poll/batch/finalize?count=1&timeout=600000");

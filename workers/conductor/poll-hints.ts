@@ -16,8 +16,16 @@
 export type WaitOutcome = "woken" | "timeout" | "closed";
 
 export interface PollHints {
-  /** wake polls for these types now, and again after each of `laterMs` */
-  wake(types: Iterable<string>, laterMs?: readonly number[]): void;
+  /**
+   * wake polls for these types now, and again after each of `laterMs`; a burst with a `key`
+   * (the workflow it waits on) ends early at `arrived(type, key)`
+   */
+  wake(types: Iterable<string>, laterMs?: readonly number[], key?: string): void;
+  /**
+   * a task of `type` for `key` (its workflow) has been handed to this process: the later
+   * wake-ups of that burst are not needed any more (each would be one more empty ask)
+   */
+  arrived(type: string, key: string): void;
   /** resolves when woken for `type` (or a wake-up is pending), after `ms`, or on close */
   wait(type: string, ms: number): Promise<WaitOutcome>;
   /** something of workflow `id` changed here (a task result acknowledged) */
@@ -30,10 +38,12 @@ export interface PollHints {
 
 /**
  * When a gated successor (behind a JOIN) is polled again after a branch completes, ms.
- * The server completes the JOIN on its system-task poller, which pops every 100 ms
- * (CONDUCTOR_SYSTEM_TASK_POLL): 15–25 ms steps over one cadence and a half, then sparser
- * ones, since on a busy machine the JOIN took up to 200 ms (a burst that had ended at
- * 150 ms left the next step to the 1 s slice: 800 ms late).
+ * The server completes the JOIN on its system-task poller, every 50 ms
+ * (CONDUCTOR_SYSTEM_TASK_POLL): 15–25 ms steps at first, then sparser ones, since on a busy
+ * machine a JOIN took up to 200 ms (a burst that had ended at 150 ms left the next step to
+ * the 1 s slice: 800 ms late). The burst ends as soon as the step it waits for has been
+ * handed to this process (`arrived`): before, each later wake-up was one more empty ask,
+ * about 30 requests per recording.
  */
 export const GATED_BURST_MS: readonly number[] = [15, 30, 45, 60, 80, 100, 125, 150, 200, 250, 300, 400, 500, 700];
 
@@ -42,6 +52,8 @@ export function createPollHints(): PollHints {
   const pending = new Set<string>();
   const wfWaiters = new Map<string, Set<(o: WaitOutcome) => void>>();
   const timers = new Set<NodeJS.Timeout>();
+  /** the pending later wake-ups of keyed bursts, by `${type}\u0000${key}` */
+  const bursts = new Map<string, Set<NodeJS.Timeout>>();
   let closed = false;
 
   const fire = (type: string): void => {
@@ -71,17 +83,37 @@ export function createPollHints(): PollHints {
     get closed() {
       return closed;
     },
-    wake(types, laterMs = []) {
+    wake(types, laterMs = [], key) {
       if (closed) return;
       const list = [...types];
       for (const t of list) fire(t);
-      for (const ms of laterMs) {
-        const timer = setTimeout(() => {
-          timers.delete(timer);
-          if (!closed) for (const t of list) fire(t);
-        }, ms);
-        timer.unref();
-        timers.add(timer);
+      // keyed: one timer chain per type, so a type's burst can end on its own
+      const groups = key === undefined ? [list] : list.map((t) => [t]);
+      for (const group of groups) {
+        const id = key === undefined ? undefined : `${group[0]}\u0000${key}`;
+        let mine = id === undefined ? undefined : bursts.get(id);
+        if (id !== undefined && !mine) bursts.set(id, (mine = new Set()));
+        for (const ms of laterMs) {
+          const timer = setTimeout(() => {
+            timers.delete(timer);
+            mine?.delete(timer);
+            if (id !== undefined && mine?.size === 0 && bursts.get(id) === mine) bursts.delete(id);
+            if (!closed) for (const t of group) fire(t);
+          }, ms);
+          timer.unref();
+          timers.add(timer);
+          mine?.add(timer);
+        }
+      }
+    },
+    arrived(type, key) {
+      const id = `${type}\u0000${key}`;
+      const mine = bursts.get(id);
+      if (!mine) return;
+      bursts.delete(id);
+      for (const t of mine) {
+        clearTimeout(t);
+        timers.delete(t);
       }
     },
     wait(type, ms) {
@@ -103,6 +135,7 @@ export function createPollHints(): PollHints {
       closed = true;
       for (const t of timers) clearTimeout(t);
       timers.clear();
+      bursts.clear();
       pending.clear();
       for (const map of [waiters, wfWaiters]) {
         for (const set of map.values()) for (const resolve of [...set]) resolve("closed");

@@ -98,7 +98,11 @@ export function createPollingFetch(serverUrl: string, held: HeldPollOptions | un
     }
   };
   const remember = (tasks: readonly { taskId?: string; workflowInstanceId?: string }[], type: string): void => {
-    for (const t of tasks) if (t.taskId) polled.set(t.taskId, { type, workflowId: t.workflowInstanceId ?? "" });
+    for (const t of tasks) {
+      if (t.taskId) polled.set(t.taskId, { type, workflowId: t.workflowInstanceId ?? "" });
+      // the step a JOIN-gated burst was waiting for is here: the rest of the burst would only ask an empty queue
+      if (t.workflowInstanceId) held?.hints.arrived(type, t.workflowInstanceId);
+    }
   };
 
   async function holdPoll(url: URL, type: string, req: Request | undefined, init: RequestInit | undefined, h: HeldPollOptions): Promise<Response> {
@@ -138,7 +142,7 @@ export function createPollingFetch(serverUrl: string, held: HeldPollOptions | un
       // task of the workflow, this was not the last one here
       const gated = next.filter((s) => s.gated).map((s) => s.type);
       const siblings = [...polled.values()].some((p) => p.workflowId === workflowId);
-      if (gated.length && !siblings) h.hints.wake(gated, GATED_BURST_MS);
+      if (gated.length && !siblings) h.hints.wake(gated, GATED_BURST_MS, workflowId || undefined);
     }
     // the workflow may have ended: after its last step, or after a failure
     if (workflowId && (body.status !== "COMPLETED" || (task && (h.successors.after.get(task.type) ?? []).length === 0))) h.hints.touched(workflowId);
