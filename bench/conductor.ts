@@ -19,11 +19,14 @@ import { startConductor } from "../scripts/conductor.ts";
 import { createLocalStorage } from "../server/storage/local.ts";
 import { createConductorEngine } from "../workers/conductor/engine.ts";
 import { createStepPorts } from "../workers/step-ports.ts";
-import { cpuSeconds, threadCpuSeconds } from "../workers/supervisor/proc-stat.ts";
+import { cpuByCommandSince, cpuSeconds, cpuSnapshot, threadCpuSeconds } from "../workers/supervisor/proc-stat.ts";
 import { describeProbes, speedProbeMs } from "./speed-probe.ts";
 import { median } from "./stats.ts";
+import { PHASES, phaseDurations, type StepSpan } from "./phases.ts";
 
 const log = pino({ level: "warn" }, pino.destination(2));
+/** compiler CPU per warm-up run under which the server's JIT counts as settled, s */
+const COMPILER_SETTLED_S = 0.1;
 
 /**
  * A freshly started JVM compiles for a minute or so after its first requests; a run timed
@@ -44,7 +47,8 @@ async function settle(pid: number | undefined, maxMs = 60_000): Promise<string> 
 }
 /** BENCH_CONDUCTOR_ARGS: extra server arguments for experiments (e.g. --conductor.indexing.enabled=false) */
 const extraArgs = (process.env.BENCH_CONDUCTOR_ARGS ?? "").split(/\s+/).filter(Boolean);
-const own = process.env.CONDUCTOR_SERVER_URL ? undefined : await startConductor({ stateDir: ".work/bench-conductor", fresh: true, extraArgs });
+// the server as docker-compose.yml runs it: JVM options for a long-running server
+const own = process.env.CONDUCTOR_SERVER_URL ? undefined : await startConductor({ stateDir: ".work/bench-conductor", fresh: true, extraArgs, jvm: "steady" });
 if (extraArgs.length) console.log(`server started with ${extraArgs.join(" ")}`);
 const url = process.env.CONDUCTOR_SERVER_URL ?? own!.url;
 const dir = await mkdtemp(path.join(os.tmpdir(), "bench-conductor-"));
@@ -58,11 +62,27 @@ const stage = (id: string, ns: string) => stageManifest(manifest, storage, id, p
 const inproc = createInProcessEngine({ stepDeps: createStepPorts(config, { storage, log }), scratchRoot: path.join(dir, "scratch") });
 const conductor = createConductorEngine(config, { storage, log, startWorkers: true });
 try {
-  // warm both (model loads, JIT, worker registration) so the timed runs compare steady states
+  // warm both (model loads, JIT, worker registration) so the timed runs compare steady
+  // states: at least BENCH_WARM runs each, then Conductor runs until the server's JIT
+  // compiler has settled (a long-running server has compiled its hot code long ago; a
+  // fresh one compiles for minutes, on the cores the decoders want)
   const warm = Math.max(1, Number(process.env.BENCH_WARM ?? 3) || 3);
-  for (let i = 0; i < warm; i++) {
-    await inproc.run(await stage(`warm-in-${i}`, "inprocess"));
+  const warmMax = Math.max(warm, Number(process.env.BENCH_WARM_MAX ?? 40) || 40);
+  const compilerCpu = (): number => (own ? [...threadCpuSeconds(own.pid)].filter(([n]) => n.includes("CompilerThre")).reduce((a, [, v]) => a + v, 0) : 0);
+  const compiled: number[] = [];
+  for (let i = 0; i < warmMax; i++) {
+    if (i < warm) await inproc.run(await stage(`warm-in-${i}`, "inprocess"));
+    const c0 = compilerCpu();
     await conductor.run(await stage(`warm-c-${i}`, "conductor"));
+    compiled.push(compilerCpu() - c0);
+    const settled = !own || (compiled.length >= 2 && compiled.slice(-2).every((c) => c < COMPILER_SETTLED_S));
+    if (i + 1 >= warm && settled) break;
+  }
+  if (own) {
+    console.log(
+      `warm-up: ${compiled.length} Conductor runs; the server's JIT compiler used ${compiled.map((c) => c.toFixed(2)).join(", ")} s of CPU in them ` +
+        (compiled.slice(-2).every((c) => c < COMPILER_SETTLED_S) ? `(settled: under ${COMPILER_SETTLED_S} s in the last two)` : `(not settled after BENCH_WARM_MAX = ${warmMax} runs)`),
+    );
   }
   console.log(await settle(own?.pid));
   // rounds alternate which engine goes first, so drift in the machine's speed cancels out
@@ -73,15 +93,25 @@ try {
   /** CPU seconds the server used during the Conductor runs (cores the decoders did not get) */
   let serverCpu = 0;
   const serverThreads = new Map<string, number>();
-  const perRound: { inproc: number; conductor: number; workflow: string; inTranscribe: number }[] = [];
+  const perRound: { inproc: number; conductor: number; workflow: string; inTranscribe: number; inSpans: StepSpan[] }[] = [];
   /** the last in-process run's steps: [step, started at, ms] from its progress events */
   let inSteps: { step: string; at: number; ms: number }[] = [];
   const probes: number[] = [];
   let inTranscribe = NaN;
+  let inSpans: StepSpan[] = [];
+  /** CPU seconds by process name over all runs of each engine (every process on the machine) */
+  const cpuIn = new Map<string, number>();
+  const cpuC = new Map<string, number>();
+  const addCpu = (into: Map<string, number>, by: Map<string, number>, reaped: number): void => {
+    for (const [k, v] of by) into.set(k, (into.get(k) ?? 0) + v);
+    if (reaped > 0) into.set("exited children", (into.get("exited children") ?? 0) + reaped);
+  };
   for (let i = 0; i < rounds; i++) {
     probes.push(speedProbeMs());
     const runIn = async (): Promise<number> => {
       const a = await stage(`in-${i}`, "inprocess");
+      const snap = cpuSnapshot();
+      const kids = cpuSeconds("self", "children");
       const t0 = performance.now();
       const steps: typeof inSteps = [];
       await inproc.run(a, {
@@ -92,16 +122,21 @@ try {
         },
       });
       inSteps = steps;
+      addCpu(cpuIn, cpuByCommandSince(snap), cpuSeconds("self", "children") - kids);
+      inSpans = steps.map((st) => ({ step: st.step.replace(/_\d+$/, ""), start: st.at, end: st.at + st.ms }));
       const tr = steps.filter((s) => s.step.startsWith("transcribe_track"));
       inTranscribe = tr.length ? Math.max(...tr.map((s) => s.at + s.ms)) - Math.min(...tr.map((s) => s.at)) : NaN;
       return performance.now() - t0;
     };
     const runC = async (): Promise<[number, string]> => {
       const b = await stage(`c-${i}`, "conductor");
+      const snap = cpuSnapshot();
+      const kids = cpuSeconds("self", "children");
       const t0 = performance.now();
       const c0 = own ? cpuSeconds(own.pid) : 0;
       const th0 = own ? threadCpuSeconds(own.pid) : new Map<string, number>();
       const r = await conductor.run(b);
+      addCpu(cpuC, cpuByCommandSince(snap), cpuSeconds("self", "children") - kids);
       if (own) {
         serverCpu += cpuSeconds(own.pid) - c0;
         for (const [name, secs] of threadCpuSeconds(own.pid)) serverThreads.set(name, (serverThreads.get(name) ?? 0) + secs - (th0.get(name) ?? 0));
@@ -120,7 +155,7 @@ try {
     }
     tIn += ti;
     tC += tc;
-    perRound.push({ inproc: ti, conductor: tc, workflow, inTranscribe });
+    perRound.push({ inproc: ti, conductor: tc, workflow, inTranscribe, inSpans });
     lastWorkflow = workflow;
   }
   const { createConductorApi } = await import("../workers/conductor/client.ts");
@@ -141,6 +176,31 @@ try {
         `transcription phase in-process ${(r.inTranscribe / 1000).toFixed(2)} s, Conductor ${(cTranscribe / 1000).toFixed(2)} s)`,
     );
   }
+  // the same phases in both engines: where the Conductor run's extra time goes
+  const phaseIn: number[][] = [];
+  const phaseC: number[][] = [];
+  for (const r of perRound) {
+    const w = await capi.getWorkflow(r.workflow, true);
+    const spans = w.tasks
+      .filter((t) => t.startTime > 0 && t.endTime > 0 && !["JOIN", "FORK", "FORK_JOIN", "FORK_JOIN_DYNAMIC"].includes(t.taskType))
+      .map((t) => ({ step: t.taskType, start: t.startTime - w.startTime, end: t.endTime - w.startTime }));
+    phaseC.push(phaseDurations(spans, w.endTime - w.startTime));
+    phaseIn.push(phaseDurations(r.inSpans, r.inproc));
+  }
+  console.log("\nphase (median over rounds, ms)            in-process  Conductor  difference");
+  for (const [k, name] of PHASES.entries()) {
+    const a = median(phaseIn.map((p) => p[k]!));
+    const b = median(phaseC.map((p) => p[k]!));
+    console.log(`${name.padEnd(40)}  ${a.toFixed(0).padStart(10)}  ${b.toFixed(0).padStart(9)}  ${(b - a >= 0 ? "+" : "") + (b - a).toFixed(0).padStart(9)}`);
+  }
+  const cpuLine = (m: Map<string, number>): string => {
+    const total = [...m.values()].reduce((a, b) => a + b, 0);
+    const top = [...m].filter(([, v]) => v / rounds >= 0.01).sort((a, b) => b[1] - a[1]);
+    return `${(total / rounds).toFixed(2)} s (${top.map(([k, v]) => `${k} ${(v / rounds).toFixed(2)}`).join(", ")})`;
+  };
+  console.log(`CPU per run, every process on the machine: in-process ${cpuLine(cpuIn)}`);
+  console.log(`                                           Conductor  ${cpuLine(cpuC)}`);
+  console.log("");
   // where no step of the workflow was running: hand-offs and JOIN waits, measured on the
   // server's clock (less sensitive to the machine's speed than the wall times above)
   const gaps: { idle: number; joins: number }[] = [];

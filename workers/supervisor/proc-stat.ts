@@ -59,3 +59,38 @@ export function threadCpuSeconds(pid: number): Map<string, number> {
   }
   return out;
 }
+
+/**
+ * CPU seconds of every process on the machine that can be read, summed by command name
+ * (`pocketsphinx_batch`, `java`, `node`…), with pid-keyed detail so two snapshots can be
+ * subtracted (see cpuByCommandSince). Linux only; empty elsewhere.
+ */
+export function cpuSnapshot(): Map<number, { comm: string; secs: number }> {
+  const out = new Map<number, { comm: string; secs: number }>();
+  let pids: string[];
+  try {
+    pids = readdirSync("/proc").filter((p) => /^\d+$/.test(p));
+  } catch {
+    return out;
+  }
+  for (const p of pids) {
+    const f = procStat(Number(p));
+    if (!f) continue;
+    out.set(Number(p), { comm: f[2]!, secs: (Number(f[14]) + Number(f[15])) / TICKS_PER_SECOND });
+  }
+  return out;
+}
+
+/**
+ * CPU seconds used since `before`, by command name. Processes that started and ended in
+ * between are missed here (their time lands in the parent's children counters).
+ */
+export function cpuByCommandSince(before: Map<number, { comm: string; secs: number }>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [pid, now] of cpuSnapshot()) {
+    const was = before.get(pid);
+    const d = now.secs - (was && was.comm === now.comm ? was.secs : 0);
+    if (d > 0) out.set(now.comm, (out.get(now.comm) ?? 0) + d);
+  }
+  return out;
+}
