@@ -27,6 +27,8 @@ import { PHASES, phaseDurations, type StepSpan } from "./phases.ts";
 const log = pino({ level: "warn" }, pino.destination(2));
 /** compiler CPU per warm-up run under which the server's JIT counts as settled, s */
 const COMPILER_SETTLED_S = 0.1;
+/** …in this many warm-up runs in a row (compiling comes in bursts: two quiet runs were followed by 0.2 s) */
+const SETTLED_RUNS = 3;
 
 /**
  * A freshly started JVM compiles for a minute or so after its first requests; a run timed
@@ -75,25 +77,27 @@ try {
     const c0 = compilerCpu();
     await conductor.run(await stage(`warm-c-${i}`, "conductor"));
     compiled.push(compilerCpu() - c0);
-    const settled = !own || (compiled.length >= 2 && compiled.slice(-2).every((c) => c < COMPILER_SETTLED_S));
+    const settled = !own || (compiled.length >= SETTLED_RUNS && compiled.slice(-SETTLED_RUNS).every((c) => c < COMPILER_SETTLED_S));
     if (i + 1 >= warm && settled) break;
   }
   if (own) {
     console.log(
       `warm-up: ${compiled.length} Conductor runs; the server's JIT compiler used ${compiled.map((c) => c.toFixed(2)).join(", ")} s of CPU in them ` +
-        (compiled.slice(-2).every((c) => c < COMPILER_SETTLED_S) ? `(settled: under ${COMPILER_SETTLED_S} s in the last two)` : `(not settled after BENCH_WARM_MAX = ${warmMax} runs)`),
+        (compiled.length >= SETTLED_RUNS && compiled.slice(-SETTLED_RUNS).every((c) => c < COMPILER_SETTLED_S)
+          ? `(settled: under ${COMPILER_SETTLED_S} s in each of the last ${SETTLED_RUNS})`
+          : `(not settled after BENCH_WARM_MAX = ${warmMax} runs)`),
     );
   }
   console.log(await settle(own?.pid));
   // rounds alternate which engine goes first, so drift in the machine's speed cancels out
-  const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 4) || 4);
+  const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 8) || 8);
   let tIn = 0;
   let tC = 0;
   let lastWorkflow = "";
   /** CPU seconds the server used during the Conductor runs (cores the decoders did not get) */
   let serverCpu = 0;
   const serverThreads = new Map<string, number>();
-  const perRound: { inproc: number; conductor: number; workflow: string; inTranscribe: number; inSpans: StepSpan[] }[] = [];
+  const perRound: { inproc: number; conductor: number; workflow: string; inTranscribe: number; inSpans: StepSpan[]; server: { cpu: number; jit: number } }[] = [];
   /** the last in-process run's steps: [step, started at, ms] from its progress events */
   let inSteps: { step: string; at: number; ms: number }[] = [];
   const probes: number[] = [];
@@ -128,6 +132,7 @@ try {
       inTranscribe = tr.length ? Math.max(...tr.map((s) => s.at + s.ms)) - Math.min(...tr.map((s) => s.at)) : NaN;
       return performance.now() - t0;
     };
+    let roundServer = { cpu: NaN, jit: NaN };
     const runC = async (): Promise<[number, string]> => {
       const b = await stage(`c-${i}`, "conductor");
       const snap = cpuSnapshot();
@@ -138,8 +143,14 @@ try {
       const r = await conductor.run(b);
       addCpu(cpuC, cpuByCommandSince(snap), cpuSeconds("self", "children") - kids);
       if (own) {
-        serverCpu += cpuSeconds(own.pid) - c0;
-        for (const [name, secs] of threadCpuSeconds(own.pid)) serverThreads.set(name, (serverThreads.get(name) ?? 0) + secs - (th0.get(name) ?? 0));
+        const used = cpuSeconds(own.pid) - c0;
+        serverCpu += used;
+        let jit = 0;
+        for (const [name, secs] of threadCpuSeconds(own.pid)) {
+          serverThreads.set(name, (serverThreads.get(name) ?? 0) + secs - (th0.get(name) ?? 0));
+          if (name.includes("CompilerThre")) jit += secs - (th0.get(name) ?? 0);
+        }
+        roundServer = { cpu: used, jit };
       }
       return [performance.now() - t0, r.run.workflow_id ?? ""];
     };
@@ -155,7 +166,7 @@ try {
     }
     tIn += ti;
     tC += tc;
-    perRound.push({ inproc: ti, conductor: tc, workflow, inTranscribe, inSpans });
+    perRound.push({ inproc: ti, conductor: tc, workflow, inTranscribe, inSpans, server: roundServer });
     lastWorkflow = workflow;
   }
   const { createConductorApi } = await import("../workers/conductor/client.ts");
@@ -173,7 +184,8 @@ try {
     const cTranscribe = tr.length ? Math.max(...tr.map((t) => t.endTime)) - Math.min(...tr.map((t) => t.startTime)) : NaN;
     console.log(
       `  round ${i + 1} (${i % 2 === 0 ? "in-process first" : "Conductor first"}): in-process ${(r.inproc / 1000).toFixed(2)} s, Conductor ${(r.conductor / 1000).toFixed(2)} s (ratio ${(r.conductor / r.inproc).toFixed(3)}; workflow start→end ${(inWf / 1000).toFixed(2)} s, start call and end detection ${((r.conductor - inWf) / 1000).toFixed(2)} s; ` +
-        `transcription phase in-process ${(r.inTranscribe / 1000).toFixed(2)} s, Conductor ${(cTranscribe / 1000).toFixed(2)} s)`,
+        `transcription phase in-process ${(r.inTranscribe / 1000).toFixed(2)} s, Conductor ${(cTranscribe / 1000).toFixed(2)} s` +
+        (Number.isNaN(r.server.cpu) ? ")" : `; server CPU ${r.server.cpu.toFixed(2)} s, of which JIT ${r.server.jit.toFixed(2)} s)`),
     );
   }
   // the same phases in both engines: where the Conductor run's extra time goes
