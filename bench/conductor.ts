@@ -17,6 +17,7 @@ import { stageManifest } from "../pipeline/runner/stage.ts";
 import { buildFixtures, defaultFixtureDir } from "../scripts/build-fixtures.ts";
 import { startConductor } from "../scripts/conductor.ts";
 import { createLocalStorage } from "../server/storage/local.ts";
+import type { WorkflowRecord } from "../workers/conductor/client.ts";
 import { createConductorEngine } from "../workers/conductor/engine.ts";
 import { createStepPorts } from "../workers/step-ports.ts";
 import { cpuByCommandSince, cpuSeconds, cpuSnapshot, threadCpuSeconds } from "../workers/supervisor/proc-stat.ts";
@@ -29,6 +30,12 @@ const log = pino({ level: "warn" }, pino.destination(2));
 const COMPILER_SETTLED_S = 0.1;
 /** …in this many warm-up runs in a row (compiling comes in bursts: two quiet runs were followed by 0.2 s) */
 const SETTLED_RUNS = 3;
+
+/** CPU seconds of the JVM's JIT compiler threads in a by-thread map (threadCpuSeconds) */
+const jitSeconds = (byThread: ReadonlyMap<string, number>): number => [...byThread].filter(([n]) => n.includes("CompilerThre")).reduce((a, [, v]) => a + v, 0);
+/** the tasks of a workflow that ran a step (not the server's own FORK/JOIN) */
+const stepTasks = (w: WorkflowRecord): WorkflowRecord["tasks"] =>
+  w.tasks.filter((t) => t.startTime > 0 && t.endTime > 0 && !["JOIN", "FORK", "FORK_JOIN", "FORK_JOIN_DYNAMIC"].includes(t.taskType));
 
 /**
  * A freshly started JVM compiles for a minute or so after its first requests; a run timed
@@ -70,20 +77,20 @@ try {
   // fresh one compiles for minutes, on the cores the decoders want)
   const warm = Math.max(1, Number(process.env.BENCH_WARM ?? 3) || 3);
   const warmMax = Math.max(warm, Number(process.env.BENCH_WARM_MAX ?? 40) || 40);
-  const compilerCpu = (): number => (own ? [...threadCpuSeconds(own.pid)].filter(([n]) => n.includes("CompilerThre")).reduce((a, [, v]) => a + v, 0) : 0);
+  const compilerCpu = (): number => (own ? jitSeconds(threadCpuSeconds(own.pid)) : 0);
   const compiled: number[] = [];
+  const settledNow = (): boolean => compiled.length >= SETTLED_RUNS && compiled.slice(-SETTLED_RUNS).every((c) => c < COMPILER_SETTLED_S);
   for (let i = 0; i < warmMax; i++) {
     if (i < warm) await inproc.run(await stage(`warm-in-${i}`, "inprocess"));
     const c0 = compilerCpu();
     await conductor.run(await stage(`warm-c-${i}`, "conductor"));
     compiled.push(compilerCpu() - c0);
-    const settled = !own || (compiled.length >= SETTLED_RUNS && compiled.slice(-SETTLED_RUNS).every((c) => c < COMPILER_SETTLED_S));
-    if (i + 1 >= warm && settled) break;
+    if (i + 1 >= warm && (!own || settledNow())) break;
   }
   if (own) {
     console.log(
       `warm-up: ${compiled.length} Conductor runs; the server's JIT compiler used ${compiled.map((c) => c.toFixed(2)).join(", ")} s of CPU in them ` +
-        (compiled.length >= SETTLED_RUNS && compiled.slice(-SETTLED_RUNS).every((c) => c < COMPILER_SETTLED_S)
+        (settledNow()
           ? `(settled: under ${COMPILER_SETTLED_S} s in each of the last ${SETTLED_RUNS})`
           : `(not settled after BENCH_WARM_MAX = ${warmMax} runs)`),
     );
@@ -93,7 +100,6 @@ try {
   const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 8) || 8);
   let tIn = 0;
   let tC = 0;
-  let lastWorkflow = "";
   /** CPU seconds the server used during the Conductor runs (cores the decoders did not get) */
   let serverCpu = 0;
   const serverThreads = new Map<string, number>();
@@ -107,7 +113,11 @@ try {
   const cpuIn = new Map<string, number>();
   const cpuC = new Map<string, number>();
   const addCpu = (into: Map<string, number>, by: Map<string, number>, reaped: number): void => {
-    for (const [k, v] of by) into.set(k, (into.get(k) ?? 0) + v);
+    // kernel workers are named per CPU and job (kworker/1:3-events…): one line for all
+    for (const [name, v] of by) {
+      const k = name.startsWith("kworker/") ? "kworker" : name;
+      into.set(k, (into.get(k) ?? 0) + v);
+    }
     if (reaped > 0) into.set("exited children", (into.get("exited children") ?? 0) + reaped);
   };
   for (let i = 0; i < rounds; i++) {
@@ -145,12 +155,9 @@ try {
       if (own) {
         const used = cpuSeconds(own.pid) - c0;
         serverCpu += used;
-        let jit = 0;
-        for (const [name, secs] of threadCpuSeconds(own.pid)) {
-          serverThreads.set(name, (serverThreads.get(name) ?? 0) + secs - (th0.get(name) ?? 0));
-          if (name.includes("CompilerThre")) jit += secs - (th0.get(name) ?? 0);
-        }
-        roundServer = { cpu: used, jit };
+        const byThread = new Map([...threadCpuSeconds(own.pid)].map(([name, secs]) => [name, secs - (th0.get(name) ?? 0)]));
+        for (const [name, secs] of byThread) serverThreads.set(name, (serverThreads.get(name) ?? 0) + secs);
+        roundServer = { cpu: used, jit: jitSeconds(byThread) };
       }
       return [performance.now() - t0, r.run.workflow_id ?? ""];
     };
@@ -167,18 +174,20 @@ try {
     tIn += ti;
     tC += tc;
     perRound.push({ inproc: ti, conductor: tc, workflow, inTranscribe, inSpans, server: roundServer });
-    lastWorkflow = workflow;
   }
   const { createConductorApi } = await import("../workers/conductor/client.ts");
-  const wf = await createConductorApi(url).getWorkflow(lastWorkflow, true);
+  const capi = createConductorApi(url);
+  /** each round's Conductor workflow, with its tasks (server clock) */
+  const workflows: WorkflowRecord[] = [];
+  for (const r of perRound) workflows.push(await capi.getWorkflow(r.workflow, true));
+  const wf = workflows.at(-1)!;
   const byRef = new Map(wf.tasks.map((t) => [t.referenceTaskName, t]));
   const joins = wf.tasks.filter((t) => t.taskType === "JOIN");
   console.log(`in-process: ${(tIn / rounds / 1000).toFixed(2)} s per run; Conductor: ${(tC / rounds / 1000).toFixed(2)} s per run (${rounds} runs each, interleaved)`);
   console.log(`Conductor / in-process: ${(tC / tIn).toFixed(3)} over all rounds, median of per-round ratios ${median(perRound.map((r) => r.conductor / r.inproc)).toFixed(3)} (target ≤ 1.10)`);
   console.log(describeProbes(probes));
-  const capi = createConductorApi(url);
   for (const [i, r] of perRound.entries()) {
-    const w = await capi.getWorkflow(r.workflow, true);
+    const w = workflows[i]!;
     const inWf = w.endTime - w.startTime;
     const tr = w.tasks.filter((t) => t.taskType === "transcribe_track" && t.startTime > 0 && t.endTime > 0);
     const cTranscribe = tr.length ? Math.max(...tr.map((t) => t.endTime)) - Math.min(...tr.map((t) => t.startTime)) : NaN;
@@ -191,11 +200,9 @@ try {
   // the same phases in both engines: where the Conductor run's extra time goes
   const phaseIn: number[][] = [];
   const phaseC: number[][] = [];
-  for (const r of perRound) {
-    const w = await capi.getWorkflow(r.workflow, true);
-    const spans = w.tasks
-      .filter((t) => t.startTime > 0 && t.endTime > 0 && !["JOIN", "FORK", "FORK_JOIN", "FORK_JOIN_DYNAMIC"].includes(t.taskType))
-      .map((t) => ({ step: t.taskType, start: t.startTime - w.startTime, end: t.endTime - w.startTime }));
+  for (const [i, r] of perRound.entries()) {
+    const w = workflows[i]!;
+    const spans = stepTasks(w).map((t) => ({ step: t.taskType, start: t.startTime - w.startTime, end: t.endTime - w.startTime }));
     phaseC.push(phaseDurations(spans, w.endTime - w.startTime));
     phaseIn.push(phaseDurations(r.inSpans, r.inproc));
   }
@@ -216,10 +223,8 @@ try {
   // where no step of the workflow was running: hand-offs and JOIN waits, measured on the
   // server's clock (less sensitive to the machine's speed than the wall times above)
   const gaps: { idle: number; joins: number }[] = [];
-  for (const r of perRound) {
-    const w = await capi.getWorkflow(r.workflow, true);
-    const spans = w.tasks
-      .filter((t) => t.startTime > 0 && t.endTime > 0 && !["JOIN", "FORK", "FORK_JOIN", "FORK_JOIN_DYNAMIC"].includes(t.taskType))
+  for (const w of workflows) {
+    const spans = stepTasks(w)
       .map((t) => [t.startTime, t.endTime] as const)
       .sort((x, y) => x[0] - y[0]);
     let covered = 0;
@@ -262,7 +267,7 @@ try {
   const simple = wf.tasks.filter((t) => t.startTime > 0 && t.scheduledTime > 0 && t.taskType !== "JOIN" && !t.taskType.startsWith("FORK"));
   const waits = simple.map((t) => t.startTime - t.scheduledTime).sort((a, b) => a - b);
   console.log(`queue wait (scheduled → picked up) over ${waits.length} tasks: median ${waits[Math.floor(waits.length / 2)]} ms, max ${waits[waits.length - 1]} ms; poll interval ${config.CONDUCTOR_POLL_INTERVAL_MS} ms, long poll ${config.CONDUCTOR_LONG_POLL_MS} ms`);
-  console.log(`workflow ${lastWorkflow}: ${wf.endTime - wf.startTime} ms from start to end`);
+  console.log(`workflow ${perRound.at(-1)!.workflow}: ${wf.endTime - wf.startTime} ms from start to end`);
   // the timeline: where the time between tasks goes
   console.log("\ntask                          scheduled  queue wait  running   (ms, from workflow start)");
   for (const t of [...wf.tasks].sort((x, y) => x.scheduledTime - y.scheduledTime || (x.seq ?? 0) - (y.seq ?? 0))) {
