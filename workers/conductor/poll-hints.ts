@@ -51,8 +51,7 @@ export function createPollHints(): PollHints {
   const waiters = new Map<string, Set<(o: WaitOutcome) => void>>();
   const pending = new Set<string>();
   const wfWaiters = new Map<string, Set<(o: WaitOutcome) => void>>();
-  const timers = new Set<NodeJS.Timeout>();
-  /** the pending later wake-ups of keyed bursts, by `${type}\u0000${key}` */
+  /** the pending later wake-ups, by `${type}\u0000${key}` (key "" when the burst has none) */
   const bursts = new Map<string, Set<NodeJS.Timeout>>();
   let closed = false;
 
@@ -83,26 +82,24 @@ export function createPollHints(): PollHints {
     get closed() {
       return closed;
     },
-    wake(types, laterMs = [], key) {
+    wake(types, laterMs = [], key = "") {
       if (closed) return;
-      const list = [...types];
-      for (const t of list) fire(t);
-      // keyed: one timer chain per type, so a type's burst can end on its own
-      const groups = key === undefined ? [list] : list.map((t) => [t]);
-      for (const group of groups) {
-        const id = key === undefined ? undefined : `${group[0]}\u0000${key}`;
-        let mine = id === undefined ? undefined : bursts.get(id);
-        if (id !== undefined && !mine) bursts.set(id, (mine = new Set()));
+      for (const t of types) {
+        fire(t);
+        if (laterMs.length === 0) continue;
+        // one timer chain per type and key, so a keyed burst can end on its own (`arrived`)
+        const id = `${t}\u0000${key}`;
+        let mine = bursts.get(id);
+        if (!mine) bursts.set(id, (mine = new Set()));
+        const chain = mine;
         for (const ms of laterMs) {
           const timer = setTimeout(() => {
-            timers.delete(timer);
-            mine?.delete(timer);
-            if (id !== undefined && mine?.size === 0 && bursts.get(id) === mine) bursts.delete(id);
-            if (!closed) for (const t of group) fire(t);
+            chain.delete(timer);
+            if (chain.size === 0 && bursts.get(id) === chain) bursts.delete(id);
+            if (!closed) fire(t);
           }, ms);
           timer.unref();
-          timers.add(timer);
-          mine?.add(timer);
+          chain.add(timer);
         }
       }
     },
@@ -111,10 +108,7 @@ export function createPollHints(): PollHints {
       const mine = bursts.get(id);
       if (!mine) return;
       bursts.delete(id);
-      for (const t of mine) {
-        clearTimeout(t);
-        timers.delete(t);
-      }
+      for (const t of mine) clearTimeout(t);
     },
     wait(type, ms) {
       if (closed) return Promise.resolve("closed");
@@ -133,8 +127,7 @@ export function createPollHints(): PollHints {
     },
     close() {
       closed = true;
-      for (const t of timers) clearTimeout(t);
-      timers.clear();
+      for (const chain of bursts.values()) for (const t of chain) clearTimeout(t);
       bursts.clear();
       pending.clear();
       for (const map of [waiters, wfWaiters]) {
