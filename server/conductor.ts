@@ -8,7 +8,7 @@
  */
 import type { Logger } from "pino";
 import type { PipelineInput } from "../pipeline/contracts/index.ts";
-import { ConductorError, createConductorApi } from "../workers/conductor/client.ts";
+import { ConductorError, createConductorApi, type ConductorApi, type WorkflowRecord } from "../workers/conductor/client.ts";
 
 export const WORKFLOW_NAME = "multitrack_diarization";
 export const WORKFLOW_VERSION = 1;
@@ -69,6 +69,55 @@ export function snapshotOf(wf: {
   };
 }
 
+/**
+ * Where a workflow stands shortly after Conductor's `retry`:
+ *  - `lost`: it failed again before the retried tasks ran. The server's retry (v3.32)
+ *    puts a canceled JOIN back on the JOIN queue *before* it creates the retried branch
+ *    tasks; a JOIN evaluated in between sees the old failed branch, fails, and fails the
+ *    workflow, and the fresh branch task is canceled unrun. Seen in a CI run: the JOIN
+ *    failed 12 ms after the retry, the branch task was created 48 ms later. Another retry
+ *    is safe: the JOIN is now FAILED, and the server reschedules a failed JOIN together
+ *    with its branch tasks, queueing it after they exist.
+ *  - `started`: a task scheduled by the retry has started or ended (the JOIN now sees it),
+ *    or the workflow is in any other state than RUNNING/FAILED: nothing to watch.
+ *  - `pending`: the retried tasks are scheduled and not started yet.
+ */
+export function retryOutcome(wf: WorkflowRecord): "lost" | "started" | "pending" {
+  const at = Number((wf as { lastRetriedTime?: unknown }).lastRetriedTime) || 0;
+  if (wf.status !== "RUNNING" && wf.status !== "FAILED") return "started";
+  const since = wf.tasks.filter((t) => t.scheduledTime >= at && t.taskType !== "JOIN");
+  const joinFailedSince = wf.tasks.some((t) => t.taskType === "JOIN" && t.status === "FAILED" && t.endTime >= at);
+  if (wf.status === "FAILED" && joinFailedSince && since.some((t) => t.status === "CANCELED" && t.startTime === 0)) return "lost";
+  if (wf.status === "FAILED" || since.length === 0 || since.some((t) => t.startTime > 0)) return "started";
+  return "pending";
+}
+
+/**
+ * Conductor's retry, made safe against the server's JOIN race (see retryOutcome): after
+ * each retry, watch the workflow until a retried task has started (at most `watchMs`);
+ * when the race was lost, retry again, up to `attempts` retries in all.
+ */
+export async function retryWorkflow(
+  api: Pick<ConductorApi, "retry" | "getWorkflow">,
+  workflowId: string,
+  log: Pick<Logger, "warn">,
+  opts: { attempts?: number; watchMs?: number; stepMs?: number } = {},
+): Promise<void> {
+  const attempts = opts.attempts ?? 3;
+  for (let attempt = 1; ; attempt++) {
+    await api.retry(workflowId);
+    const deadline = Date.now() + (opts.watchMs ?? 2000);
+    let outcome = retryOutcome(await api.getWorkflow(workflowId, true));
+    while (outcome === "pending" && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, opts.stepMs ?? 25));
+      outcome = retryOutcome(await api.getWorkflow(workflowId, true));
+    }
+    if (outcome !== "lost") return;
+    if (attempt >= attempts) throw new Error(`workflow ${workflowId} failed again before its retried tasks ran, ${attempts} times`);
+    log.warn({ workflow_id: workflowId, attempt }, "a JOIN failed on the old branch before the retried task existed (server race); retrying again");
+  }
+}
+
 export async function createConductorGateway(opts: { serverUrl: string; log: Logger; timeoutMs?: number }): Promise<WorkflowGateway> {
   const api = createConductorApi(opts.serverUrl, { timeoutMs: opts.timeoutMs ?? 10_000 });
   const log = opts.log.child({ component: "conductor" });
@@ -93,7 +142,7 @@ export async function createConductorGateway(opts: { serverUrl: string; log: Log
     },
     get,
     async retry(workflowId) {
-      await api.retry(workflowId);
+      await retryWorkflow(api, workflowId, log);
     },
     async remove(workflowId, reason) {
       const wf = await get(workflowId);

@@ -5,7 +5,8 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Writable } from "node:stream";
 import { tokenMatches } from "../../server/app.ts";
-import { snapshotOf } from "../../server/conductor.ts";
+import { retryOutcome, retryWorkflow, snapshotOf } from "../../server/conductor.ts";
+import { WorkflowRecord } from "../../workers/conductor/client.ts";
 import { parseRange } from "../../server/routes/recordings.ts";
 import { sseMessage } from "../../server/sse.ts";
 import { renderTranscript, timestamp } from "../../server/transcript.ts";
@@ -170,4 +171,50 @@ test("a Conductor workflow's failure is summarised with the failed step and its 
   });
   assert.deepEqual(s, { workflow_id: "w1", status: "FAILED", reason: "prepare_0: ffmpeg: invalid data", failed_step: "prepare_track" });
   assert.equal(snapshotOf({ workflowId: "w2", status: "TERMINATED", reasonForIncompletion: "stopped by operator", tasks: [] }).reason, "stopped by operator");
+});
+
+/**
+ * The task list of a real workflow after the server's retry race (read from the Conductor
+ * database of a failed CI run; times are ms past a common origin): the JOIN failed 12 ms
+ * after the retry on the old branch, and the retried branch task, created later, was
+ * canceled without running.
+ */
+const raced = (status: "FAILED" | "RUNNING", copy: { status: string; startTime: number }) =>
+  WorkflowRecord.parse({
+    workflowId: "w",
+    status,
+    lastRetriedTime: 49446,
+    tasks: [
+      { taskId: "a", taskType: "plan_tracks", referenceTaskName: "plan_tracks", status: "COMPLETED", scheduledTime: 47222, startTime: 47266, endTime: 47293 },
+      { taskId: "b", taskType: "FORK", referenceTaskName: "prepare_fork", status: "COMPLETED", scheduledTime: 47303, startTime: 47303, endTime: 47303 },
+      { taskId: "c", taskType: "prepare_track", referenceTaskName: "prepare_track_0", status: "FAILED_WITH_TERMINAL_ERROR", scheduledTime: 47304, startTime: 47313, endTime: 47408 },
+      { taskId: "d", taskType: "JOIN", referenceTaskName: "prepare_join", status: status === "FAILED" ? "FAILED" : "IN_PROGRESS", scheduledTime: 47304, startTime: 47303, endTime: status === "FAILED" ? 49458 : 0 },
+      { taskId: "e", taskType: "prepare_track", referenceTaskName: "prepare_track_0", status: copy.status, scheduledTime: 49506, startTime: copy.startTime, endTime: copy.status === "CANCELED" ? 49510 : 0 },
+    ],
+  });
+
+test("after a retry: a workflow failed by its JOIN before the retried task ran lost the server's race; otherwise started or pending", () => {
+  assert.equal(retryOutcome(raced("FAILED", { status: "CANCELED", startTime: 0 })), "lost");
+  assert.equal(retryOutcome(raced("RUNNING", { status: "SCHEDULED", startTime: 0 })), "pending");
+  assert.equal(retryOutcome(raced("RUNNING", { status: "IN_PROGRESS", startTime: 49520 })), "started");
+  // the retried task ran and failed again: a real failure, not the race
+  assert.equal(retryOutcome(raced("FAILED", { status: "FAILED", startTime: 49520 })), "started");
+  assert.equal(retryOutcome(WorkflowRecord.parse({ workflowId: "w", status: "COMPLETED" })), "started");
+});
+
+test("retryWorkflow retries again after a lost race, and stops after its attempts", async () => {
+  const script = [raced("FAILED", { status: "CANCELED", startTime: 0 }), raced("RUNNING", { status: "SCHEDULED", startTime: 0 }), raced("RUNNING", { status: "IN_PROGRESS", startTime: 49600 })];
+  let retries = 0;
+  const warned: unknown[] = [];
+  const api = {
+    retry: async () => void retries++,
+    getWorkflow: async () => script.shift() ?? raced("RUNNING", { status: "IN_PROGRESS", startTime: 49600 }),
+  };
+  await retryWorkflow(api, "w", { warn: (o: unknown) => void warned.push(o) } as never, { stepMs: 1 });
+  assert.equal(retries, 2, "once, then once more after the lost race");
+  assert.equal(warned.length, 1);
+  const always = { retry: async () => void retries++, getWorkflow: async () => raced("FAILED", { status: "CANCELED", startTime: 0 }) };
+  retries = 0;
+  await assert.rejects(retryWorkflow(always, "w", { warn: () => {} } as never, { attempts: 2, stepMs: 1 }), /failed again before its retried tasks ran, 2 times/);
+  assert.equal(retries, 2);
 });
