@@ -31,22 +31,34 @@ const MIN_JAVA = 21;
 export const CONDUCTOR_DB_POOL_SIZE = 64;
 
 /**
- * How often the server's own system-task workers poll their queues (default 50 ms). Each
- * async system task type has its own poller (24 with the AI integrations, 7 without: see
- * CONDUCTOR_AI_INTEGRATIONS). Our JOINs complete only through that polling. Measured idle
- * on 2 cores: 50 ms 0.24 cores, 100 ms 0.15, 1 s 0.06 (AI integrations on).
- *
- * Tried and not adopted (session 7): 50 ms with `systemTaskQueuePopTimeout=0`. The SQLite
- * queue answers a system-task pop with a timeout by trying every 100 ms until it holds a
- * whole batch (4 on 2 cores) or the timeout passes, so a ready JOIN waited 100–200 ms; with
- * one try per poll JOIN waits fell from 147 to 64–111 ms per recording. But it exposed a
- * race in the server's workflow retry: `retry` puts a canceled JOIN back on its queue
- * before it creates the retried branch task, and a JOIN evaluated within that window
- * (12 ms after the retry, in one CI run) sees the old failed branch and fails the workflow
- * again. The slower cadence leaves the server ≥ 100 ms to create the branch first.
+ * How often the server's own system-task workers poll their queues: the server's default,
+ * 50 ms. Our JOINs complete only on that polling (SYNC or not: the server evaluates a JOIN
+ * on its JOIN poller, never inside the task update), so a JOIN waits on average half this
+ * after its last branch, three times per recording. Each async system task type has its own
+ * poller: 7 with the AI integrations off (CONDUCTOR_AI_INTEGRATIONS), 24 with them on.
+ *  - Idle server on 2 cores (AI integrations on, the pop timeout below at its default):
+ *    50 ms 0.24 cores, 100 ms 0.15, 1 s 0.06.
+ *  - bench:conductor at 100 ms: JOIN waits 125–201 ms per recording (three JOINs); at
+ *    50 ms with the pop timeout at 0: 65–117 ms.
+ *  - At 1 s a JOIN waited up to 0.6 s after its last branch.
  * docker-compose.yml sets the same (test/compose.test.ts checks it).
  */
-export const CONDUCTOR_SYSTEM_TASK_POLL = "100ms";
+export const CONDUCTOR_SYSTEM_TASK_POLL = "50ms";
+
+/**
+ * How long one system-task poll may wait for its batch (server default 100 ms): 0, one try.
+ * The SQLite queue answers a pop with a timeout by trying again every 100 ms until it has
+ * the whole batch (as many tasks as free threads, 4 on 2 cores) or the timeout has passed,
+ * and only then hands what it popped to the executor. A single JOIN ready to be evaluated
+ * thus waited for the rest of a batch that never came: 100–200 ms after it was popped.
+ * With 0 the poller pops once, runs what it got at once, and sleeps the poll interval
+ * (CONDUCTOR_SYSTEM_TASK_POLL) only when it got nothing.
+ * A JOIN evaluated this soon can lose a race in the server's workflow retry (it re-queues a
+ * canceled JOIN before it creates the retried branch task): one CI run failed a retried
+ * workflow that way until the API's retry learned to notice and retry again
+ * (retryWorkflow in server/conductor.ts).
+ */
+export const CONDUCTOR_SYSTEM_TASK_POP_TIMEOUT = "0ms";
 
 /**
  * The server's JVM options, by use (CONDUCTOR_JVM_OPTS replaces them).
@@ -240,6 +252,7 @@ export async function startConductor(
     `--spring.datasource.url=jdbc:sqlite:${dbFile}?busy_timeout=15000&journal_mode=WAL`,
     `--spring.datasource.hikari.maximum-pool-size=${CONDUCTOR_DB_POOL_SIZE}`,
     `--conductor.app.systemTaskWorkerPollInterval=${CONDUCTOR_SYSTEM_TASK_POLL}`,
+    `--conductor.app.systemTaskQueuePopTimeout=${CONDUCTOR_SYSTEM_TASK_POP_TIMEOUT}`,
     `--conductor.integrations.ai.enabled=${CONDUCTOR_AI_INTEGRATIONS}`,
     // keep the server on loopback and quiet
     "--server.address=127.0.0.1",

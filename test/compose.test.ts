@@ -16,6 +16,7 @@ import {
   CONDUCTOR_DB_POOL_SIZE,
   CONDUCTOR_JVM_OPTS,
   CONDUCTOR_SYSTEM_TASK_POLL,
+  CONDUCTOR_SYSTEM_TASK_POP_TIMEOUT,
   CONDUCTOR_VERSION,
 } from "../scripts/conductor.ts";
 
@@ -94,6 +95,7 @@ test("the Conductor service runs the pinned version with the server settings the
   assert.equal(Number(env.SPRING_DATASOURCE_HIKARI_MAXIMUMPOOLSIZE), CONDUCTOR_DB_POOL_SIZE);
   assert.ok(CONDUCTOR_DB_POOL_SIZE > 10);
   assert.equal(env.CONDUCTOR_APP_SYSTEMTASKWORKERPOLLINTERVAL, CONDUCTOR_SYSTEM_TASK_POLL);
+  assert.equal(env.CONDUCTOR_APP_SYSTEMTASKQUEUEPOPTIMEOUT, CONDUCTOR_SYSTEM_TASK_POP_TIMEOUT);
   assert.equal(env.CONDUCTOR_INTEGRATIONS_AI_ENABLED, String(CONDUCTOR_AI_INTEGRATIONS));
   // the image's startup script runs `java ${JAVA_OPTS} -jar …`: the long-running server's options, as bench:conductor measures them
   assert.deepEqual(String(env.JAVA_OPTS).split(/\s+/), [...CONDUCTOR_JVM_OPTS.steady]);
