@@ -61,6 +61,22 @@ export const CONDUCTOR_SYSTEM_TASK_POLL = "50ms";
 export const CONDUCTOR_SYSTEM_TASK_POP_TIMEOUT = "0ms";
 
 /**
+ * SQLite connection settings for the server's database, as JDBC URL parameters, so that
+ * the driver applies them to every connection of the pool.
+ *  - WAL journal, 15 s busy timeout: the server's own defaults (its application.properties).
+ *  - synchronous=NORMAL: the server means to run this way (SqliteConfiguration runs
+ *    `PRAGMA synchronous=NORMAL`), but a pragma is per connection and it runs on the one
+ *    connection it opens at start; the other pool connections kept SQLite's default FULL,
+ *    which syncs the WAL to disk on every commit. The server commits on every poll (each
+ *    poll records its poll time), every JOIN evaluation and every task update.
+ *    strace of one recording: 627 fsync calls at FULL. In WAL mode NORMAL syncs at
+ *    checkpoints only; the database stays consistent after a crash, and a power loss can
+ *    lose the last commits (the sweeper and our reconciler pick up where the state is).
+ * docker-compose.yml uses the same (test/compose.test.ts checks it).
+ */
+export const CONDUCTOR_SQLITE_PARAMS = "busy_timeout=15000&journal_mode=WAL&synchronous=NORMAL";
+
+/**
  * The server's JVM options, by use (CONDUCTOR_JVM_OPTS replaces them).
  *  - `quick` (tests, CI, `npm run conductor:start`): C1 only (TieredStopAtLevel=1). A fresh
  *    server is ready sooner and compiles little while a test suite of a few minutes runs.
@@ -249,7 +265,7 @@ export async function startConductor(
     "-jar",
     jar,
     `--server.port=${port}`,
-    `--spring.datasource.url=jdbc:sqlite:${dbFile}?busy_timeout=15000&journal_mode=WAL`,
+    `--spring.datasource.url=jdbc:sqlite:${dbFile}?${CONDUCTOR_SQLITE_PARAMS}`,
     `--spring.datasource.hikari.maximum-pool-size=${CONDUCTOR_DB_POOL_SIZE}`,
     `--conductor.app.systemTaskWorkerPollInterval=${CONDUCTOR_SYSTEM_TASK_POLL}`,
     `--conductor.app.systemTaskQueuePopTimeout=${CONDUCTOR_SYSTEM_TASK_POP_TIMEOUT}`,

@@ -15,6 +15,7 @@ import {
   CONDUCTOR_AI_INTEGRATIONS,
   CONDUCTOR_DB_POOL_SIZE,
   CONDUCTOR_JVM_OPTS,
+  CONDUCTOR_SQLITE_PARAMS,
   CONDUCTOR_SYSTEM_TASK_POLL,
   CONDUCTOR_SYSTEM_TASK_POP_TIMEOUT,
   CONDUCTOR_VERSION,
@@ -90,7 +91,9 @@ test("the Conductor service runs the pinned version with the server settings the
   const svc = services.conductor!;
   assert.equal(svc.image, `conductoross/conductor:${CONDUCTOR_VERSION}`);
   const env = svc.environment ?? {};
-  assert.match(String(env.SPRING_DATASOURCE_URL), /^jdbc:sqlite:/);
+  // every pool connection WAL + synchronous=NORMAL, as the tests' server (scripts/conductor.ts)
+  assert.equal(String(env.SPRING_DATASOURCE_URL), `jdbc:sqlite:/app/database/conductor.db?${CONDUCTOR_SQLITE_PARAMS}`);
+  assert.match(CONDUCTOR_SQLITE_PARAMS, /(^|&)synchronous=NORMAL(&|$)/);
   // the default pool of 10 deadlocks on workflow removal (scripts/conductor.ts)
   assert.equal(Number(env.SPRING_DATASOURCE_HIKARI_MAXIMUMPOOLSIZE), CONDUCTOR_DB_POOL_SIZE);
   assert.ok(CONDUCTOR_DB_POOL_SIZE > 10);
