@@ -12,8 +12,9 @@ import { heldPollOptions } from "../../workers/conductor/runtime.ts";
 import { createPollingFetch, heldPollType } from "../../workers/conductor/sdk.ts";
 import { successorMap } from "../../workers/conductor/successors.ts";
 
-const options = (hints: PollHints, sliceMs = 50, enabled = true) =>
-  heldPollOptions({ CONDUCTOR_HELD_POLLS: enabled, CONDUCTOR_POLL_SLICE_MS: sliceMs }, hints, successorMap(loadWorkflowDef(), FORKED_BY));
+/** held-poll options; without `idleMaxMs` no idle back-off (every pause one slice) */
+const options = (hints: PollHints, sliceMs = 50, enabled = true, idleMaxMs = sliceMs) =>
+  heldPollOptions({ CONDUCTOR_HELD_POLLS: enabled, CONDUCTOR_POLL_SLICE_MS: sliceMs, CONDUCTOR_POLL_IDLE_MAX_MS: idleMaxMs }, hints, successorMap(loadWorkflowDef(), FORKED_BY));
 const OURS = new Set<string>(CONDUCTOR_TASKS);
 
 const next = (m: ReturnType<typeof successorMap>, t: string) =>
@@ -73,6 +74,8 @@ interface Sent {
   method: string;
   url: URL;
   body?: string;
+  /** when it was sent (performance.now()) */
+  at: number;
 }
 
 /** a transport that records what is sent and answers polls from a queue per task type */
@@ -83,7 +86,7 @@ function transport() {
     const req = input instanceof Request ? input : new Request(String(input), init);
     const url = new URL(req.url);
     const body = req.method === "POST" ? await req.text() : undefined;
-    sent.push({ method: req.method, url, body });
+    sent.push({ method: req.method, url, body, at: performance.now() });
     const poll = /\/tasks\/poll\/batch\/([^/?]+)$/.exec(url.pathname);
     if (poll) {
       const q = queues.get(poll[1]!) ?? [];
@@ -96,10 +99,10 @@ function transport() {
 }
 
 /** hints, a scripted transport, and the fetch holding polls through them */
-function setup(sliceMs = 50, enabled = true) {
+function setup(sliceMs = 50, enabled = true, idleMaxMs = sliceMs) {
   const hints = createPollHints();
   const t = transport();
-  const o = options(hints, sliceMs, enabled);
+  const o = options(hints, sliceMs, enabled, idleMaxMs);
   return { hints, t, o, f: createPollingFetch("http://c:8080/api", o, t.base) };
 }
 
@@ -212,6 +215,37 @@ test("after the last branch the gated step is asked for until it arrives, and no
   }
 });
 
+test("a type found empty again and again is asked ever less often; a wake-up or a task brings it back to the slice", async () => {
+  const { hints, t, f } = setup(20, true, 160);
+  const asks = () => t.sent.filter((s) => s.url.pathname.endsWith("/detect_topics")).map((s) => s.at);
+  // one long window (what the SDK asks for): pauses of 20, 40, 80, 160, 160… ms between asks
+  assert.deepEqual(await (await f("http://c:8080/api/tasks/poll/batch/detect_topics?count=1&timeout=700")).json(), []);
+  const quietAsks = asks();
+  // without the back-off: 700 / 20 ≈ 35 asks; with it about 7 (0, 20, 60, 140, 300, 460, 620)
+  assert.ok(quietAsks.length >= 4 && quietAsks.length <= 10, `asks in 700 ms: ${quietAsks.length}`);
+  const gaps = quietAsks.slice(1).map((x, i) => x - quietAsks[i]!);
+  assert.ok(gaps.at(-1)! >= 140, `the last pause is the longest one: ${gaps.map((g) => g.toFixed(0)).join(", ")} ms`);
+  // a new window of the same quiet type does not ask at its start: the pause goes on
+  const n = t.sent.length;
+  assert.deepEqual(await (await f("http://c:8080/api/tasks/poll/batch/detect_topics?count=1&timeout=10")).json(), []);
+  assert.equal(t.sent.length, n, "a short window inside the pause ends without asking the server");
+  // a wake-up (a delivered result of the step before) makes it ask at once
+  const held = f("http://c:8080/api/tasks/poll/batch/detect_topics?count=1&timeout=600000");
+  await new Promise((r) => setTimeout(r, 5));
+  t.queues.set("detect_topics", [{ taskId: "d", workflowInstanceId: "w" }]);
+  const before = t.sent.length;
+  const woke = performance.now();
+  hints.wake(["detect_topics"]);
+  assert.deepEqual(((await (await held).json()) as { taskId: string }[]).map((x) => x.taskId), ["d"]);
+  assert.equal(t.sent.length, before + 1, "one ask, right after the wake-up");
+  assert.ok(performance.now() - woke < 100);
+  // after a task the type is back at the slice: the next empty window asks at its start, then a slice later
+  const m = t.sent.length;
+  await (await f("http://c:8080/api/tasks/poll/batch/detect_topics?count=1&timeout=30")).json();
+  assert.equal(t.sent.length - m, 2, "asked at once and after one slice");
+  hints.close();
+});
+
 test("closing the hints ends a held poll at once with an empty answer", async () => {
   const { hints, t, f } = setup(600_000);
   const held = f("http://c:8080/api/tasks/poll/batch/finalize?count=1&timeout=600000");
@@ -251,7 +285,7 @@ test("with held polls off, our polls go to the server as they were asked, for on
 test("a process that starts workflows itself holds the first step's poll too, and wakes it", async () => {
   const hints = createPollHints();
   const t = transport();
-  const o = heldPollOptions({ CONDUCTOR_HELD_POLLS: true, CONDUCTOR_POLL_SLICE_MS: 600_000 }, hints, successorMap(loadWorkflowDef(), FORKED_BY), true);
+  const o = heldPollOptions({ CONDUCTOR_HELD_POLLS: true, CONDUCTOR_POLL_SLICE_MS: 600_000, CONDUCTOR_POLL_IDLE_MAX_MS: 600_000 }, hints, successorMap(loadWorkflowDef(), FORKED_BY), true);
   assert.ok(o.held.has("plan_tracks"));
   const f = createPollingFetch("http://c:8080/api", o, t.base);
   const held = f("http://x:1/api/tasks/poll/batch/plan_tracks?workerid=w&count=2&timeout=600000");

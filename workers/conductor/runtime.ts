@@ -92,7 +92,7 @@ export async function startConductorRuntime(
 
 /** our task types' polls are held here (sdk.ts), but the first step's only where workflows are started */
 export function heldPollOptions(
-  config: Pick<Config, "CONDUCTOR_HELD_POLLS" | "CONDUCTOR_POLL_SLICE_MS">,
+  config: Pick<Config, "CONDUCTOR_HELD_POLLS" | "CONDUCTOR_POLL_SLICE_MS" | "CONDUCTOR_POLL_IDLE_MAX_MS">,
   hints: PollHints,
   successors: SuccessorMap,
   startsWorkflows = false,
@@ -105,6 +105,7 @@ export function heldPollOptions(
     hints,
     successors,
     sliceMs: config.CONDUCTOR_POLL_SLICE_MS,
+    idleMaxMs: config.CONDUCTOR_POLL_IDLE_MAX_MS,
   };
 }
 

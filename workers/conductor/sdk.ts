@@ -15,7 +15,9 @@
  *    so the next step is asked for right after Conductor scheduled it. Nothing is ever
  *    popped for a request that is given up: every request sent is read to the end.
  *    Asking without a wait also means the server never holds a poll until it has `count`
- *    tasks, so a fork's tracks come back together in one answer.
+ *    tasks, so a fork's tracks come back together in one answer. A type that keeps coming
+ *    back empty with no wake-up in between is asked ever less often (idle back-off, up to
+ *    `idleMaxMs`); a wake-up brings it back at once.
  *
  * 3. Hints out. Each acknowledged task result (POST /tasks with a terminal status) wakes
  *    the polls for the task types that follow it. A failure, or the result of the last
@@ -62,6 +64,14 @@ export interface HeldPollOptions {
    * 0.13 at 500 ms and 0.08 at 1000 ms, against 0.11 with the server holding the polls.
    */
   sliceMs?: number;
+  /**
+   * idle back-off (default 5000 ms): a type asked for again and again without a wake-up in
+   * between and found empty each time is asked ever less often, the pause doubling from
+   * `sliceMs` up to this. Any wake-up for the type, or a task found, brings it back to
+   * `sliceMs`. An idle worker host asked for each of its 11 types once a second; after a
+   * few seconds of quiet it now asks once per `idleMaxMs`.
+   */
+  idleMaxMs?: number;
 }
 
 interface Polled {
@@ -76,6 +86,10 @@ interface Polled {
 export function createPollingFetch(serverUrl: string, held: HeldPollOptions | undefined, base: typeof fetch = fetch): typeof fetch {
   const target = new URL(serverUrl.replace(/\/+$/, "").replace(/\/api$/, ""));
   const slice = held?.sliceMs ?? 1000;
+  const idleMax = Math.max(slice, held?.idleMaxMs ?? 5000);
+  /** types found empty since their last wake-up: when last asked, and the pause before the next ask */
+  const quiet = new Map<string, { at: number; gap: number }>();
+  const emptyAnswer = (): Response => new Response("[]", { status: 200, headers: { "content-type": "application/json" } });
   /** tasks handed to this process and not yet reported done: taskId → type and workflow */
   const polled = new Map<string, Polled>();
 
@@ -110,22 +124,34 @@ export function createPollingFetch(serverUrl: string, held: HeldPollOptions | un
     const deadline = Date.now() + window;
     const ask = new URL(url);
     ask.searchParams.set("timeout", "0");
+    /** the server's last empty answer in this window, to hand back when the window ends */
+    let last: Response | undefined;
     for (;;) {
-      if (h.hints.closed) return new Response("[]", { status: 200, headers: { "content-type": "application/json" } });
+      if (h.hints.closed) return emptyAnswer();
+      // a quiet type is asked again only when its pause is over, or at once when woken
+      const q = quiet.get(type);
+      const due = q ? q.at + q.gap : 0;
+      if (Date.now() < due) {
+        const woke = await h.hints.wait(type, Math.min(due, deadline) - Date.now());
+        if (woke === "closed") return emptyAnswer();
+        if (woke === "woken") quiet.delete(type);
+        else if (Date.now() < due) return last ?? emptyAnswer(); // the window ended first: the SDK polls again at once, and that poll waits on
+      }
       const res = req ? await base(new Request(ask, req), init) : await base(ask, init);
       if (!res.ok) return res;
       const text = await res.text();
       const tasks = parseTasks(text);
       if (!tasks) return copy(text, res);
       if (tasks.length > 0) {
+        quiet.delete(type);
         remember(tasks, type);
         return copy(text, res);
       }
-      const left = deadline - Date.now();
-      if (left <= 0) return copy(text, res);
-      const woke = await h.hints.wait(type, Math.min(slice, left));
-      // at the window's end the SDK polls again at once, and that poll asks first
-      if (woke === "closed" || (woke === "timeout" && Date.now() >= deadline)) return copy(text, res);
+      // empty: the first time after a wake-up wait a slice, then twice as long each time
+      const prev = quiet.get(type);
+      quiet.set(type, { at: Date.now(), gap: prev ? Math.min(prev.gap * 2, idleMax) : slice });
+      last = copy(text, res);
+      if (deadline - Date.now() <= 0) return last;
     }
   }
 
