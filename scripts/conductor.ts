@@ -104,6 +104,23 @@ export type ConductorJvm = keyof typeof CONDUCTOR_JVM_OPTS;
  */
 export const CONDUCTOR_AI_INTEGRATIONS = false;
 
+/**
+ * The server's workflow scheduler (cron-started workflows; its properties turn it on):
+ * off. We start every workflow ourselves; off, its scheduling and archival threads are
+ * gone (0.01 cores of an idle server on 2 cores). docker-compose.yml sets the same.
+ */
+export const CONDUCTOR_SCHEDULER = false;
+
+/**
+ * Sweeper threads (server default: 2 per core). Each one pops the decider queue about ten
+ * times a second whether or not anything is due; the sweeper re-decides a workflow when its
+ * 30 s offset passes (timeouts, lost updates; our reconciler forces a decide for stalled
+ * ones too). One thread sweeps hundreds of workflows a second, far beyond what one worker
+ * node runs; an idle server's sweeper CPU fell from 0.016 to 0.005 cores (2 cores).
+ * docker-compose.yml sets the same.
+ */
+export const CONDUCTOR_SWEEPER_THREADS = 1;
+
 /*
  * Queues stay in SQLite (the server's default). Tried and not adopted: the Redis queue
  * (`conductor.queue.type=redis_standalone`). SQLite answers a held poll by popping every
@@ -270,6 +287,8 @@ export async function startConductor(
     `--conductor.app.systemTaskWorkerPollInterval=${CONDUCTOR_SYSTEM_TASK_POLL}`,
     `--conductor.app.systemTaskQueuePopTimeout=${CONDUCTOR_SYSTEM_TASK_POP_TIMEOUT}`,
     `--conductor.integrations.ai.enabled=${CONDUCTOR_AI_INTEGRATIONS}`,
+    `--conductor.scheduler.enabled=${CONDUCTOR_SCHEDULER}`,
+    `--conductor.app.sweeperThreadCount=${CONDUCTOR_SWEEPER_THREADS}`,
     // keep the server on loopback and quiet
     "--server.address=127.0.0.1",
     "--logging.level.root=WARN",

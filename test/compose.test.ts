@@ -15,7 +15,9 @@ import {
   CONDUCTOR_AI_INTEGRATIONS,
   CONDUCTOR_DB_POOL_SIZE,
   CONDUCTOR_JVM_OPTS,
+  CONDUCTOR_SCHEDULER,
   CONDUCTOR_SQLITE_PARAMS,
+  CONDUCTOR_SWEEPER_THREADS,
   CONDUCTOR_SYSTEM_TASK_POLL,
   CONDUCTOR_SYSTEM_TASK_POP_TIMEOUT,
   CONDUCTOR_VERSION,
@@ -100,6 +102,9 @@ test("the Conductor service runs the pinned version with the server settings the
   assert.equal(env.CONDUCTOR_APP_SYSTEMTASKWORKERPOLLINTERVAL, CONDUCTOR_SYSTEM_TASK_POLL);
   assert.equal(env.CONDUCTOR_APP_SYSTEMTASKQUEUEPOPTIMEOUT, CONDUCTOR_SYSTEM_TASK_POP_TIMEOUT);
   assert.equal(env.CONDUCTOR_INTEGRATIONS_AI_ENABLED, String(CONDUCTOR_AI_INTEGRATIONS));
+  assert.equal(env.CONDUCTOR_SCHEDULER_ENABLED, String(CONDUCTOR_SCHEDULER));
+  assert.equal(Number(env.CONDUCTOR_APP_SWEEPERTHREADCOUNT), CONDUCTOR_SWEEPER_THREADS);
+  assert.ok(CONDUCTOR_SWEEPER_THREADS >= 1, "a sweeper thread is still running");
   // the image's startup script runs `java ${JAVA_OPTS} -jar …`: the long-running server's options, as bench:conductor measures them
   assert.deepEqual(String(env.JAVA_OPTS).split(/\s+/), [...CONDUCTOR_JVM_OPTS.steady]);
 });
