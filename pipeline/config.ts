@@ -46,8 +46,8 @@ export const EnvSchema = z.object({
   CONDUCTOR_HELD_POLLS: bool.default(true),
   /** within a held poll, the longest pause between two asks without a wake-up */
   CONDUCTOR_POLL_SLICE_MS: int(1000, 5, 30000),
-  /** within held polls, the longest pause for a type found empty again and again (doubling from the slice) */
-  CONDUCTOR_POLL_IDLE_MAX_MS: int(5000, 5, 300000),
+  /** within held polls in an idle process, the longest pause for a type found empty again and again (doubling from the slice) */
+  CONDUCTOR_POLL_IDLE_MAX_MS: int(3000, 5, 300000),
   /** register task and workflow definitions when a worker host starts */
   CONDUCTOR_REGISTER: bool.default(true),
   /** comma-separated task types this worker host serves (default: all) */

@@ -215,7 +215,7 @@ test("after the last branch the gated step is asked for until it arrives, and no
   }
 });
 
-test("a type found empty again and again is asked ever less often; a wake-up or a task brings it back to the slice", async () => {
+test("in an idle process a type found empty again and again is asked ever less often; a wake-up, a task or a delivered result brings it back", async () => {
   const { hints, t, f } = setup(20, true, 160);
   const asks = () => t.sent.filter((s) => s.url.pathname.endsWith("/detect_topics")).map((s) => s.at);
   // one long window (what the SDK asks for): pauses of 20, 40, 80, 160, 160… ms between asks
@@ -243,6 +243,26 @@ test("a type found empty again and again is asked ever less often; a wake-up or 
   const m = t.sent.length;
   await (await f("http://c:8080/api/tasks/poll/batch/detect_topics?count=1&timeout=30")).json();
   assert.equal(t.sent.length - m, 2, "asked at once and after one slice");
+  // quiet again; then work for another type comes in: this process is busy, every type back to the slice
+  await (await f("http://c:8080/api/tasks/poll/batch/detect_topics?count=1&timeout=300")).json();
+  const quietNow = () => t.sent.length;
+  let k = quietNow();
+  await (await f("http://c:8080/api/tasks/poll/batch/detect_topics?count=1&timeout=10")).json();
+  assert.equal(t.sent.length, k, "quiet: a short window does not ask");
+  t.queues.set("suppress_bleed", [{ taskId: "s", workflowInstanceId: "w" }]);
+  await (await f("http://c:8080/api/tasks/poll/batch/suppress_bleed?count=1&timeout=10")).json();
+  k = quietNow();
+  await (await f("http://c:8080/api/tasks/poll/batch/detect_topics?count=1&timeout=10")).json();
+  assert.equal(t.sent.length, k + 1, "a task handed to this process ends every type's back-off");
+  // and a delivered result (of a task this process did not get from a poll here) does the same
+  await (await f("http://c:8080/api/tasks/poll/batch/detect_topics?count=1&timeout=300")).json();
+  k = quietNow();
+  await (await f("http://c:8080/api/tasks/poll/batch/detect_topics?count=1&timeout=10")).json();
+  assert.equal(t.sent.length, k, "quiet again");
+  await f("http://c:8080/api/tasks", { method: "POST", body: JSON.stringify({ taskId: "elsewhere", workflowInstanceId: "w9", status: "FAILED" }) });
+  k = quietNow();
+  await (await f("http://c:8080/api/tasks/poll/batch/detect_topics?count=1&timeout=10")).json();
+  assert.equal(t.sent.length, k + 1, "a delivered result ends the back-off too");
   hints.close();
 });
 

@@ -16,8 +16,8 @@
  *    popped for a request that is given up: every request sent is read to the end.
  *    Asking without a wait also means the server never holds a poll until it has `count`
  *    tasks, so a fork's tracks come back together in one answer. A type that keeps coming
- *    back empty with no wake-up in between is asked ever less often (idle back-off, up to
- *    `idleMaxMs`); a wake-up brings it back at once.
+ *    back empty with no wake-up in between, in a process with nothing to do, is asked ever
+ *    less often (idle back-off, up to `idleMaxMs`); a wake-up brings it back at once.
  *
  * 3. Hints out. Each acknowledged task result (POST /tasks with a terminal status) wakes
  *    the polls for the task types that follow it. A failure, or the result of the last
@@ -65,11 +65,14 @@ export interface HeldPollOptions {
    */
   sliceMs?: number;
   /**
-   * idle back-off (default 5000 ms): a type asked for again and again without a wake-up in
+   * idle back-off (default 3000 ms): while this process has nothing to do (no task handed
+   * to it, no result delivered), a type asked for again and again without a wake-up in
    * between and found empty each time is asked ever less often, the pause doubling from
-   * `sliceMs` up to this. Any wake-up for the type, or a task found, brings it back to
-   * `sliceMs`. An idle worker host asked for each of its 11 types once a second; after a
-   * few seconds of quiet it now asks once per `idleMaxMs`.
+   * `sliceMs` up to this. A wake-up for the type brings it back to `sliceMs`, and any task
+   * handed over or result delivered brings every type back: a busy process polls as
+   * before. An idle worker host asked for each of its 11 types once a second.
+   * The cost: in an idle process, a task nothing here announced (one another process
+   * could not take, a retry, a rescue) is seen up to `idleMaxMs` late instead of `sliceMs`.
    */
   idleMaxMs?: number;
 }
@@ -86,7 +89,7 @@ interface Polled {
 export function createPollingFetch(serverUrl: string, held: HeldPollOptions | undefined, base: typeof fetch = fetch): typeof fetch {
   const target = new URL(serverUrl.replace(/\/+$/, "").replace(/\/api$/, ""));
   const slice = held?.sliceMs ?? 1000;
-  const idleMax = Math.max(slice, held?.idleMaxMs ?? 5000);
+  const idleMax = Math.max(slice, held?.idleMaxMs ?? 3000);
   /** types found empty since their last wake-up: when last asked, and the pause before the next ask */
   const quiet = new Map<string, { at: number; gap: number }>();
   const emptyAnswer = (): Response => new Response("[]", { status: 200, headers: { "content-type": "application/json" } });
@@ -112,6 +115,8 @@ export function createPollingFetch(serverUrl: string, held: HeldPollOptions | un
     }
   };
   const remember = (tasks: readonly { taskId?: string; workflowInstanceId?: string }[], type: string): void => {
+    // work came in: this process is busy, every type back to the slice
+    if (tasks.length > 0) quiet.clear();
     for (const t of tasks) {
       if (t.taskId) polled.set(t.taskId, { type, workflowId: t.workflowInstanceId ?? "" });
       // the step a JOIN-gated burst was waiting for is here: the rest of the burst would only ask an empty queue
@@ -143,7 +148,6 @@ export function createPollingFetch(serverUrl: string, held: HeldPollOptions | un
       const tasks = parseTasks(text);
       if (!tasks) return copy(text, res);
       if (tasks.length > 0) {
-        quiet.delete(type);
         remember(tasks, type);
         return copy(text, res);
       }
@@ -157,6 +161,7 @@ export function createPollingFetch(serverUrl: string, held: HeldPollOptions | un
 
   function delivered(body: { taskId?: string; workflowInstanceId?: string; status?: string }, h: HeldPollOptions): void {
     if (!body.taskId || !body.status || !TERMINAL.has(body.status)) return;
+    quiet.clear();
     const task = polled.get(body.taskId);
     polled.delete(body.taskId);
     const workflowId = body.workflowInstanceId ?? task?.workflowId ?? "";
