@@ -33,6 +33,17 @@ const SETTLED_RUNS = 3;
 
 /** CPU seconds of the JVM's JIT compiler threads in a by-thread map (threadCpuSeconds) */
 const jitSeconds = (byThread: ReadonlyMap<string, number>): number => [...byThread].filter(([n]) => n.includes("CompilerThre")).reduce((a, [, v]) => a + v, 0);
+/** each JOIN of a workflow: how long after its last forked task it ended (server clock), ms */
+const joinWaits = (w: WorkflowRecord): { ref: string; mode: string; ms: number }[] => {
+  const ends = new Map(w.tasks.map((t) => [t.referenceTaskName, t.endTime]));
+  return w.tasks
+    .filter((t) => t.taskType === "JOIN")
+    .map((j) => ({
+      ref: j.referenceTaskName,
+      mode: String((j as { workflowTask?: { joinMode?: string } }).workflowTask?.joinMode ?? "default"),
+      ms: j.endTime - Math.max(...Object.keys(j.outputData).map((ref) => ends.get(ref) ?? 0)),
+    }));
+};
 /** the tasks of a workflow that ran a step (not the server's own FORK/JOIN) */
 const stepTasks = (w: WorkflowRecord): WorkflowRecord["tasks"] =>
   w.tasks.filter((t) => t.startTime > 0 && t.endTime > 0 && !["JOIN", "FORK", "FORK_JOIN", "FORK_JOIN_DYNAMIC"].includes(t.taskType));
@@ -103,11 +114,10 @@ try {
   /** CPU seconds the server used during the Conductor runs (cores the decoders did not get) */
   let serverCpu = 0;
   const serverThreads = new Map<string, number>();
-  const perRound: { inproc: number; conductor: number; workflow: string; inTranscribe: number; inSpans: StepSpan[]; server: { cpu: number; jit: number } }[] = [];
+  const perRound: { inproc: number; conductor: number; workflow: string; inSpans: StepSpan[]; server: { cpu: number; jit: number } }[] = [];
   /** the last in-process run's steps: [step, started at, ms] from its progress events */
   let inSteps: { step: string; at: number; ms: number }[] = [];
   const probes: number[] = [];
-  let inTranscribe = NaN;
   let inSpans: StepSpan[] = [];
   /** CPU seconds by process name over all runs of each engine (every process on the machine) */
   const cpuIn = new Map<string, number>();
@@ -138,8 +148,6 @@ try {
       inSteps = steps;
       addCpu(cpuIn, cpuByCommandSince(snap), cpuSeconds("self", "children") - kids);
       inSpans = steps.map((st) => ({ step: st.step.replace(/_\d+$/, ""), start: st.at, end: st.at + st.ms }));
-      const tr = steps.filter((s) => s.step.startsWith("transcribe_track"));
-      inTranscribe = tr.length ? Math.max(...tr.map((s) => s.at + s.ms)) - Math.min(...tr.map((s) => s.at)) : NaN;
       return performance.now() - t0;
     };
     let roundServer = { cpu: NaN, jit: NaN };
@@ -173,7 +181,7 @@ try {
     }
     tIn += ti;
     tC += tc;
-    perRound.push({ inproc: ti, conductor: tc, workflow, inTranscribe, inSpans, server: roundServer });
+    perRound.push({ inproc: ti, conductor: tc, workflow, inSpans, server: roundServer });
   }
   const { createConductorApi } = await import("../workers/conductor/client.ts");
   const capi = createConductorApi(url);
@@ -181,22 +189,9 @@ try {
   const workflows: WorkflowRecord[] = [];
   for (const r of perRound) workflows.push(await capi.getWorkflow(r.workflow, true));
   const wf = workflows.at(-1)!;
-  const byRef = new Map(wf.tasks.map((t) => [t.referenceTaskName, t]));
-  const joins = wf.tasks.filter((t) => t.taskType === "JOIN");
   console.log(`in-process: ${(tIn / rounds / 1000).toFixed(2)} s per run; Conductor: ${(tC / rounds / 1000).toFixed(2)} s per run (${rounds} runs each, interleaved)`);
   console.log(`Conductor / in-process: ${(tC / tIn).toFixed(3)} over all rounds, median of per-round ratios ${median(perRound.map((r) => r.conductor / r.inproc)).toFixed(3)} (target ≤ 1.10)`);
   console.log(describeProbes(probes));
-  for (const [i, r] of perRound.entries()) {
-    const w = workflows[i]!;
-    const inWf = w.endTime - w.startTime;
-    const tr = w.tasks.filter((t) => t.taskType === "transcribe_track" && t.startTime > 0 && t.endTime > 0);
-    const cTranscribe = tr.length ? Math.max(...tr.map((t) => t.endTime)) - Math.min(...tr.map((t) => t.startTime)) : NaN;
-    console.log(
-      `  round ${i + 1} (${i % 2 === 0 ? "in-process first" : "Conductor first"}): in-process ${(r.inproc / 1000).toFixed(2)} s, Conductor ${(r.conductor / 1000).toFixed(2)} s (ratio ${(r.conductor / r.inproc).toFixed(3)}; workflow start→end ${(inWf / 1000).toFixed(2)} s, start call and end detection ${((r.conductor - inWf) / 1000).toFixed(2)} s; ` +
-        `transcription phase in-process ${(r.inTranscribe / 1000).toFixed(2)} s, Conductor ${(cTranscribe / 1000).toFixed(2)} s` +
-        (Number.isNaN(r.server.cpu) ? ")" : `; server CPU ${r.server.cpu.toFixed(2)} s, of which JIT ${r.server.jit.toFixed(2)} s)`),
-    );
-  }
   // the same phases in both engines: where the Conductor run's extra time goes
   const phaseIn: number[][] = [];
   const phaseC: number[][] = [];
@@ -205,6 +200,18 @@ try {
     const spans = stepTasks(w).map((t) => ({ step: t.taskType, start: t.startTime - w.startTime, end: t.endTime - w.startTime }));
     phaseC.push(phaseDurations(spans, w.endTime - w.startTime));
     phaseIn.push(phaseDurations(r.inSpans, r.inproc));
+  }
+  const TRANSCRIPTION = PHASES.indexOf("transcription (all tracks)");
+  for (const [i, r] of perRound.entries()) {
+    const w = workflows[i]!;
+    const inWf = w.endTime - w.startTime;
+    const inTranscribe = phaseIn[i]![TRANSCRIPTION]!;
+    const cTranscribe = phaseC[i]![TRANSCRIPTION]!;
+    console.log(
+      `  round ${i + 1} (${i % 2 === 0 ? "in-process first" : "Conductor first"}): in-process ${(r.inproc / 1000).toFixed(2)} s, Conductor ${(r.conductor / 1000).toFixed(2)} s (ratio ${(r.conductor / r.inproc).toFixed(3)}; workflow start→end ${(inWf / 1000).toFixed(2)} s, start call and end detection ${((r.conductor - inWf) / 1000).toFixed(2)} s; ` +
+        `transcription phase in-process ${(inTranscribe / 1000).toFixed(2)} s, Conductor ${(cTranscribe / 1000).toFixed(2)} s` +
+        (Number.isNaN(r.server.cpu) ? ")" : `; server CPU ${r.server.cpu.toFixed(2)} s, of which JIT ${r.server.jit.toFixed(2)} s)`),
+    );
   }
   console.log("\nphase (median over rounds, ms)            in-process  Conductor  difference");
   for (const [k, name] of PHASES.entries()) {
@@ -238,10 +245,7 @@ try {
         end = b;
       }
     }
-    const ends = new Map(w.tasks.map((t) => [t.referenceTaskName, t.endTime]));
-    const joins = w.tasks
-      .filter((t) => t.taskType === "JOIN")
-      .reduce((sum, j) => sum + j.endTime - Math.max(...Object.keys(j.outputData).map((ref) => ends.get(ref) ?? 0)), 0);
+    const joins = joinWaits(w).reduce((sum, j) => sum + j.ms, 0);
     gaps.push({ idle: w.endTime - w.startTime - covered, joins });
   }
   console.log(
@@ -259,11 +263,7 @@ try {
   console.log(
     `orchestration adds ${extra.toFixed(2)} s per recording, mostly fixed (≈ 10 task hand-offs in sequence); for a recording the in-process runner takes T s on, the ratio is ≈ 1 + ${extra.toFixed(2)}/T (≤ 1.10 from T ≈ ${Math.max(0, extra / 0.1).toFixed(0)} s)`,
   );
-  for (const j of joins) {
-    const forked = Object.keys(j.outputData).map((ref) => byRef.get(ref)).filter(Boolean);
-    const lastEnd = Math.max(...forked.map((t) => t!.endTime));
-    console.log(`JOIN ${j.referenceTaskName} (joinMode ${String((j as { workflowTask?: { joinMode?: string } }).workflowTask?.joinMode ?? "default")}): wait after last forked task ${j.endTime - lastEnd} ms`);
-  }
+  for (const j of joinWaits(wf)) console.log(`JOIN ${j.ref} (joinMode ${j.mode}): wait after last forked task ${j.ms} ms`);
   const simple = wf.tasks.filter((t) => t.startTime > 0 && t.scheduledTime > 0 && t.taskType !== "JOIN" && !t.taskType.startsWith("FORK"));
   const waits = simple.map((t) => t.startTime - t.scheduledTime).sort((a, b) => a - b);
   console.log(`queue wait (scheduled → picked up) over ${waits.length} tasks: median ${waits[Math.floor(waits.length / 2)]} ms, max ${waits[waits.length - 1]} ms; poll interval ${config.CONDUCTOR_POLL_INTERVAL_MS} ms, long poll ${config.CONDUCTOR_LONG_POLL_MS} ms`);

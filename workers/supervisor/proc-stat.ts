@@ -27,6 +27,9 @@ export function procStat(pid: number | "self", thread?: number): string[] | null
 /** USER_HZ: the unit of the CPU-time fields (100 on Linux). */
 const TICKS_PER_SECOND = 100;
 
+/** CPU seconds in stat fields `a` and `b` (14–15 own, 16–17 waited-for children). */
+const seconds = (f: string[], a = 14, b = 15): number => (Number(f[a]) + Number(f[b])) / TICKS_PER_SECOND;
+
 /**
  * CPU seconds from stat: the process's own (utime + stime, fields 14–15) or those of its
  * waited-for children (cutime + cstime, fields 16–17); NaN when unreadable.
@@ -34,8 +37,7 @@ const TICKS_PER_SECOND = 100;
 export function cpuSeconds(pid: number | "self", which: "own" | "children" = "own"): number {
   const f = procStat(pid);
   if (!f) return Number.NaN;
-  const [a, b] = which === "own" ? [14, 15] : [16, 17];
-  return (Number(f[a]) + Number(f[b])) / TICKS_PER_SECOND;
+  return which === "own" ? seconds(f) : seconds(f, 16, 17);
 }
 
 /**
@@ -55,7 +57,7 @@ export function threadCpuSeconds(pid: number): Map<string, number> {
     const f = procStat(pid, Number(tid));
     if (!f) continue;
     const name = f[2]!.replace(/\d+/g, "#");
-    out.set(name, (out.get(name) ?? 0) + (Number(f[14]) + Number(f[15])) / TICKS_PER_SECOND);
+    out.set(name, (out.get(name) ?? 0) + seconds(f));
   }
   return out;
 }
@@ -76,7 +78,7 @@ export function cpuSnapshot(): Map<number, { comm: string; secs: number }> {
   for (const p of pids) {
     const f = procStat(Number(p));
     if (!f) continue;
-    out.set(Number(p), { comm: f[2]!, secs: (Number(f[14]) + Number(f[15])) / TICKS_PER_SECOND });
+    out.set(Number(p), { comm: f[2]!, secs: seconds(f) });
   }
   return out;
 }
