@@ -85,12 +85,20 @@ export const CONDUCTOR_SQLITE_PARAMS = "busy_timeout=15000&journal_mode=WAL&sync
  *    long-running server spends less CPU per request: in bench:conductor 0.68 s of server
  *    CPU per recording against 0.97 s with C1 only, with the same settings. Compiling
  *    takes the first minutes of load (bench:conductor warms until the compiler is done).
+ *    Its compiler threads run at nice 19 (`CompilerThreadPriority`, which the JVM applies
+ *    only under `ThreadPriorityPolicy=1`): code paths a recording runs a dozen times cross
+ *    the compile thresholds only after hundreds of recordings, so a server keeps compiling
+ *    in bursts (0.03–0.5 s of CPU in single recordings after 40 warm-up ones), on the cores
+ *    the decoders want. At nice 19 a compile waits for a moment the decoders leave a core
+ *    free. The policy also lets the JVM raise a few of its own threads (VM thread,
+ *    reference handler) where it has the right to; without it (not root) it warns once at
+ *    start and the compiler is still lowered (anyone may lower a thread's priority).
  * Both use the serial collector: one small heap, no concurrent GC threads beside the
  * decoders on a small machine.
  */
 export const CONDUCTOR_JVM_OPTS = {
   quick: ["-Xms256m", "-Xmx1536m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"],
-  steady: ["-Xms256m", "-Xmx1536m", "-XX:+UseSerialGC"],
+  steady: ["-Xms256m", "-Xmx1536m", "-XX:+UseSerialGC", "-XX:ThreadPriorityPolicy=1", "-XX:CompilerThreadPriority=19"],
 } as const;
 export type ConductorJvm = keyof typeof CONDUCTOR_JVM_OPTS;
 
@@ -120,6 +128,18 @@ export const CONDUCTOR_SCHEDULER = false;
  * docker-compose.yml sets the same.
  */
 export const CONDUCTOR_SWEEPER_THREADS = 1;
+
+/**
+ * The server's task search index (`/api/tasks/search`, the UI's task search): off. With
+ * SQLite every task update was indexed on the spot, each one a JSON copy of the task's
+ * input and output written again: every JOIN evaluation (about 20 a second while a
+ * recording's tracks are transcribed) and every hand-off. Nothing here searches tasks;
+ * workflow search (the UI's list) stays on. Measured on 12 recordings each, side by side
+ * on two servers: JOIN evaluation CPU 0.223 → 0.162 s per recording, HTTP threads 0.247 →
+ * 0.228 s. docker-compose.yml sets the same; CONDUCTOR_TASK_INDEXING=true (compose:
+ * CONDUCTOR_APP_TASKINDEXINGENABLED) turns it back on.
+ */
+export const CONDUCTOR_TASK_INDEXING = false;
 
 /*
  * Queues stay in SQLite (the server's default). Tried and not adopted: the Redis queue
@@ -289,6 +309,7 @@ export async function startConductor(
     `--conductor.integrations.ai.enabled=${CONDUCTOR_AI_INTEGRATIONS}`,
     `--conductor.scheduler.enabled=${CONDUCTOR_SCHEDULER}`,
     `--conductor.app.sweeperThreadCount=${CONDUCTOR_SWEEPER_THREADS}`,
+    `--conductor.app.taskIndexingEnabled=${process.env.CONDUCTOR_TASK_INDEXING ?? CONDUCTOR_TASK_INDEXING}`,
     // keep the server on loopback and quiet
     "--server.address=127.0.0.1",
     "--logging.level.root=WARN",

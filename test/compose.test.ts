@@ -18,6 +18,7 @@ import {
   CONDUCTOR_SCHEDULER,
   CONDUCTOR_SQLITE_PARAMS,
   CONDUCTOR_SWEEPER_THREADS,
+  CONDUCTOR_TASK_INDEXING,
   CONDUCTOR_SYSTEM_TASK_POLL,
   CONDUCTOR_SYSTEM_TASK_POP_TIMEOUT,
   CONDUCTOR_VERSION,
@@ -104,6 +105,7 @@ test("the Conductor service runs the pinned version with the server settings the
   assert.equal(env.CONDUCTOR_INTEGRATIONS_AI_ENABLED, String(CONDUCTOR_AI_INTEGRATIONS));
   assert.equal(env.CONDUCTOR_SCHEDULER_ENABLED, String(CONDUCTOR_SCHEDULER));
   assert.equal(Number(env.CONDUCTOR_APP_SWEEPERTHREADCOUNT), CONDUCTOR_SWEEPER_THREADS);
+  assert.equal(env.CONDUCTOR_APP_TASKINDEXINGENABLED, String(CONDUCTOR_TASK_INDEXING));
   assert.ok(CONDUCTOR_SWEEPER_THREADS >= 1, "a sweeper thread is still running");
   // the image's startup script runs `java ${JAVA_OPTS} -jar …`: the long-running server's options, as bench:conductor measures them
   assert.deepEqual(String(env.JAVA_OPTS).split(/\s+/), [...CONDUCTOR_JVM_OPTS.steady]);

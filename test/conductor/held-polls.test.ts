@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { FORKED_BY, loadWorkflowDef, CONDUCTOR_TASKS } from "../../workers/conductor/definitions.ts";
 import { createPollHints, GATED_BURST_MS, type PollHints } from "../../workers/conductor/poll-hints.ts";
-import { heldPollOptions } from "../../workers/conductor/runtime.ts";
+import { announcedTypes, heldPollOptions } from "../../workers/conductor/runtime.ts";
 import { createPollingFetch, heldPollType } from "../../workers/conductor/sdk.ts";
 import { successorMap } from "../../workers/conductor/successors.ts";
 
@@ -215,7 +215,7 @@ test("after the last branch the gated step is asked for until it arrives, and no
   }
 });
 
-test("in an idle process a type found empty again and again is asked ever less often; a wake-up, a task or a delivered result brings it back", async () => {
+test("a type found empty again and again is asked ever less often; a wake-up, a task of its own or a failed result of its own brings it back, work for other types does not", async () => {
   const { hints, t, f } = setup(20, true, 160);
   const asks = () => t.sent.filter((s) => s.url.pathname.endsWith("/detect_topics")).map((s) => s.at);
   // one long window (what the SDK asks for): pauses of 20, 40, 80, 160, 160… ms between asks
@@ -239,30 +239,54 @@ test("in an idle process a type found empty again and again is asked ever less o
   assert.deepEqual(((await (await held).json()) as { taskId: string }[]).map((x) => x.taskId), ["d"]);
   assert.equal(t.sent.length, before + 1, "one ask, right after the wake-up");
   assert.ok(performance.now() - woke < 100);
-  // after a task the type is back at the slice: the next empty window asks at its start, then a slice later
+  // after a task of its own the type is back at the slice: the next empty window asks at its start, then a slice later
   const m = t.sent.length;
   await (await f("http://c:8080/api/tasks/poll/batch/detect_topics?count=1&timeout=30")).json();
   assert.equal(t.sent.length - m, 2, "asked at once and after one slice");
-  // quiet again; then work for another type comes in: this process is busy, every type back to the slice
+  // quiet again (pauses of 160 ms); work for other types (a task handed over, a result
+  // delivered) leaves its pause alone. Asks in a 300 ms window tell them apart: at most 2
+  // while the pause goes on, 4 or more (0, 20, 60, 140…) once it is back at the slice
   await (await f("http://c:8080/api/tasks/poll/batch/detect_topics?count=1&timeout=300")).json();
-  const quietNow = () => t.sent.length;
-  let k = quietNow();
-  await (await f("http://c:8080/api/tasks/poll/batch/detect_topics?count=1&timeout=10")).json();
-  assert.equal(t.sent.length, k, "quiet: a short window does not ask");
+  const window = async (): Promise<number> => {
+    const k = t.sent.length;
+    await (await f("http://c:8080/api/tasks/poll/batch/detect_topics?count=1&timeout=300")).json();
+    return t.sent.filter((x) => x.url.pathname.endsWith("/detect_topics")).length - t.sent.slice(0, k).filter((x) => x.url.pathname.endsWith("/detect_topics")).length;
+  };
+  assert.ok((await window()) <= 2, "quiet");
   t.queues.set("suppress_bleed", [{ taskId: "s", workflowInstanceId: "w" }]);
   await (await f("http://c:8080/api/tasks/poll/batch/suppress_bleed?count=1&timeout=10")).json();
-  k = quietNow();
-  await (await f("http://c:8080/api/tasks/poll/batch/detect_topics?count=1&timeout=10")).json();
-  assert.equal(t.sent.length, k + 1, "a task handed to this process ends every type's back-off");
-  // and a delivered result (of a task this process did not get from a poll here) does the same
-  await (await f("http://c:8080/api/tasks/poll/batch/detect_topics?count=1&timeout=300")).json();
-  k = quietNow();
-  await (await f("http://c:8080/api/tasks/poll/batch/detect_topics?count=1&timeout=10")).json();
-  assert.equal(t.sent.length, k, "quiet again");
+  assert.ok((await window()) <= 2, "a task of another type does not end this type's pause");
   await f("http://c:8080/api/tasks", { method: "POST", body: JSON.stringify({ taskId: "elsewhere", workflowInstanceId: "w9", status: "FAILED" }) });
-  k = quietNow();
-  await (await f("http://c:8080/api/tasks/poll/batch/detect_topics?count=1&timeout=10")).json();
-  assert.equal(t.sent.length, k + 1, "a delivered result ends the back-off too");
+  assert.ok((await window()) <= 2, "nor does a result of a task this process did not poll");
+  // the failed result of a task of this type: its retry comes unannounced, the type asks every slice again
+  t.queues.set("detect_topics", [{ taskId: "d2", workflowInstanceId: "w" }]);
+  assert.deepEqual(((await (await f("http://c:8080/api/tasks/poll/batch/detect_topics?count=1&timeout=600000")).json()) as { taskId: string }[]).map((x) => x.taskId), ["d2"]);
+  await (await f("http://c:8080/api/tasks/poll/batch/detect_topics?count=1&timeout=300")).json();
+  assert.ok((await window()) <= 2, "quiet once more");
+  await f("http://c:8080/api/tasks", { method: "POST", body: JSON.stringify({ taskId: "d2", workflowInstanceId: "w", status: "FAILED" }) });
+  const n2 = await window();
+  assert.ok(n2 >= 4, `a failed result of its own type ends the pause (${n2} asks in 300 ms)`);
+  hints.close();
+});
+
+test("held are the types whose every task is announced in this process: a host serving some steps leaves the rest on the server", () => {
+  const m = successorMap(loadWorkflowDef(), FORKED_BY);
+  const all = announcedTypes(m, CONDUCTOR_TASKS, false);
+  assert.deepEqual([...CONDUCTOR_TASKS].filter((x) => !all.has(x)), ["plan_tracks"], "a full worker host: all but the first step");
+  assert.ok(announcedTypes(m, CONDUCTOR_TASKS, true).has("plan_tracks"), "where workflows are started, the first step too");
+  // a transcription host: its step follows plan_speech, which runs elsewhere
+  assert.deepEqual([...announcedTypes(m, ["transcribe_track"], false)], []);
+  // a host with the steps after the transcription: merge waits on transcribe_track (elsewhere); the rest follow steps it runs
+  assert.deepEqual(
+    [...announcedTypes(m, ["merge_transcripts", "suppress_bleed", "detect_topics", "generate_title", "generate_summary", "mixdown", "finalize"], false)].sort(),
+    ["detect_topics", "finalize", "generate_summary", "generate_title", "mixdown", "suppress_bleed"],
+  );
+  // finalize follows three steps: one of them elsewhere is enough to leave it on the server
+  assert.ok(!announcedTypes(m, ["generate_title", "generate_summary", "finalize"], false).has("finalize"));
+  const hints = createPollHints();
+  const o = heldPollOptions({ CONDUCTOR_HELD_POLLS: true, CONDUCTOR_POLL_SLICE_MS: 1000, CONDUCTOR_POLL_IDLE_MAX_MS: 3000 }, hints, m, false, ["transcribe_track"]);
+  assert.equal(o.held.size, 0);
+  assert.equal(o.ours.size, CONDUCTOR_TASKS.length, "all our types are still recognised (their results still wake successors)");
   hints.close();
 });
 

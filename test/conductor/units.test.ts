@@ -4,7 +4,9 @@ import { checkWorkflow } from "../../workflows/check.ts";
 import { loadTaskDefs, loadWorkflowDef } from "../../workers/conductor/definitions.ts";
 import { CONDUCTOR_TASKS } from "../../workers/conductor/host.ts";
 import { buildForkPlan, ForkPlanError, validateForkPlan } from "../../workers/conductor/fork.ts";
-import { isStalled, taskStates } from "../../workers/conductor/reconciler.ts";
+import { isStalled, startReconciler, taskStates } from "../../workers/conductor/reconciler.ts";
+import { pino } from "pino";
+import type { ConductorApi } from "../../workers/conductor/client.ts";
 import { auditPollers, inspectWorkflow } from "../../workers/conductor/audit.ts";
 import { WorkflowRecord } from "../../workers/conductor/client.ts";
 import { createStepExecutor } from "../../workers/child/executor.ts";
@@ -80,6 +82,30 @@ test("reconciler: stalled = running, nothing in progress, idle past the threshol
   assert.equal(isStalled(wf([{ status: "IN_PROGRESS", updateTime: 2000 }]), 2000 + 60000, 5000), false, "a long-running task is progress");
   assert.equal(isStalled(wf([{ status: "IN_PROGRESS", taskType: "JOIN", updateTime: 2000 }]), 2000 + 60000, 5000), true);
   assert.notEqual(taskStates(wf([{ status: "COMPLETED", updateTime: 1 }])), taskStates(wf([{ status: "COMPLETED", updateTime: 1 }, { status: "SCHEDULED", updateTime: 2 }])));
+});
+
+test("reconciler pass: a forced decision that moves a stalled workflow counts as a rescue and is announced (onRescue); one that moves nothing is neither", async () => {
+  // the REST calls the reconciler makes, answered from a table (the rescue itself runs against the real server in conductor.int.test.ts)
+  const states = new Map<string, WorkflowRecord[]>([
+    ["moved", [wf([{ status: "COMPLETED", updateTime: 2000 }]), wf([{ status: "COMPLETED", updateTime: 2000 }, { status: "SCHEDULED", updateTime: 9000 }])]],
+    ["waiting", [wf([{ status: "COMPLETED", updateTime: 2000 }]), wf([{ status: "COMPLETED", updateTime: 2000 }])]],
+  ]);
+  const decided: string[] = [];
+  const api = {
+    runningWorkflowIds: async () => [...states.keys()],
+    getWorkflow: async (id: string) => ({ ...states.get(id)![decided.includes(id) ? 1 : 0]!, workflowId: id }),
+    decide: async (id: string) => void decided.push(id),
+  } as unknown as ConductorApi;
+  const announced: string[] = [];
+  const r = startReconciler(api, pino({ level: "silent" }), { workflowName: "w", intervalMs: 3_600_000, stallMs: 5000, now: () => 60_000, onRescue: (id) => announced.push(id) });
+  try {
+    assert.deepEqual(await r.sweep(), ["moved"]);
+    assert.deepEqual(decided.sort(), ["moved", "waiting"], "both stalled workflows were decided");
+    assert.deepEqual(announced, ["moved"]);
+    assert.equal(r.rescues(), 1);
+  } finally {
+    r.stop();
+  }
 });
 
 test("inspect flags suspiciously fast tasks and other builds; audit flags unknown pollers", () => {

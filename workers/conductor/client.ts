@@ -63,6 +63,8 @@ export interface ConductorApi {
   getWorkflowDef(name: string, version: number): Promise<Record<string, unknown> | undefined>;
   startWorkflow(name: string, version: number, input: unknown, correlationId?: string): Promise<string>;
   getWorkflow(id: string, includeTasks?: boolean): Promise<WorkflowRecord>;
+  /** the workflow's status alone (`GET /workflow/{id}/status`: a few dozen bytes, where the workflow without its tasks is ≈ 17 KB) */
+  workflowStatus(id: string): Promise<WorkflowRecord["status"]>;
   decide(id: string): Promise<void>;
   retry(id: string): Promise<void>;
   terminate(id: string, reason: string): Promise<void>;
@@ -132,6 +134,10 @@ export function createConductorApi(url: string, opts: { timeoutMs?: number } = {
     async getWorkflow(id, includeTasks = true) {
       const { text } = await call("GET", `/workflow/${encodeURIComponent(id)}?includeTasks=${includeTasks}`);
       return WorkflowRecord.parse(json(text));
+    },
+    async workflowStatus(id) {
+      const { text } = await call("GET", `/workflow/${encodeURIComponent(id)}/status`);
+      return WorkflowRecord.shape.status.parse((json(text) as { status?: unknown } | undefined)?.status);
     },
     async decide(id) {
       await call("PUT", `/workflow/decide/${encodeURIComponent(id)}`);

@@ -24,8 +24,8 @@ export class WorkflowFailedError extends Error {
 /**
  * Follow a workflow until it ends, reporting each task once as it finishes.
  *
- * The end is watched with the cheap form of the call (the workflow row without its tasks,
- * every `pollMs`); the tasks, whose inputs and outputs carry whole transcripts, are read
+ * The end is watched with the cheap form of the call (the workflow's status alone, every
+ * `pollMs`); the tasks, whose inputs and outputs carry whole transcripts, are read
  * only every `progressMs` for the progress report (not at all without `onProgress`) and
  * once at the end. Reading them every 250 ms cost the server CPU that the decoders on the
  * same machine wanted, and noticing the end late added up to a poll to every run.
@@ -68,10 +68,15 @@ export async function followWorkflow(
     }
   };
   let lastProgress = Date.now();
+  const wait = async (): Promise<void> => {
+    if (!opts.changed || (await opts.changed(id, pollMs)) === "closed") await new Promise((r) => setTimeout(r, pollMs));
+  };
+  // told of the end here: the workflow has only just started, nothing to look at yet
+  if (opts.changed) await wait();
   for (;;) {
     opts.signal?.throwIfAborted();
-    const wf = await api.getWorkflow(id, false);
-    if (wf.status !== "RUNNING" && wf.status !== "PAUSED") {
+    const status = await api.workflowStatus(id);
+    if (status !== "RUNNING" && status !== "PAUSED") {
       const full = await api.getWorkflow(id, true);
       report(full);
       return full;
@@ -80,7 +85,7 @@ export async function followWorkflow(
       lastProgress = Date.now();
       report(await api.getWorkflow(id, true));
     }
-    if (!opts.changed || (await opts.changed(id, pollMs)) === "closed") await new Promise((r) => setTimeout(r, pollMs));
+    await wait();
   }
 }
 

@@ -12,6 +12,8 @@ export interface ReconcilerOptions {
   intervalMs: number;
   stallMs: number;
   now?: () => number;
+  /** after a rescue: the tasks it scheduled were announced by nobody (the worker host wakes its polls) */
+  onRescue?: (workflowId: string) => void;
 }
 
 /** Latest moment anything happened in the workflow (ms since epoch). */
@@ -68,6 +70,7 @@ export function startReconciler(api: ConductorApi, log: Logger, opts: Reconciler
         }
         count++;
         rescued.push(id);
+        opts.onRescue?.(id);
         log.warn({ workflow_id: id, idle_seconds: idle, rescues: count }, "reconciler rescued a stalled workflow (forced decide scheduled its next task)");
       }
     } catch (err) {

@@ -49,7 +49,8 @@ export async function startConductorRuntime(
   const identity = deps.identity ?? workerIdentity(config.WORKER_SLOT, build, undefined, config.WORKER_ID_PID ?? process.pid);
   const hints = createPollHints();
   const successors = successorMap(loadWorkflowDef(), FORKED_BY);
-  const client = await createSdkClient(config.CONDUCTOR_SERVER_URL, heldPollOptions(config, hints, successors, deps.startsWorkflows ?? false));
+  const only = deps.only ?? (config.CONDUCTOR_TASKS ? parseTaskList(config.CONDUCTOR_TASKS) : undefined);
+  const client = await createSdkClient(config.CONDUCTOR_SERVER_URL, heldPollOptions(config, hints, successors, deps.startsWorkflows ?? false, only));
   const host = startConductorWorkerHost({
     client,
     storage: deps.storage,
@@ -63,7 +64,7 @@ export async function startConductorRuntime(
     // the per-track steps: every track of a meeting at once (their work is bounded elsewhere:
     // the decoder pool for transcription, the child slots for ffmpeg)
     concurrencyByTask: { transcribe_track: transcribeConcurrency(config), prepare_track: transcribeConcurrency(config) },
-    only: deps.only ?? (config.CONDUCTOR_TASKS ? parseTaskList(config.CONDUCTOR_TASKS) : undefined),
+    only,
     onTaskEvent: deps.onTaskEvent,
     runStepFn: deps.runStepFn,
     hints,
@@ -74,6 +75,7 @@ export async function startConductorRuntime(
           workflowName: WORKFLOW_NAME,
           intervalMs: config.RECONCILER_INTERVAL_SECONDS * 1000,
           stallMs: config.RECONCILER_STALL_SECONDS * 1000,
+          onRescue: () => hints.wake(CONDUCTOR_TASKS),
         })
       : undefined;
   return {
@@ -90,23 +92,38 @@ export async function startConductorRuntime(
   };
 }
 
-/** our task types' polls are held here (sdk.ts), but the first step's only where workflows are started */
+/**
+ * Our task types' polls are held here (sdk.ts) when every task of the type is announced
+ * here: the first step only where workflows are started, any other step only when this
+ * process runs every step before it. A type whose predecessor runs elsewhere (a host that
+ * serves some types, CONDUCTOR_TASKS) would see each of its tasks only at the next slice,
+ * up to CONDUCTOR_POLL_IDLE_MAX_MS late: its long poll stays on the server.
+ */
 export function heldPollOptions(
   config: Pick<Config, "CONDUCTOR_HELD_POLLS" | "CONDUCTOR_POLL_SLICE_MS" | "CONDUCTOR_POLL_IDLE_MAX_MS">,
   hints: PollHints,
   successors: SuccessorMap,
   startsWorkflows = false,
+  served: readonly string[] = CONDUCTOR_TASKS,
 ): HeldPollOptions {
-  const first = new Set(startsWorkflows ? [] : successors.start.map((s) => s.type));
   return {
     ours: new Set(CONDUCTOR_TASKS),
-    held: new Set(CONDUCTOR_TASKS.filter((t) => !first.has(t))),
+    held: announcedTypes(successors, served, startsWorkflows),
     enabled: config.CONDUCTOR_HELD_POLLS,
     hints,
     successors,
     sliceMs: config.CONDUCTOR_POLL_SLICE_MS,
     idleMaxMs: config.CONDUCTOR_POLL_IDLE_MAX_MS,
   };
+}
+
+/** the served types whose tasks a process running `served` learns of as they are scheduled */
+export function announcedTypes(successors: SuccessorMap, served: readonly string[], startsWorkflows: boolean): Set<string> {
+  const here = new Set(served);
+  const first = new Set(successors.start.map((s) => s.type));
+  const before = new Map<string, string[]>();
+  for (const [type, next] of successors.after) for (const s of next) before.set(s.type, [...(before.get(s.type) ?? []), type]);
+  return new Set(served.filter((t) => (startsWorkflows || !first.has(t)) && (before.get(t) ?? []).every((p) => here.has(p))));
 }
 
 export function parseTaskList(spec: string): ConductorTaskName[] {

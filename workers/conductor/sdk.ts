@@ -16,8 +16,8 @@
  *    popped for a request that is given up: every request sent is read to the end.
  *    Asking without a wait also means the server never holds a poll until it has `count`
  *    tasks, so a fork's tracks come back together in one answer. A type that keeps coming
- *    back empty with no wake-up in between, in a process with nothing to do, is asked ever
- *    less often (idle back-off, up to `idleMaxMs`); a wake-up brings it back at once.
+ *    back empty with no wake-up in between is asked ever less often (quiet back-off, up to
+ *    `idleMaxMs`); a wake-up or a task of that type brings it back at once.
  *
  * 3. Hints out. Each acknowledged task result (POST /tasks with a terminal status) wakes
  *    the polls for the task types that follow it. A failure, or the result of the last
@@ -65,14 +65,17 @@ export interface HeldPollOptions {
    */
   sliceMs?: number;
   /**
-   * idle back-off (default 3000 ms): while this process has nothing to do (no task handed
-   * to it, no result delivered), a type asked for again and again without a wake-up in
-   * between and found empty each time is asked ever less often, the pause doubling from
-   * `sliceMs` up to this. A wake-up for the type brings it back to `sliceMs`, and any task
-   * handed over or result delivered brings every type back: a busy process polls as
-   * before. An idle worker host asked for each of its 11 types once a second.
-   * The cost: in an idle process, a task nothing here announced (one another process
-   * could not take, a retry, a rescue) is seen up to `idleMaxMs` late instead of `sliceMs`.
+   * quiet back-off (default 3000 ms): a type asked for again and again without a wake-up
+   * in between and found empty each time is asked ever less often, the pause doubling from
+   * `sliceMs` up to this. A wake-up for the type, a task of the type handed over, or a
+   * failed result of the type delivered (its retry follows) brings it back to `sliceMs`;
+   * the other types keep their pause, busy process or not. An idle worker host asked for
+   * each of its 11 types once a second, and during a recording every type not up next
+   * was asked once a second as well: about half of a recording's 80 requests.
+   * The cost: a task nothing here announced (one another process could not take, a
+   * retry, a rescue) is seen up to `idleMaxMs` late instead of `sliceMs`. The steps of a
+   * workflow this process runs are announced (successors.ts), and only types whose every
+   * predecessor runs here are held (runtime.ts, heldPollOptions).
    */
   idleMaxMs?: number;
 }
@@ -115,8 +118,8 @@ export function createPollingFetch(serverUrl: string, held: HeldPollOptions | un
     }
   };
   const remember = (tasks: readonly { taskId?: string; workflowInstanceId?: string }[], type: string): void => {
-    // work came in: this process is busy, every type back to the slice
-    if (tasks.length > 0) quiet.clear();
+    // work of this type came in: more may follow (a fork's other tracks, a retry)
+    if (tasks.length > 0) quiet.delete(type);
     for (const t of tasks) {
       if (t.taskId) polled.set(t.taskId, { type, workflowId: t.workflowInstanceId ?? "" });
       // the step a JOIN-gated burst was waiting for is here: the rest of the burst would only ask an empty queue
@@ -161,8 +164,10 @@ export function createPollingFetch(serverUrl: string, held: HeldPollOptions | un
 
   function delivered(body: { taskId?: string; workflowInstanceId?: string; status?: string }, h: HeldPollOptions): void {
     if (!body.taskId || !body.status || !TERMINAL.has(body.status)) return;
-    quiet.clear();
     const task = polled.get(body.taskId);
+    // a failed attempt comes back after its retry delay, announced by nobody: its type
+    // goes back to asking every slice
+    if (task && body.status !== "COMPLETED" && body.status !== "COMPLETED_WITH_ERRORS") quiet.delete(task.type);
     polled.delete(body.taskId);
     const workflowId = body.workflowInstanceId ?? task?.workflowId ?? "";
     if (task && body.status === "COMPLETED") {
