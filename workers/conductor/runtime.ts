@@ -13,7 +13,6 @@ import { createPollHints, type PollHints } from "./poll-hints.ts";
 import { successorMap, type SuccessorMap } from "./successors.ts";
 import { CONDUCTOR_TASKS, startConductorWorkerHost, type ConductorHost, type ConductorHostDeps, type ConductorTaskName } from "./host.ts";
 import { startReconciler, type Reconciler } from "./reconciler.ts";
-import { createHttpFetch } from "./http-fetch.ts";
 import { createSdkClient, type HeldPollOptions } from "./sdk.ts";
 
 export interface ConductorRuntime {
@@ -51,9 +50,7 @@ export async function startConductorRuntime(
   const hints = createPollHints();
   const successors = successorMap(loadWorkflowDef(), FORKED_BY);
   const only = deps.only ?? (config.CONDUCTOR_TASKS ? parseTaskList(config.CONDUCTOR_TASKS) : undefined);
-  // the worker host's own keep-alive HTTP client (its polls and results: most of its requests)
-  const http = createHttpFetch();
-  const client = await createSdkClient(config.CONDUCTOR_SERVER_URL, heldPollOptions(config, hints, successors, deps.startsWorkflows ?? false, only), http.fetch);
+  const client = await createSdkClient(config.CONDUCTOR_SERVER_URL, heldPollOptions(config, hints, successors, deps.startsWorkflows ?? false, only));
   const host = startConductorWorkerHost({
     client,
     storage: deps.storage,
@@ -90,9 +87,7 @@ export async function startConductorRuntime(
     successors,
     async stop(drainMs) {
       reconciler?.stop();
-      const cut = await host.stop(drainMs);
-      http.close();
-      return cut;
+      return host.stop(drainMs);
     },
   };
 }

@@ -219,8 +219,7 @@ export function createPollingFetch(serverUrl: string, held: HeldPollOptions | un
   };
 }
 
-/** `base`: the fetch requests go out with (the runtime's keep-alive one, http-fetch.ts; default the global fetch) */
-export async function createSdkClient(serverUrl: string, held?: HeldPollOptions, base: typeof fetch = fetch): Promise<SdkClient> {
+export async function createSdkClient(serverUrl: string, held?: HeldPollOptions): Promise<SdkClient> {
   const target = new URL(serverUrl.replace(/\/+$/, "").replace(/\/api$/, ""));
-  return createConductorClient({ serverUrl: target.toString().replace(/\/$/, "") }, createPollingFetch(serverUrl, held, base));
+  return createConductorClient({ serverUrl: target.toString().replace(/\/$/, "") }, createPollingFetch(serverUrl, held));
 }
