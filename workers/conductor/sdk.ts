@@ -144,7 +144,10 @@ export function createPollingFetch(serverUrl: string, held: HeldPollOptions | un
         const woke = await h.hints.wait(type, Math.min(due, deadline) - Date.now());
         if (woke === "closed") return emptyAnswer();
         if (woke === "woken") quiet.delete(type);
-        else if (Date.now() < due) return last ?? emptyAnswer(); // the window ended first: the SDK polls again at once, and that poll waits on
+        // the window ended before the pause: the SDK polls again at once, and that poll waits
+        // on. (Which one ended is read from the two times, not the clock: a timer may fire a
+        // millisecond before Date.now() reaches its end.)
+        else if (deadline < due) return last ?? emptyAnswer();
       }
       const res = req ? await base(new Request(ask, req), init) : await base(ask, init);
       if (!res.ok) return res;
