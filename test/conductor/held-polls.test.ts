@@ -250,7 +250,7 @@ test("a type found empty again and again is asked ever less often; a wake-up, a 
   const window = async (): Promise<number> => {
     const k = t.sent.length;
     await (await f("http://c:8080/api/tasks/poll/batch/detect_topics?count=1&timeout=300")).json();
-    return t.sent.filter((x) => x.url.pathname.endsWith("/detect_topics")).length - t.sent.slice(0, k).filter((x) => x.url.pathname.endsWith("/detect_topics")).length;
+    return t.sent.slice(k).filter((x) => x.url.pathname.endsWith("/detect_topics")).length;
   };
   assert.ok((await window()) <= 2, "quiet");
   t.queues.set("suppress_bleed", [{ taskId: "s", workflowInstanceId: "w" }]);

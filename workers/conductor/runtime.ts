@@ -121,9 +121,10 @@ export function heldPollOptions(
 export function announcedTypes(successors: SuccessorMap, served: readonly string[], startsWorkflows: boolean): Set<string> {
   const here = new Set(served);
   const first = new Set(successors.start.map((s) => s.type));
-  const before = new Map<string, string[]>();
-  for (const [type, next] of successors.after) for (const s of next) before.set(s.type, [...(before.get(s.type) ?? []), type]);
-  return new Set(served.filter((t) => (startsWorkflows || !first.has(t)) && (before.get(t) ?? []).every((p) => here.has(p))));
+  /** a type is announced here when no step before it runs elsewhere */
+  const elsewhereBefore = new Set<string>();
+  for (const [type, next] of successors.after) if (!here.has(type)) for (const s of next) elsewhereBefore.add(s.type);
+  return new Set(served.filter((t) => (startsWorkflows || !first.has(t)) && !elsewhereBefore.has(t)));
 }
 
 export function parseTaskList(spec: string): ConductorTaskName[] {
