@@ -19,12 +19,13 @@ import { createMetrics } from "./metrics.ts";
 import { createRecordingService } from "./recordings.ts";
 import { recordingRoutes } from "./routes/recordings.ts";
 import { shadowRoutes } from "./routes/shadow.ts";
+import { createStorageSweeper } from "./storage-sweep.ts";
 import type { ShadowDeps } from "./shadow/runner.ts";
 import type { TrackSink } from "./upload/receive.ts";
 
 export type AppConfig = Pick<
   Config,
-  "API_TOKEN" | "MAX_TRACKS" | "MAX_TRACK_BYTES" | "API_RECONCILE_SECONDS" | "SSE_HEARTBEAT_SECONDS"
+  "API_TOKEN" | "MAX_TRACKS" | "MAX_TRACK_BYTES" | "API_RECONCILE_SECONDS" | "SSE_HEARTBEAT_SECONDS" | "STORAGE_SWEEP_SECONDS" | "STORAGE_SWEEP_UPLOAD_STALE_SECONDS"
 >;
 
 export interface AppDeps {
@@ -230,9 +231,35 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
       reconciler.unref();
     });
   }
+  // ---- storage sweeper: late writes under deleted recordings, abandoned uploads ---------
+  const sweeper = createStorageSweeper({
+    pool,
+    storage,
+    log,
+    uploadStaleSeconds: config.STORAGE_SWEEP_UPLOAD_STALE_SECONDS,
+    onRemoved: (reason, n) => metrics.sweptObjects.inc({ reason }, n),
+  });
+  let sweepTimer: NodeJS.Timeout | undefined;
+  let sweeping = false;
+  if (config.STORAGE_SWEEP_SECONDS > 0) {
+    app.addHook("onReady", async () => {
+      sweepTimer = setInterval(() => {
+        if (sweeping) return;
+        sweeping = true;
+        sweeper
+          .sweep()
+          .catch((err: unknown) => log.warn({ err }, "storage sweep failed; the next one tries again"))
+          .finally(() => {
+            sweeping = false;
+          });
+      }, config.STORAGE_SWEEP_SECONDS * 1000);
+      sweepTimer.unref();
+    });
+  }
   app.addHook("onClose", async () => {
     shutdown.abort();
     if (reconciler) clearInterval(reconciler);
+    if (sweepTimer) clearInterval(sweepTimer);
     service.close();
   });
   // SSE streams are hijacked: end them first so close() does not wait for them

@@ -8,6 +8,7 @@ export interface ApiMetrics {
   uploads: Counter<"outcome">;
   uploadBytes: Counter;
   sseClients: Gauge;
+  sweptObjects: Counter<"reason">;
 }
 
 export function createMetrics(opts: { countByStatus?: () => Promise<Record<RecordingStatus, number>> } = {}): ApiMetrics {
@@ -28,6 +29,12 @@ export function createMetrics(opts: { countByStatus?: () => Promise<Record<Recor
   });
   const uploadBytes = new Counter({ name: "trackscribe_upload_bytes_total", help: "Track bytes received and stored", registers: [registry] });
   const sseClients = new Gauge({ name: "trackscribe_sse_clients", help: "Open event streams", registers: [registry] });
+  const sweptObjects = new Counter({
+    name: "trackscribe_storage_swept_objects_total",
+    help: "Objects the storage sweeper removed: written under a deleted recording after its deletion, or left by an upload that never finished",
+    labelNames: ["reason"] as const,
+    registers: [registry],
+  });
   if (opts.countByStatus) {
     const count = opts.countByStatus;
     new Gauge({
@@ -45,5 +52,5 @@ export function createMetrics(opts: { countByStatus?: () => Promise<Record<Recor
       },
     });
   }
-  return { registry, httpDuration, uploads, uploadBytes, sseClients };
+  return { registry, httpDuration, uploads, uploadBytes, sseClients, sweptObjects };
 }

@@ -13,6 +13,7 @@ import { ApiError, badRequest, ClientGoneError, conflict, DependencyError, notFo
 import type { RecordingRow, RecordingsRepo, RecordingStatus, StepRunRow, TrackRow } from "./db/recordings-repo.ts";
 import { describeIssues, receiveUpload, type TrackSink, type UploadPart } from "./upload/receive.ts";
 import { sniffAudio, SNIFF_BYTES, describeFormats } from "./upload/sniff.ts";
+import { recordingPrefix } from "./storage-sweep.ts";
 
 export interface RecordingServiceDeps {
   repo: RecordingsRepo;
@@ -61,16 +62,21 @@ export function createRecordingService(deps: RecordingServiceDeps) {
   const { repo, storage, workflows, log } = deps;
   const lastChecked = new Map<string, number>();
   const reconcileEveryMs = deps.reconcileEveryMs ?? 2000;
-  const sweeps = new Set<NodeJS.Timeout>();
+  const prefixOf = recordingPrefix;
 
-  const prefixOf = (id: string): string => `recordings/${id}/`;
-
-  /** Remove what a failed or cancelled upload left: objects, rows. Never throws. */
+  /**
+   * Remove what a failed or cancelled upload left: objects, rows. Never throws. The upload's
+   * intent row goes only once its objects are gone; else the storage sweeper removes them
+   * later (server/storage-sweep.ts).
+   */
   async function discard(id: string, why: string): Promise<void> {
     const [objects, rows] = await Promise.allSettled([storage.deletePrefix(prefixOf(id)), repo.delete(id)]);
     if (objects.status === "rejected" || rows.status === "rejected") {
       log.error({ recording_id: id, objects: objects.status, rows: rows.status, why }, "cleanup of a refused upload failed");
-    } else log.info({ recording_id: id, removed_objects: objects.value, why }, "refused upload removed");
+      return;
+    }
+    await repo.clearUploadIntent(id).catch((err: unknown) => log.warn({ err, recording_id: id }, "could not clear an upload intent; the storage sweeper will"));
+    log.info({ recording_id: id, removed_objects: objects.value, why }, "refused upload removed");
   }
 
   /** Rows, then the workflow; if Conductor refuses, everything is removed again. */
@@ -126,6 +132,8 @@ export function createRecordingService(deps: RecordingServiceDeps) {
     const id = randomUUID();
     let bytes = 0;
     try {
+      // before the first object: should this process stop mid-upload, the sweeper knows what to remove
+      await repo.addUploadIntent(id);
       const { manifest, tracks } = await receiveUpload(parts, {
         recordingId: id,
         ...deps.limits,
@@ -342,15 +350,10 @@ export function createRecordingService(deps: RecordingServiceDeps) {
       const gone = await repo.delete(id);
       if (!gone) throw notFound(`no recording '${id}'`);
       const removed = await storage.deletePrefix(prefixOf(id));
-      log.info({ recording_id: id, workflow_id: rec.workflow_id, removed_objects: removed }, "recording deleted");
       // a task that was already running when the workflow was terminated may still write
-      // derived audio; sweep the prefix once more after it has had time to finish
-      const t = setTimeout(() => {
-        sweeps.delete(t);
-        storage.deletePrefix(prefixOf(id)).catch((err: unknown) => log.warn({ err, recording_id: id }, "late sweep failed"));
-      }, 30_000);
-      t.unref();
-      sweeps.add(t);
+      // derived audio: repo.delete left a row from which the storage sweeper clears the prefix
+      // again on a schedule (server/storage-sweep.ts)
+      log.info({ recording_id: id, workflow_id: rec.workflow_id, removed_objects: removed }, "recording deleted");
     },
 
     /** Look at every unfinished recording once (the background reconciler's tick). */
@@ -364,8 +367,7 @@ export function createRecordingService(deps: RecordingServiceDeps) {
     },
 
     close(): void {
-      for (const t of sweeps) clearTimeout(t);
-      sweeps.clear();
+      lastChecked.clear();
     },
   };
 }

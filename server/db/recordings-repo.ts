@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import { Result } from "../../pipeline/contracts/index.ts";
 import { appendEvent, eventsAfter, PRIMARY_ENGINE, type StoredEvent } from "./events.ts";
+import { DELETED_SWEEPS_AFTER_SECONDS } from "../storage-sweep.ts";
 import { withTransaction } from "./pool.ts";
 
 export type RecordingStatus = "queued" | "processing" | "completed" | "failed";
@@ -117,8 +118,20 @@ export function createRecordingsRepo(pool: pg.Pool) {
             [rec.id, t.track_index, t.participant, t.offset_seconds, t.source_key, t.owned, t.filename, t.size_bytes, t.format],
           );
         }
+        // the upload's objects now belong to a row
+        await client.query(`DELETE FROM upload_intents WHERE id = $1`, [rec.id]);
         return rows[0]!;
       });
+    },
+
+    /** An upload is about to write objects under recordings/<id>/ (cleared by create or clearUploadIntent). */
+    async addUploadIntent(id: string): Promise<void> {
+      await pool.query(`INSERT INTO upload_intents (id) VALUES ($1) ON CONFLICT (id) DO NOTHING`, [id]);
+    },
+
+    /** The upload's objects are gone (a refused upload, cleaned up). */
+    async clearUploadIntent(id: string): Promise<void> {
+      await pool.query(`DELETE FROM upload_intents WHERE id = $1`, [id]);
     },
 
     async setWorkflowId(id: string, workflowId: string): Promise<void> {
@@ -197,6 +210,13 @@ export function createRecordingsRepo(pool: pg.Pool) {
           // foreign key (they also serve runs that have no recording row, e.g. the CLI)
           await client.query(`DELETE FROM shadow_runs WHERE recording_id = $1`, [id]);
           await client.query(`DELETE FROM pipeline_runs WHERE recording_id = $1`, [id]);
+          // a step already running may still write under the recording's prefix: the storage
+          // sweeper clears it again on a schedule (server/storage-sweep.ts)
+          await client.query(
+            `INSERT INTO deleted_recordings (id, next_sweep_at) VALUES ($1, clock_timestamp() + make_interval(secs => $2))
+             ON CONFLICT (id) DO UPDATE SET deleted_at = clock_timestamp(), sweeps = 0, next_sweep_at = EXCLUDED.next_sweep_at`,
+            [id, DELETED_SWEEPS_AFTER_SECONDS[0]],
+          );
         }
         return rows[0] ? { recording: rows[0], tracks } : undefined;
       });

@@ -27,7 +27,7 @@ export interface ApiServices {
   s3: S3ServerHandle;
   conductorUrl: string;
   log: Logger;
-  /** rows in the API's tables (recordings, tracks, results, events, step_runs, idempotency_keys) */
+  /** rows in the API's tables (recordings, tracks, results, events, step_runs, idempotency_keys, upload_intents) */
   rowCounts(): Promise<Record<string, number>>;
   /** bucket keys under `prefix` and multipart uploads still pending */
   bucketState(prefix?: string): Promise<{ keys: string[]; pendingUploads: number }>;
@@ -77,6 +77,7 @@ export async function startApiServices(overrides: Record<string, string> = {}): 
     PORT: "0",
     HOST: "127.0.0.1",
     API_RECONCILE_SECONDS: "0",
+    STORAGE_SWEEP_SECONDS: "0",
     ...overrides,
   });
   await migrate(config);
@@ -93,7 +94,7 @@ export async function startApiServices(overrides: Record<string, string> = {}): 
     log,
     async rowCounts() {
       const out: Record<string, number> = {};
-      for (const t of ["recordings", "tracks", "results", "events", "step_runs", "idempotency_keys"]) {
+      for (const t of ["recordings", "tracks", "results", "events", "step_runs", "idempotency_keys", "upload_intents"]) {
         out[t] = Number((await pool.query(`SELECT count(*) AS n FROM ${t}`)).rows[0].n);
       }
       return out;

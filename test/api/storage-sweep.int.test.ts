@@ -1,0 +1,157 @@
+/**
+ * The storage sweeper (server/storage-sweep.ts) against a fresh Postgres schema, a real
+ * s3rver over HTTP and the real Conductor server:
+ *  - objects written under a deleted recording after its DELETE (a step that was already
+ *    running) are removed on the schedule kept in the database, and the schedule ends;
+ *  - an upload the API never finished (it stopped mid-upload) is removed once stale, not
+ *    before;
+ *  - nothing else in the bucket is touched: live recordings, a client's own objects, and
+ *    prefixes the database knows nothing of;
+ *  - the API's timer runs the sweeper (STORAGE_SWEEP_SECONDS) and counts what it removed.
+ * Time passing is played by moving a schedule row's time back, never by faking an outcome.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import type { FastifyInstance } from "fastify";
+import { build } from "../../server/app.ts";
+import { createConductorGateway, type WorkflowGateway } from "../../server/conductor.ts";
+import { createRecordingsRepo } from "../../server/db/recordings-repo.ts";
+import { createStorageSweeper, DELETED_SWEEPS_AFTER_SECONDS } from "../../server/storage-sweep.ts";
+import { multipartBody, startApiServices, wavBytes, type ApiServices } from "./harness.ts";
+
+const TOKEN = "test-token-sweeper-1";
+const auth = { authorization: `Bearer ${TOKEN}` };
+let svc: ApiServices;
+let app: FastifyInstance;
+let workflows: WorkflowGateway;
+
+before(async () => {
+  svc = await startApiServices({ API_TOKEN: TOKEN });
+  workflows = await createConductorGateway({ serverUrl: svc.conductorUrl, log: svc.log });
+  app = await build({ config: svc.config, log: svc.log, pool: svc.pool, storage: svc.storage, workflows });
+});
+after(async () => {
+  await app?.close();
+  await svc?.close();
+});
+
+async function uploadOne(): Promise<string> {
+  const { body, contentType } = await multipartBody({ language: "en", tracks: [{ participant: "Alice" }] }, [{ name: "a.wav", data: wavBytes(0.25) }]);
+  const res = await app.inject({ method: "POST", url: "/v1/recordings", payload: body, headers: { ...auth, "content-type": contentType } });
+  assert.equal(res.statusCode, 202, res.body);
+  return res.json().id as string;
+}
+
+const tombstone = async (id: string): Promise<{ sweeps: number; due_in: number } | undefined> =>
+  (
+    await svc.pool.query<{ sweeps: number; due_in: number }>(
+      `SELECT sweeps, extract(epoch FROM next_sweep_at - deleted_at)::float8 AS due_in FROM deleted_recordings WHERE id = $1`,
+      [id],
+    )
+  ).rows[0];
+
+describe("storage sweeper", () => {
+  test("a deleted recording's prefix is swept again on its schedule: late writes go, then the schedule ends", async () => {
+    const removed: [string, number][] = [];
+    const sweeper = createStorageSweeper({ pool: svc.pool, storage: svc.storage, log: svc.log, uploadStaleSeconds: 3600, onRemoved: (r, n) => removed.push([r, n]) });
+    const id = await uploadOne();
+    const live = await uploadOne();
+    assert.equal((await app.inject({ method: "DELETE", url: `/v1/recordings/${id}`, headers: auth })).statusCode, 204);
+    assert.deepEqual(await svc.storage.list(`recordings/${id}/`), []);
+    assert.deepEqual(await tombstone(id), { sweeps: 0, due_in: DELETED_SWEEPS_AFTER_SECONDS[0] });
+
+    // a step that was already running finishes and writes its derived audio
+    const late = `recordings/${id}/conductor/mixdown/mixdown.mp3`;
+    await svc.storage.put(late, Buffer.from("late mp3"), "audio/mpeg");
+    // not due yet: nothing happens
+    assert.deepEqual(await sweeper.sweep(), { deleted: 0, abandoned: 0, objects: 0 });
+    assert.deepEqual(await svc.storage.list(`recordings/${id}/`), [late]);
+
+    for (const [i, after] of DELETED_SWEEPS_AFTER_SECONDS.entries()) {
+      await svc.pool.query(`UPDATE deleted_recordings SET next_sweep_at = clock_timestamp() WHERE id = $1`, [id]);
+      const out = await sweeper.sweep();
+      assert.equal(out.deleted, 1, `sweep ${i + 1} (due ${after} s after the deletion)`);
+      assert.equal(out.objects, i === 0 || i === 2 ? 1 : 0); // the first late write, and the one put after sweep 2
+      const next = DELETED_SWEEPS_AFTER_SECONDS[i + 1];
+      assert.deepEqual(await tombstone(id), next === undefined ? undefined : { sweeps: i + 1, due_in: next });
+      if (i === 1) await svc.storage.put(late, Buffer.from("later still"), "audio/mpeg"); // swept by the next one
+      if (i === 2) assert.deepEqual(removed.at(-1), ["deleted_recording", 1]);
+    }
+    assert.deepEqual(await svc.storage.list(`recordings/${id}/`), []);
+    assert.deepEqual(removed, [
+      ["deleted_recording", 1],
+      ["deleted_recording", 1],
+    ]);
+    // the live recording kept everything
+    assert.equal((await svc.storage.list(`recordings/${live}/`)).length, 1);
+    assert.equal((await app.inject({ method: "DELETE", url: `/v1/recordings/${live}`, headers: auth })).statusCode, 204);
+    await svc.pool.query(`DELETE FROM deleted_recordings`);
+  });
+
+  test("an upload the API never finished is removed once stale; what the database does not know is never touched", async () => {
+    const removed: [string, number][] = [];
+    const sweeper = createStorageSweeper({ pool: svc.pool, storage: svc.storage, log: svc.log, uploadStaleSeconds: 3600, onRemoved: (r, n) => removed.push([r, n]) });
+    const repo = createRecordingsRepo(svc.pool);
+    // what an upload in progress has done when its process stops: the intent, then track objects
+    const abandoned = randomUUID();
+    await repo.addUploadIntent(abandoned);
+    const parts = [`recordings/${abandoned}/tracks/0-alice.wav`, `recordings/${abandoned}/tracks/1-bob.wav`];
+    for (const k of parts) await svc.storage.put(k, wavBytes(0.1), "audio/wav");
+    // neighbours: a client's own objects, a prefix nobody recorded (the CLI stages runs there), a live recording
+    const clientKey = "uploads/team/alice.wav";
+    const unknownKey = `recordings/${randomUUID()}/tracks/0-x.wav`;
+    await svc.storage.put(clientKey, wavBytes(0.1));
+    await svc.storage.put(unknownKey, wavBytes(0.1));
+    const live = await uploadOne();
+    const liveKeys = await svc.storage.list(`recordings/${live}/`);
+    // an intent that outlived its commit (its row exists): the objects are the row's
+    await repo.addUploadIntent(live);
+
+    // fresh: an upload may still be arriving
+    assert.deepEqual(await sweeper.sweep(), { deleted: 0, abandoned: 0, objects: 0 });
+    assert.deepEqual(await svc.storage.list(`recordings/${abandoned}/`), parts);
+
+    await svc.pool.query(`UPDATE upload_intents SET started_at = clock_timestamp() - interval '2 hours'`);
+    assert.deepEqual(await sweeper.sweep(), { deleted: 0, abandoned: 1, objects: 2 });
+    assert.deepEqual(removed, [["abandoned_upload", 2]]);
+    assert.deepEqual(await svc.storage.list(`recordings/${abandoned}/`), []);
+    assert.equal(Number((await svc.pool.query(`SELECT count(*) AS n FROM upload_intents`)).rows[0].n), 0);
+    assert.deepEqual(await svc.storage.list(`recordings/${live}/`), liveKeys);
+    assert.deepEqual(await svc.storage.list("uploads/"), [clientKey]);
+    assert.deepEqual(await svc.storage.list(unknownKey), [unknownKey]);
+    // nothing left to do
+    assert.deepEqual(await sweeper.sweep(), { deleted: 0, abandoned: 0, objects: 0 });
+
+    assert.equal((await app.inject({ method: "DELETE", url: `/v1/recordings/${live}`, headers: auth })).statusCode, 204);
+    await svc.storage.deletePrefix("uploads/");
+    await svc.storage.deletePrefix(unknownKey);
+    await svc.pool.query(`DELETE FROM deleted_recordings`);
+  });
+
+  test("the API runs the sweeper every STORAGE_SWEEP_SECONDS and counts what it removed", async () => {
+    const swept = await build({
+      config: { ...svc.config, STORAGE_SWEEP_SECONDS: 0.2, STORAGE_SWEEP_UPLOAD_STALE_SECONDS: 60 },
+      log: svc.log,
+      pool: svc.pool,
+      storage: svc.storage,
+      workflows,
+    });
+    try {
+      await swept.ready();
+      const id = randomUUID();
+      await createRecordingsRepo(svc.pool).addUploadIntent(id);
+      await svc.storage.put(`recordings/${id}/tracks/0-a.wav`, wavBytes(0.1), "audio/wav");
+      await svc.pool.query(`UPDATE upload_intents SET started_at = clock_timestamp() - interval '2 minutes' WHERE id = $1`, [id]);
+      const deadline = Date.now() + 10_000;
+      while ((await svc.storage.list(`recordings/${id}/`)).length > 0) {
+        assert.ok(Date.now() < deadline, "the API's sweeper did not remove the abandoned upload within 10 s");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const metrics = await swept.inject({ method: "GET", url: "/metrics", headers: auth });
+      assert.match(metrics.body, /trackscribe_storage_swept_objects_total\{reason="abandoned_upload"\} 1\b/);
+    } finally {
+      await swept.close();
+    }
+  });
+});
