@@ -5,17 +5,27 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { createBullmqRedis } from "../workers/bullmq/engine.ts";
+import { dropPrefix } from "../workers/bullmq/queues.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
-test("npm run demo completes a recording with every speaker and a matched shadow comparison", async () => {
+test("npm run demo completes a recording with every speaker and a matched shadow comparison", async (t) => {
   assert.ok(process.env.CONDUCTOR_SERVER_URL && process.env.DATABASE_URL, "run through npm test (services started)");
+  // the shadow run's BullMQ keys under a prefix of this test's own, removed at the end
+  const prefix = `tsdemo-${randomBytes(4).toString("hex")}`;
+  t.after(async () => {
+    const redis = createBullmqRedis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
+    await dropPrefix(redis, prefix).catch(() => 0);
+    await redis.quit();
+  });
   const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "scripts", "demo.ts")], {
     cwd: root,
-    env: { ...process.env, LOG_LEVEL: "warn" },
+    env: { ...process.env, LOG_LEVEL: "warn", BULLMQ_PREFIX: prefix },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";

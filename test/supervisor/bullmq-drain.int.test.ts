@@ -14,21 +14,27 @@ import { loadConfig } from "../../pipeline/config.ts";
 import { createLocalStorage } from "../../server/storage/local.ts";
 import { createBullmqRedis } from "../../workers/bullmq/engine.ts";
 import { StepJobResult, type StepJobData } from "../../workers/bullmq/job-data.ts";
-import { queueName } from "../../workers/bullmq/queues.ts";
+import { dropPrefix, queueName } from "../../workers/bullmq/queues.ts";
 import { startProcess, type Proc } from "./harness.ts";
 import { stageSlowTranscription } from "./slow-task.ts";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "sup-bullmq-"));
 const procs: Proc[] = [];
 const cleanups: (() => Promise<unknown>)[] = [];
+/** the Redis key prefixes of this file's tests: every key under them goes at the end */
+const prefixes: string[] = [];
 after(async () => {
   for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGKILL");
   for (const c of cleanups.reverse()) await c().catch(() => {});
+  const redis = createBullmqRedis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
+  for (const p of prefixes) await dropPrefix(redis, p).catch(() => 0);
+  await redis.quit();
   rmSync(dir, { recursive: true, force: true });
 });
 
 test("SIGTERM during a running BullMQ job: the job completes and its result is stored before the supervisor exits", async () => {
   const prefix = `tss-${randomBytes(4).toString("hex")}`;
+  prefixes.push(prefix);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     NODE_ENV: "test",
@@ -91,6 +97,7 @@ test("SIGTERM during a running BullMQ job: the job completes and its result is s
 
 test("`trackscribe workers --engine bullmq -j 2`: a child killed with -9 comes back in its slot with the same worker id", async () => {
   const prefix = `tss-${randomBytes(4).toString("hex")}`;
+  prefixes.push(prefix);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     NODE_ENV: "test",
