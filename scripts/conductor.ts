@@ -77,6 +77,32 @@ export const CONDUCTOR_SYSTEM_TASK_POP_TIMEOUT = "0ms";
 export const CONDUCTOR_SQLITE_PARAMS = "busy_timeout=15000&journal_mode=WAL&synchronous=NORMAL";
 
 /**
+ * Largest task and workflow payload (input or output) the server keeps inline, and the
+ * largest it accepts: both thresholds set to this. Words travel between tasks as JSON
+ * (about 72 bytes a word; topics as much again), so finalize's input and the workflow's
+ * output grow with the meeting: ~1.4 MB for an hour of speech. The server's defaults (3 MB
+ * for a task, 5 MB for a workflow) move anything larger to its "external payload storage",
+ * which on this server is a temp directory of its own: the next task's poll then came with
+ * an empty input (measured: a 4 MB output, next input `{}` plus a path), and above 10 MB
+ * the task failed outright. A meeting of some two hours' speech broke the pipeline so.
+ * 32 MB keeps some twenty hours of speech inline; a larger payload fails its task with the
+ * server's reason naming the size. docker-compose.yml sets the same
+ * (test/compose.test.ts checks it).
+ */
+export const CONDUCTOR_PAYLOAD_LIMIT = "32MB";
+/** the server properties CONDUCTOR_PAYLOAD_LIMIT sets */
+export const CONDUCTOR_PAYLOAD_PROPERTIES = [
+  "taskInputPayloadSizeThreshold",
+  "maxTaskInputPayloadSizeThreshold",
+  "taskOutputPayloadSizeThreshold",
+  "maxTaskOutputPayloadSizeThreshold",
+  "workflowInputPayloadSizeThreshold",
+  "maxWorkflowInputPayloadSizeThreshold",
+  "workflowOutputPayloadSizeThreshold",
+  "maxWorkflowOutputPayloadSizeThreshold",
+] as const;
+
+/**
  * The server's JVM options, by use (CONDUCTOR_JVM_OPTS replaces them).
  *  - `quick` (tests, CI, `npm run conductor:start`): C1 only (TieredStopAtLevel=1). A fresh
  *    server is ready sooner and compiles little while a test suite of a few minutes runs.
@@ -269,6 +295,8 @@ export async function startConductor(
     log?: (s: string) => void;
     /** JVM options (CONDUCTOR_JVM_OPTS): `quick` (default) or `steady` */
     jvm?: ConductorJvm;
+    /** payload thresholds (default CONDUCTOR_PAYLOAD_LIMIT); null: the server's own (tests of what they do) */
+    payloadLimit?: string | null;
   } = {},
 ): Promise<ConductorHandle> {
   const stateDir = path.resolve(opts.stateDir ?? defaultStateDir());
@@ -310,6 +338,7 @@ export async function startConductor(
     `--conductor.scheduler.enabled=${CONDUCTOR_SCHEDULER}`,
     `--conductor.app.sweeperThreadCount=${CONDUCTOR_SWEEPER_THREADS}`,
     `--conductor.app.taskIndexingEnabled=${process.env.CONDUCTOR_TASK_INDEXING ?? CONDUCTOR_TASK_INDEXING}`,
+    ...(opts.payloadLimit === null ? [] : CONDUCTOR_PAYLOAD_PROPERTIES.map((p) => `--conductor.app.${p}=${opts.payloadLimit ?? CONDUCTOR_PAYLOAD_LIMIT}`)),
     // keep the server on loopback and quiet
     "--server.address=127.0.0.1",
     "--logging.level.root=WARN",

@@ -15,6 +15,8 @@ import {
   CONDUCTOR_AI_INTEGRATIONS,
   CONDUCTOR_DB_POOL_SIZE,
   CONDUCTOR_JVM_OPTS,
+  CONDUCTOR_PAYLOAD_LIMIT,
+  CONDUCTOR_PAYLOAD_PROPERTIES,
   CONDUCTOR_SCHEDULER,
   CONDUCTOR_SQLITE_PARAMS,
   CONDUCTOR_SWEEPER_THREADS,
@@ -106,6 +108,8 @@ test("the Conductor service runs the pinned version with the server settings the
   assert.equal(env.CONDUCTOR_SCHEDULER_ENABLED, String(CONDUCTOR_SCHEDULER));
   assert.equal(Number(env.CONDUCTOR_APP_SWEEPERTHREADCOUNT), CONDUCTOR_SWEEPER_THREADS);
   assert.equal(env.CONDUCTOR_APP_TASKINDEXINGENABLED, String(CONDUCTOR_TASK_INDEXING));
+  // every payload threshold raised as for the tests' server (Spring's relaxed binding: upper case, no dots)
+  for (const p of CONDUCTOR_PAYLOAD_PROPERTIES) assert.equal(env[`CONDUCTOR_APP_${p.toUpperCase()}`], CONDUCTOR_PAYLOAD_LIMIT, p);
   assert.ok(CONDUCTOR_SWEEPER_THREADS >= 1, "a sweeper thread is still running");
   // the image's startup script runs `java ${JAVA_OPTS} -jar …`: the long-running server's options, as bench:conductor measures them
   assert.deepEqual(String(env.JAVA_OPTS).split(/\s+/), [...CONDUCTOR_JVM_OPTS.steady]);

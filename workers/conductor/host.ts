@@ -72,6 +72,18 @@ export class UnknownStorageKeyError extends Error {
   readonly retryable = false;
 }
 
+/**
+ * A task whose input the server moved to its external payload storage (input above its
+ * `taskInputPayloadSizeThreshold`): the poll hands over an empty input and a path into a
+ * store workers cannot read. Our server settings keep every payload inline up to
+ * CONDUCTOR_PAYLOAD_LIMIT (scripts/conductor.ts); a server without them fails such a task
+ * with this reason instead of a schema error about a missing field.
+ */
+export class ExternalPayloadError extends Error {
+  override readonly name = "ExternalPayloadError";
+  readonly retryable = false;
+}
+
 /** The id a worker polls with: `host/slot/pid#build`, so poll data shows the build (lesson 8). */
 export const pollWorkerId = (identity: WorkerIdentity): string => `${identity.worker_id}#${identity.build}`;
 
@@ -150,6 +162,12 @@ export function startConductorWorkerHost(deps: ConductorHostDeps): ConductorHost
       const scratch = path.join(deps.workDir, "scratch", taskId);
       await deps.onTaskEvent?.({ ...base, status: "started" });
       try {
+        if (task.externalInputPayloadStoragePath) {
+          throw new ExternalPayloadError(
+            `the server moved this task's input to its external payload storage (${task.externalInputPayloadStoragePath}), which workers cannot read: ` +
+              "start Conductor with its payload thresholds raised (conductor.app.taskInputPayloadSizeThreshold and the others: see CONDUCTOR_PAYLOAD_LIMIT in scripts/conductor.ts)",
+          );
+        }
         await mkdir(scratch, { recursive: true });
         const out = await handle(name, input, scratch);
         const outputData = { ...out, worker: stamp };
