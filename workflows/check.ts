@@ -8,7 +8,7 @@
 import { z } from "zod/v4";
 import { PipelineInput } from "../pipeline/contracts/index.ts";
 import { steps } from "../pipeline/steps/index.ts";
-import { PlanSpeechConductorOutput, PlanTracksInput, PlanTracksOutput } from "../workers/conductor/contracts.ts";
+import { PlanSpeechConductorOutput, PlanTracksInput, PlanTracksOutput, TranscribeTrackConductorOutput } from "../workers/conductor/contracts.ts";
 
 interface TaskJson {
   name: string;
@@ -28,6 +28,7 @@ export function taskSchemas(): Record<string, { input: z.ZodType; output: z.ZodT
   };
   for (const [name, def] of Object.entries(steps)) out[name] = { input: def.input as z.ZodType, output: def.output as z.ZodType };
   out.plan_speech = { input: steps.plan_speech.input, output: PlanSpeechConductorOutput };
+  out.transcribe_track = { input: steps.transcribe_track.input, output: TranscribeTrackConductorOutput };
   return out;
 }
 

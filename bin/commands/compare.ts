@@ -45,7 +45,14 @@ export async function compareCommand(recordingId: string, opts: CompareOptions, 
     let report: ShadowReport | null = record?.report ?? null;
     if (opts.recompute) {
       const { state, runId } = await shadowState(createPgEventLog(pool), recordingId, record?.bullmq_run_id ?? undefined);
-      const wf = await conductorHttpLookup(config.CONDUCTOR_SERVER_URL)(recordingId, record?.conductor_workflow_id ?? undefined);
+      const { createStorage } = await import("../../server/storage/index.ts");
+      const storage = createStorage(config);
+      let wf;
+      try {
+        wf = await conductorHttpLookup(config.CONDUCTOR_SERVER_URL, storage)(recordingId, record?.conductor_workflow_id ?? undefined);
+      } finally {
+        await storage.close();
+      }
       if (!wf) throw new CliError(`no Conductor workflow found for recording ${recordingId}`);
       report = compareRuns(conductorSnapshot(wf), bullmqSnapshot(state, runId), rulesFromConfig(config));
       if (!record) await store.begin(recordingId);

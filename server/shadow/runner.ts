@@ -17,6 +17,7 @@ import type { EventLog } from "../../workers/bullmq/event-log.ts";
 import { compareRuns, rulesFromConfig, type ShadowReport } from "./compare.ts";
 import { bullmqSnapshot, conductorSnapshot, type ConductorWorkflowJson } from "./snapshots.ts";
 import { createShadowStore, type ShadowStore } from "./store.ts";
+import { loadTranscript } from "../../workers/conductor/transcripts.ts";
 
 export const SHADOW_NAMESPACE = "bullmq";
 /** Conductor workflow name (workflows/multitrack_diarization.json) */
@@ -30,6 +31,8 @@ export interface ShadowDeps {
   log: Logger;
   /** the authoritative run's execution (default: the Conductor HTTP API at CONDUCTOR_SERVER_URL) */
   conductorWorkflow?: ConductorLookup;
+  /** where Conductor's transcripts are (its tasks carry their keys); the default lookup reads them back */
+  storage?: Pick<Storage, "get">;
   /** where the shadow's Result is saved (engine 'bullmq') */
   results?: ResultSink;
   /** poll interval while waiting for Conductor (default 1000 ms) */
@@ -121,7 +124,7 @@ async function runAndCompare(deps: ShadowDeps, recordingId: string, input: Pipel
   const { state, runId } = await shadowState(deps.eventLog, recordingId, knownRunId);
   await deps.store.setRunIds(recordingId, { bullmq_run_id: runId });
 
-  const lookup = deps.conductorWorkflow ?? conductorHttpLookup(deps.config.CONDUCTOR_SERVER_URL);
+  const lookup = deps.conductorWorkflow ?? conductorHttpLookup(deps.config.CONDUCTOR_SERVER_URL, deps.storage);
   const wf = await waitForConductor(lookup, recordingId, workflowId, deps.config.SHADOW_WAIT_SECONDS * 1000, deps.pollMs ?? 1000, deps.signal);
   const report = compareRuns(conductorSnapshot(wf), bullmqSnapshot(state, runId), rulesFromConfig(deps.config));
   await deps.store.saveReport(recordingId, report);
@@ -183,21 +186,29 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /** Conductor's HTTP API: by workflow id, or the newest workflow correlated with the recording id. */
-export function conductorHttpLookup(baseUrl: string, workflowName = CONDUCTOR_WORKFLOW_NAME): ConductorLookup {
+export function conductorHttpLookup(baseUrl: string, storage?: Pick<Storage, "get">, workflowName = CONDUCTOR_WORKFLOW_NAME): ConductorLookup {
   const base = baseUrl.replace(/\/+$/, "");
+  // Conductor carries a track's words as a storage key (workers/conductor/transcripts.ts): read them back
+  const withWords = async (wf: ConductorWorkflowJson | null): Promise<ConductorWorkflowJson | null> => {
+    if (!wf || !storage) return wf;
+    const tasks = await Promise.all(
+      (wf.tasks ?? []).map(async (t) => (t.outputData && t.status === "COMPLETED" ? { ...t, outputData: (await loadTranscript(storage, t.outputData)) as Record<string, unknown> } : t)),
+    );
+    return { ...wf, tasks };
+  };
   return async (recordingId, workflowId) => {
     if (workflowId) {
       const res = await fetch(`${base}/workflow/${encodeURIComponent(workflowId)}?includeTasks=true`);
       if (res.status === 404) return null;
       if (!res.ok) throw new Error(`Conductor answered ${res.status} for workflow ${workflowId}`);
-      return (await res.json()) as ConductorWorkflowJson;
+      return withWords((await res.json()) as ConductorWorkflowJson);
     }
     const res = await fetch(
       `${base}/workflow/${encodeURIComponent(workflowName)}/correlated/${encodeURIComponent(recordingId)}?includeClosed=true&includeTasks=true`,
     );
     if (!res.ok) throw new Error(`Conductor answered ${res.status} for workflows correlated with ${recordingId}`);
     const list = (await res.json()) as (ConductorWorkflowJson & { startTime?: number })[];
-    return list.sort((a, b) => (b.startTime ?? 0) - (a.startTime ?? 0))[0] ?? null;
+    return withWords(list.sort((a, b) => (b.startTime ?? 0) - (a.startTime ?? 0))[0] ?? null);
   };
 }
 
@@ -226,6 +237,7 @@ export async function createShadowDeps(
     eventLog: engine.eventLog,
     store: createShadowStore(opts.pool),
     log: opts.log,
+    storage: opts.storage,
     signal: shutdown.signal,
     active: new Map(),
     ...(opts.results ? { results: opts.results } : {}),

@@ -97,8 +97,18 @@ test("3-track fixture through Conductor = in-process (words, speakers, topics); 
     assert.deepEqual(Object.keys(join.outputData).sort(), ["transcribe_track_0", "transcribe_track_1", "transcribe_track_2"]);
     const merge = wf.tasks.find((t) => t.referenceTaskName === "merge_transcripts")!;
     assert.deepEqual(Object.keys(merge.inputData.transcripts as object).sort(), Object.keys(join.outputData).sort());
+    // the tracks' words travel through storage (workers/conductor/transcripts.ts): the JOIN holds
+    // each track's key and word count, and the merge read them all back
+    const refs = Object.entries(join.outputData) as [string, { words?: unknown; words_key: string; word_count: number }][];
+    for (const [ref, v] of refs) {
+      assert.equal(v.words, undefined, ref);
+      assert.match(v.words_key, /^recordings\/cmp-conductor\/conductor\/transcript\/track-\d\.json$/, ref);
+      assert.equal((JSON.parse((await storage.get(v.words_key)).toString()) as unknown[]).length, v.word_count, ref);
+    }
+    assert.ok(JSON.stringify(join.outputData).length < 3 * 400, `JOIN output ${JSON.stringify(join.outputData).length} bytes`);
     // … normalized: the merged words are time-ordered and carry every track
     const words = merge.outputData.words as { start: number; speaker: number }[];
+    assert.equal(words.length, refs.reduce((n, [, v]) => n + v.word_count, 0));
     for (let i = 1; i < words.length; i++) assert.ok(words[i]!.start >= words[i - 1]!.start);
     assert.deepEqual([...new Set(words.map((w) => w.speaker))].sort(), [0, 1, 2]);
     // every task output records who produced it

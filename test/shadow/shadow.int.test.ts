@@ -98,7 +98,7 @@ async function runShadowed(s: ShadowSetup, recordingId: string, input: PipelineI
   const authoritative = s.conductor.run(input);
   void authoritative.then(() => process.stderr.write(`conductor run of ${recordingId}: ${Math.round(performance.now() - t0)} ms\n`), () => undefined);
   // the API knows the workflow id when it starts the shadow; the engine tells it at the end
-  const lookup = conductorHttpLookup(s.h.config.CONDUCTOR_SERVER_URL);
+  const lookup = conductorHttpLookup(s.h.config.CONDUCTOR_SERVER_URL, s.h.storage);
   const deps: ShadowDeps = { ...s.deps, conductorWorkflow: async (rec) => lookup(rec, (await authoritative).run.workflow_id) };
   const shadow = startShadowRun(deps, recordingId, input);
   assert.equal(shadow.sampled, true);

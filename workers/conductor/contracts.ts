@@ -3,7 +3,7 @@
  * the pure step outputs with the fork list and input map (lesson 4).
  */
 import { z } from "zod/v4";
-import { PipelineInput, SpeechPlan } from "../../pipeline/contracts/index.ts";
+import { PipelineInput, SpeechPlan, TranscribeTrackOutput } from "../../pipeline/contracts/index.ts";
 
 export const ForkTask = z.object({
   name: z.string().min(1),
@@ -24,3 +24,10 @@ export type PlanTracksOutput = z.infer<typeof PlanTracksOutput>;
 
 export const PlanSpeechConductorOutput = SpeechPlan.extend(ForkPlan.shape);
 export type PlanSpeechConductorOutput = z.infer<typeof PlanSpeechConductorOutput>;
+
+/** transcribe_track's output as Conductor carries it: the words in storage (transcripts.ts) */
+export const TranscribeTrackConductorOutput = TranscribeTrackOutput.omit({ words: true }).extend({
+  words_key: z.string().min(1),
+  word_count: z.number().int().nonnegative(),
+});
+export type TranscribeTrackConductorOutput = z.infer<typeof TranscribeTrackConductorOutput>;

@@ -9,13 +9,14 @@ import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { TaskManager, TaskRunner, type ConductorWorker, type TaskRunnerEventsListener } from "@io-orkes/conductor-javascript";
 import type { Logger } from "pino";
-import { PipelineInput } from "../../pipeline/contracts/index.ts";
+import { PipelineInput, type TranscribeTrackInput, type TranscribeTrackOutput } from "../../pipeline/contracts/index.ts";
 import { runStep, steps, StepInputError, type StepTable } from "../../pipeline/steps/index.ts";
 import type { Storage } from "../../pipeline/ports.ts";
 import type { StepDepsFactory } from "../step-ports.ts";
 import type { WorkerIdentity } from "../identity.ts";
 import { PlanSpeechConductorOutput, PlanTracksOutput } from "./contracts.ts";
 import { buildForkPlan } from "./fork.ts";
+import { loadTranscripts, storeTranscript } from "./transcripts.ts";
 import { speechTracks } from "../../pipeline/steps/transcribe_track.ts";
 import type { SdkClient } from "./sdk.ts";
 import type { PollHints } from "./poll-hints.ts";
@@ -121,7 +122,10 @@ export function startConductorWorkerHost(deps: ConductorHostDeps): ConductorHost
       );
       return PlanTracksOutput.parse({ ...plan, expected_tracks: wf.tracks.map((t) => t.track_index).sort((a, b) => a - b) });
     }
+    // transcripts travel through storage, not through Conductor (transcripts.ts)
+    if (name === "merge_transcripts") input = { ...input, transcripts: await loadTranscripts(deps.storage, input.transcripts) };
     const out = (await run(name as keyof StepTable, input, depsFor)) as Record<string, unknown>;
+    if (name === "transcribe_track") return storeTranscript(deps.storage, input as TranscribeTrackInput, out as unknown as TranscribeTrackOutput);
     if (name === "plan_speech") {
       const plan = out as unknown as PlanSpeechConductorOutput;
       const fork = buildForkPlan(
