@@ -124,7 +124,9 @@ test("SIGTERM during a running Conductor task: its result reaches Conductor befo
   assert.equal(task.status, "COMPLETED", `task ${task.status}: ${task.reasonForIncompletion ?? ""}`);
   assert.ok(task.workerId?.startsWith(workerId), `completed by ${task.workerId}`);
   assert.equal((task.outputData.worker as { worker_id: string }).worker_id, workerId);
-  assert.ok((task.outputData.words as unknown[]).length > 0);
+  // the words went to storage; Conductor holds their key and count (workers/conductor/transcripts.ts)
+  assert.ok((task.outputData.word_count as number) > 0);
+  assert.match(String(task.outputData.words_key), new RegExp(`^recordings/${recordingId}/conductor/transcript/track-0\\.json$`));
   assert.ok(task.endTime >= termAt - 1000, "the task ended after the signal");
   assert.equal(wf.status, "COMPLETED");
   assert.ok(sup.lines.some((l) => l.msg === "worker child drained"));
