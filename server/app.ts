@@ -212,26 +212,31 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   });
   if (deps.shadow) await app.register(shadowRoutes, { store: deps.shadow.store });
 
-  // ---- background reconciliation with Conductor ---------------------------------------
-  let reconciler: NodeJS.Timeout | undefined;
-  let reconciling = false;
-  if (config.API_RECONCILE_SECONDS > 0) {
+  // ---- background loops: reconciliation with Conductor; the storage sweeper ---------------
+  const loops: NodeJS.Timeout[] = [];
+  /** run `work` every `seconds` once the app is ready (0: never), one run at a time */
+  const every = (seconds: number, work: () => Promise<unknown>): void => {
+    if (seconds <= 0) return;
+    let running = false;
     app.addHook("onReady", async () => {
-      reconciler = setInterval(() => {
-        if (reconciling) return;
-        reconciling = true;
-        service
-          .reconcileAll()
-          .then((n) => n && log.info({ changed: n }, "reconciled recordings with Conductor"))
-          .catch((err: unknown) => log.warn({ err }, "reconciliation failed"))
-          .finally(() => {
-            reconciling = false;
-          });
-      }, config.API_RECONCILE_SECONDS * 1000);
-      reconciler.unref();
+      const timer = setInterval(() => {
+        if (running) return;
+        running = true;
+        work().finally(() => {
+          running = false;
+        });
+      }, seconds * 1000);
+      timer.unref();
+      loops.push(timer);
     });
-  }
-  // ---- storage sweeper: late writes under deleted recordings, abandoned uploads ---------
+  };
+  every(config.API_RECONCILE_SECONDS, () =>
+    service
+      .reconcileAll()
+      .then((n) => n && log.info({ changed: n }, "reconciled recordings with Conductor"))
+      .catch((err: unknown) => log.warn({ err }, "reconciliation failed")),
+  );
+  // late writes under deleted recordings, uploads the API never finished (server/storage-sweep.ts)
   const sweeper = createStorageSweeper({
     pool,
     storage,
@@ -239,27 +244,10 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     uploadStaleSeconds: config.STORAGE_SWEEP_UPLOAD_STALE_SECONDS,
     onRemoved: (reason, n) => metrics.sweptObjects.inc({ reason }, n),
   });
-  let sweepTimer: NodeJS.Timeout | undefined;
-  let sweeping = false;
-  if (config.STORAGE_SWEEP_SECONDS > 0) {
-    app.addHook("onReady", async () => {
-      sweepTimer = setInterval(() => {
-        if (sweeping) return;
-        sweeping = true;
-        sweeper
-          .sweep()
-          .catch((err: unknown) => log.warn({ err }, "storage sweep failed; the next one tries again"))
-          .finally(() => {
-            sweeping = false;
-          });
-      }, config.STORAGE_SWEEP_SECONDS * 1000);
-      sweepTimer.unref();
-    });
-  }
+  every(config.STORAGE_SWEEP_SECONDS, () => sweeper.sweep().catch((err: unknown) => log.warn({ err }, "storage sweep failed; the next one tries again")));
   app.addHook("onClose", async () => {
     shutdown.abort();
-    if (reconciler) clearInterval(reconciler);
-    if (sweepTimer) clearInterval(sweepTimer);
+    for (const t of loops) clearInterval(t);
     service.close();
   });
   // SSE streams are hijacked: end them first so close() does not wait for them

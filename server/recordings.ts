@@ -62,7 +62,6 @@ export function createRecordingService(deps: RecordingServiceDeps) {
   const { repo, storage, workflows, log } = deps;
   const lastChecked = new Map<string, number>();
   const reconcileEveryMs = deps.reconcileEveryMs ?? 2000;
-  const prefixOf = recordingPrefix;
 
   /**
    * Remove what a failed or cancelled upload left: objects, rows. Never throws. The upload's
@@ -70,7 +69,7 @@ export function createRecordingService(deps: RecordingServiceDeps) {
    * later (server/storage-sweep.ts).
    */
   async function discard(id: string, why: string): Promise<void> {
-    const [objects, rows] = await Promise.allSettled([storage.deletePrefix(prefixOf(id)), repo.delete(id)]);
+    const [objects, rows] = await Promise.allSettled([storage.deletePrefix(recordingPrefix(id)), repo.delete(id)]);
     if (objects.status === "rejected" || rows.status === "rejected") {
       log.error({ recording_id: id, objects: objects.status, rows: rows.status, why }, "cleanup of a refused upload failed");
       return;
@@ -349,7 +348,7 @@ export function createRecordingService(deps: RecordingServiceDeps) {
       }
       const gone = await repo.delete(id);
       if (!gone) throw notFound(`no recording '${id}'`);
-      const removed = await storage.deletePrefix(prefixOf(id));
+      const removed = await storage.deletePrefix(recordingPrefix(id));
       // a task that was already running when the workflow was terminated may still write
       // derived audio: repo.delete left a row from which the storage sweeper clears the prefix
       // again on a schedule (server/storage-sweep.ts)
