@@ -213,8 +213,10 @@ export function createRecordingsRepo(pool: pg.Pool) {
           // a step already running may still write under the recording's prefix: the storage
           // sweeper clears it again on a schedule (server/storage-sweep.ts)
           await client.query(
-            `INSERT INTO deleted_recordings (id, next_sweep_at) VALUES ($1, clock_timestamp() + make_interval(secs => $2))
-             ON CONFLICT (id) DO UPDATE SET deleted_at = clock_timestamp(), sweeps = 0, next_sweep_at = EXCLUDED.next_sweep_at`,
+            // one clock reading for both columns: the schedule is counted from the deletion exactly
+            `INSERT INTO deleted_recordings (id, deleted_at, next_sweep_at)
+             SELECT $1, t.now, t.now + make_interval(secs => $2) FROM (SELECT clock_timestamp() AS now) t
+             ON CONFLICT (id) DO UPDATE SET deleted_at = EXCLUDED.deleted_at, sweeps = 0, next_sweep_at = EXCLUDED.next_sweep_at`,
             [id, DELETED_SWEEPS_AFTER_SECONDS[0]],
           );
         }
