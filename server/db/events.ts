@@ -37,10 +37,14 @@ export const defaultEventKey = (e: Pick<ProgressEvent, "step" | "track_index" | 
  */
 export async function appendEvent(db: Queryable, e: ProgressEvent, key = defaultEventKey(e)): Promise<StoredEvent | undefined> {
   // one statement: the insert, the step state, the recording's status and the notify
-  // all happen or none do (a CTE runs as a single snapshot)
+  // all happen or none do (a CTE runs as a single snapshot).
+  // The recording's row lock comes first, before the event's id is drawn, and is held to
+  // commit: a recording's events commit in id order. Readers tail by id (SSE replay,
+  // Last-Event-ID), so without it two workers' concurrent events could commit out of order
+  // and a reader that had already seen the higher id would never see the lower one.
   const { rows } = await db.query<StoredEvent>(
     `WITH rec AS (
-       SELECT id, status FROM recordings WHERE id = $1::text
+       SELECT id, status FROM recordings WHERE id = $1::text FOR NO KEY UPDATE
      ), ins AS (
        INSERT INTO events (recording_id, engine, event_key, step, track_index, status, message, duration_ms, worker_id, at)
        SELECT $1::text, $2::text, $3::text, $4::text, $5::int, $6::text, $7::text, $8::float8, $9::text, $10::timestamptz FROM rec
