@@ -46,7 +46,9 @@ function tsx(script, scriptArgs, extraEnv = {}) {
 
 if (needsServices) {
   process.stderr.write("starting services for this test run (fresh Conductor, S3 and database)…\n");
-  const r = tsx("scripts/services.ts", ["start", "--fresh", "--redis-lock", "--database", "trackscribe_test"]);
+  // TEST_DATABASE: another checkout on the same machine can run its suite beside this one
+  const database = process.env.TEST_DATABASE ?? "trackscribe_test";
+  const r = tsx("scripts/services.ts", ["start", "--fresh", "--redis-lock", "--database", database]);
   if (r.status !== 0) {
     process.stderr.write("could not start the services the integration tests need\n");
     process.exit(1);
