@@ -11,7 +11,8 @@ FROM node:20.20-bookworm-slim AS runtime
 ARG BUILD_COMMIT=unknown
 ENV NODE_ENV=production \
     BUILD_COMMIT=${BUILD_COMMIT} \
-    WORK_DIR=/var/lib/trackscribe
+    WORK_DIR=/var/lib/trackscribe \
+    HOST=0.0.0.0
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ffmpeg sox pocketsphinx pocketsphinx-en-us tini ca-certificates \
  && rm -rf /var/lib/apt/lists/*

@@ -77,8 +77,11 @@ export const EnvSchema = z.object({
 
   // HTTP API
   PORT: int(3000, 0, 65535),
-  HOST: z.string().default("0.0.0.0"),
-  API_TOKEN: z.string().min(8, "must be at least 8 characters").optional(),
+  /** loopback by default: the container image sets 0.0.0.0 */
+  HOST: z.string().min(1).default("127.0.0.1"),
+  API_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+  /** every request acts as the operator: only behind another authenticating proxy */
+  AUTH_DISABLED: bool.default(false),
   MAX_TRACKS: int(16, 1, 256),
   MAX_TRACK_BYTES: int(2 * 1024 * 1024 * 1024, 1024),
   /** Postgres schema for the API's tables (default: the connection's search_path, usually public) */

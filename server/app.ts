@@ -3,7 +3,7 @@
  * (server/server.ts does) so tests use `build(deps)` + `app.inject`. Each dependency is
  * created by the caller and passed in; the app only closes what it created itself.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import multipart from "@fastify/multipart";
 import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
 import type pg from "pg";
@@ -14,19 +14,35 @@ import type { WorkflowGateway } from "./conductor.ts";
 import type { EventHub } from "./db/notify.ts";
 import { createRecordingsRepo } from "./db/recordings-repo.ts";
 import { createPgResultSink } from "./db/sinks.ts";
-import { ApiError, UnauthorizedError } from "./errors.ts";
+import { ApiError, DependencyError, UnauthorizedError } from "./errors.ts";
+import authPlugin from "./auth/plugin.ts";
+import { createApiKeys, type ApiKeys } from "./auth/keys.ts";
 import { createMetrics } from "./metrics.ts";
 import { createRecordingService } from "./recordings.ts";
 import { recordingRoutes } from "./routes/recordings.ts";
 import { shadowRoutes } from "./routes/shadow.ts";
+import { createShadowStore } from "./shadow/store.ts";
 import { createStorageSweeper } from "./storage-sweep.ts";
 import type { ShadowDeps } from "./shadow/runner.ts";
 import type { TrackSink } from "./upload/receive.ts";
 
 export type AppConfig = Pick<
   Config,
-  "API_TOKEN" | "MAX_TRACKS" | "MAX_TRACK_BYTES" | "API_RECONCILE_SECONDS" | "SSE_HEARTBEAT_SECONDS" | "STORAGE_SWEEP_SECONDS" | "STORAGE_SWEEP_UPLOAD_STALE_SECONDS"
+  "API_TOKEN" | "AUTH_DISABLED" | "HOST" | "MAX_TRACKS" | "MAX_TRACK_BYTES" | "API_RECONCILE_SECONDS" | "SSE_HEARTBEAT_SECONDS" | "STORAGE_SWEEP_SECONDS" | "STORAGE_SWEEP_UPLOAD_STALE_SECONDS"
 >;
+
+export interface RouteEntry {
+  method: string;
+  url: string;
+  public: boolean;
+}
+
+declare module "fastify" {
+  interface FastifyInstance {
+    /** every registered route (server/app.ts) */
+    routeTable: RouteEntry[];
+  }
+}
 
 export interface AppDeps {
   config: AppConfig;
@@ -53,13 +69,15 @@ const isDatabaseDown = (err: unknown): boolean => {
     /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED/i.test(String((err as Error)?.message));
 };
 
-const sha256 = (s: string): Buffer => createHash("sha256").update(s).digest();
+export { tokenMatches } from "./auth/plugin.ts";
 
-/** Constant-time bearer token check. */
-export function tokenMatches(header: string | undefined, token: string): boolean {
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
-  if (!m) return false;
-  return timingSafeEqual(sha256(m[1]!), sha256(token));
+/** A client's x-request-id is kept for log correlation only when it is this plain. */
+export const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/** Is `host` a loopback listen address (only this machine can connect)? */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[|\]$/g, "");
+  return h === "localhost" || h === "::1" || /^127(\.\d{1,3}){3}$/.test(h) || h === "::ffff:127.0.0.1";
 }
 
 const withTimeout = async <T>(what: string, ms: number, f: (signal: AbortSignal) => Promise<T>): Promise<T> => {
@@ -84,14 +102,24 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   const { config, log, pool, storage, workflows } = deps;
   const app = Fastify({
     loggerInstance: log,
-    // ids for log correlation; a client-sent x-request-id is kept
-    requestIdHeader: "x-request-id",
-    genReqId: () => crypto.randomUUID(),
+    // ids for log correlation: a client-sent x-request-id is kept only when it is plain
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const sent = req.headers["x-request-id"];
+      return typeof sent === "string" && SAFE_REQUEST_ID.test(sent) ? sent : randomUUID();
+    },
     bodyLimit: 1024 * 1024,
     // on shutdown idle keep-alive sockets close at once; requests in flight (an upload) may finish
     forceCloseConnections: "idle",
   });
+  // every route as registered (method, path, public?): the auth test walks it, so a new route is covered
+  const routeTable: RouteEntry[] = [];
+  app.addHook("onRoute", (r) => {
+    for (const method of [r.method].flat()) routeTable.push({ method, url: r.url, public: r.config?.public === true });
+  });
+  app.decorate("routeTable", routeTable);
   const repo = createRecordingsRepo(pool);
+  const keys: ApiKeys = createApiKeys(pool);
   const results = createPgResultSink(pool, { log });
   const metrics = createMetrics({ countByStatus: () => repo.countByStatus() });
   const shutdown = new AbortController();
@@ -128,7 +156,7 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   // ---- errors as JSON {error, message} ------------------------------------------------
   app.setErrorHandler((err: FastifyError | ApiError | Error, req, reply) => {
     if (err instanceof ApiError) {
-      if (err.statusCode >= 500) req.log.error({ err }, err.message);
+      if (err.statusCode >= 500) req.log.error({ err, cause: (err as { cause?: unknown }).cause }, err.message);
       if (err instanceof UnauthorizedError) reply.header("www-authenticate", 'Bearer realm="trackscribe"');
       return reply.code(err.statusCode).send({ error: err.code, message: err.message });
     }
@@ -150,21 +178,23 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     }
     if (isDatabaseDown(err)) {
       req.log.error({ err }, "Postgres unavailable");
-      return reply.code(503).send({ error: "postgres_unavailable", message: `the database is unavailable: ${err.message}` });
+      const e = new DependencyError("postgres", "the database is unavailable; try again later");
+      return reply.code(e.statusCode).send({ error: e.code, message: e.message });
     }
     req.log.error({ err }, "request failed");
     return reply.code(500).send({ error: "internal_error", message: "internal error (see the server log for the request id)" });
   });
-  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: "not_found", message: `no route ${req.method} ${req.url.split("?")[0]}` }));
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: "not_found", message: `no route ${req.method} ${req.url.split("?")[0]!.slice(0, 200)}` }));
+  app.addHook("onSend", async (req, reply) => {
+    reply.header("x-request-id", req.id);
+  });
 
-  // ---- auth on /v1 --------------------------------------------------------------------
-  app.addHook("onRequest", async (req, reply) => {
-    if (!config.API_TOKEN || !req.url.startsWith("/v1")) return;
-    if (!tokenMatches(req.headers.authorization, config.API_TOKEN)) {
-      // do not read an upload the client is not allowed to send
-      if (req.headers["content-length"] !== "0" && (req.headers["content-length"] || req.headers["transfer-encoding"])) reply.header("connection", "close");
-      throw new UnauthorizedError(req.headers.authorization ? "the bearer token is wrong" : "missing Authorization: Bearer <API_TOKEN>");
-    }
+  // ---- auth: deny by default (server/auth/plugin.ts) ----------------------------------
+  await app.register(authPlugin, {
+    operatorToken: config.API_TOKEN,
+    keys,
+    disabled: config.AUTH_DISABLED,
+    openWhenNoCredentials: isLoopbackHost(config.HOST),
   });
 
   // ---- metrics ------------------------------------------------------------------------
@@ -174,13 +204,16 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   // ---- health -------------------------------------------------------------------------
-  app.get("/healthz", async () => ({ status: "ok" }));
-  app.get("/readyz", async (_req, reply) => {
+  const open = { config: { public: true } } as const;
+  app.get("/healthz", open, async () => ({ status: "ok" }));
+  app.get("/readyz", open, async (req, reply) => {
     const probe = async (name: string, f: (signal: AbortSignal) => Promise<unknown>): Promise<[string, string | undefined]> => {
       try {
         await withTimeout(name, 3000, f);
         return [name, undefined];
       } catch (err) {
+        // the reason goes to the log, never to the (unauthenticated) client
+        req.log.warn({ err, dependency: name }, "readiness check failed");
         return [name, (err as Error).message || String(err)];
       }
     };
@@ -190,11 +223,11 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
       probe("conductor", (signal) => workflows.ping(signal)),
     ]);
     const down = checks.filter(([, e]) => e !== undefined);
-    const body = { checks: Object.fromEntries(checks.map(([n, e]) => [n, e === undefined ? "up" : `down: ${e}`])) };
+    const body = { checks: Object.fromEntries(checks.map(([n, e]) => [n, e === undefined ? "up" : "down"])) };
     if (down.length === 0) return { status: "ready", ...body };
-    return reply.code(503).send({ error: "not_ready", message: `not ready: ${down.map(([n]) => n).join(", ")} ${down.length === 1 ? "is" : "are"} down`, ...body });
+    return reply.code(503).send({ status: "not_ready", error: "not_ready", message: `not ready: ${down.map(([n]) => n).join(", ")} ${down.length === 1 ? "is" : "are"} down`, ...body });
   });
-  app.get("/metrics", async (_req, reply) => {
+  app.get("/metrics", open, async (_req, reply) => {
     reply.header("content-type", metrics.registry.contentType);
     return metrics.registry.metrics();
   });
@@ -210,7 +243,8 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     heartbeatMs: config.SSE_HEARTBEAT_SECONDS * 1000,
     shutdown: shutdown.signal,
   });
-  if (deps.shadow) await app.register(shadowRoutes, { store: deps.shadow.store });
+  // with shadow mode off the comparison routes still answer (404 "not shadowed", the summary empty)
+  await app.register(shadowRoutes, { store: deps.shadow?.store ?? createShadowStore(pool), assertVisible: (id, who) => service.assertVisible(id, who) });
 
   // ---- background loops: reconciliation with Conductor; the storage sweeper ---------------
   const loops: NodeJS.Timeout[] = [];

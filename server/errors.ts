@@ -20,8 +20,13 @@ export class UnauthorizedError extends ApiError {
 /** A dependency (Postgres, S3, Conductor) did not answer as needed. */
 export class DependencyError extends ApiError {
   override readonly name = "DependencyError";
-  constructor(readonly dependency: "postgres" | "s3" | "conductor", message: string) {
+  /**
+   * `message` is what the client reads: never the dependency's own error text (it can carry
+   * internal URLs or response bodies); that is `cause`, which only the log shows.
+   */
+  constructor(readonly dependency: "postgres" | "s3" | "conductor", message: string, cause?: unknown) {
     super(503, `${dependency}_unavailable`, message);
+    if (cause !== undefined) this.cause = cause;
   }
 }
 

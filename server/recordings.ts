@@ -14,6 +14,8 @@ import type { RecordingRow, RecordingsRepo, RecordingStatus, StepRunRow, TrackRo
 import { describeIssues, receiveUpload, type TrackSink, type UploadPart } from "./upload/receive.ts";
 import { sniffAudio, SNIFF_BYTES, describeFormats } from "./upload/sniff.ts";
 import { recordingPrefix } from "./storage-sweep.ts";
+import { canSee, ownerOf, type Principal } from "./auth/plugin.ts";
+import { clientFailure } from "../pipeline/failures.ts";
 
 export interface RecordingServiceDeps {
   repo: RecordingsRepo;
@@ -45,13 +47,16 @@ export interface RecordingView {
   updated_at: string;
   completed_at: string | null;
   workflow_id: string | null;
+  /** why it failed, for a person (pipeline/failures.ts: never an internal address or an upstream body) */
   error: string | null;
+  /** a stable code for `error` */
+  error_code: string | null;
   failed_step: string | null;
   tracks: { index: number; participant: string; offset_seconds: number; filename: string | null; size_bytes: number | null; format: string | null }[];
   progress: {
     completed_steps: number;
     total_steps: number;
-    steps: { step: string; track_index: number | null; status: string; attempts: number; duration_ms: number | null; worker_id: string | null; message: string | null }[];
+    steps: { step: string; track_index: number | null; status: string; attempts: number; duration_ms: number | null; worker_id: string | null; message: string | null; code?: string }[];
   };
   result?: Result;
 }
@@ -79,19 +84,19 @@ export function createRecordingService(deps: RecordingServiceDeps) {
   }
 
   /** Rows, then the workflow; if Conductor refuses, everything is removed again. */
-  async function commit(id: string, language: string, source: "upload" | "bucket", tracks: TrackRow[]): Promise<RecordingRow> {
+  async function commit(id: string, language: string, source: "upload" | "bucket", tracks: TrackRow[], owner: string | null): Promise<RecordingRow> {
     const input = PipelineInput.parse({
       recording_id: id,
       language,
       namespace: "conductor",
       tracks: tracks.map((t) => ({ track_index: t.track_index, participant: t.participant, offset_seconds: t.offset_seconds, source_key: t.source_key })),
     });
-    const row = await repo.create({ id, language, source, tracks });
+    const row = await repo.create({ id, language, source, tracks, owner_key_id: owner });
     let workflowId: string;
     try {
       workflowId = await workflows.start(input);
     } catch (err) {
-      throw new DependencyError("conductor", `the recording was not accepted: ${(err as Error).message}`);
+      throw new DependencyError("conductor", "the recording was not accepted: the workflow server did not start it; try again later", err);
     }
     try {
       await repo.setWorkflowId(id, workflowId);
@@ -107,27 +112,30 @@ export function createRecordingService(deps: RecordingServiceDeps) {
   /** Idempotency-Key handling around an accept function. */
   async function withIdempotency(
     key: string | undefined,
+    owner: string | null,
     accept: () => Promise<RecordingRow>,
   ): Promise<{ recording: { id: string; status: RecordingStatus }; replayed: boolean }> {
     if (key === undefined) return { recording: await accept(), replayed: false };
-    const r = await repo.reserveKey(key);
+    // keys are scoped per owner: another owner's key of the same text is a different key
+    const scope = owner ?? "";
+    const r = await repo.reserveKey(scope, key);
     if (r.state === "done") {
       const existing = await repo.get(r.recordingId);
       if (existing) return { recording: existing, replayed: true };
-      return withIdempotency(key, accept); // deleted meanwhile: the key went with it
+      return withIdempotency(key, owner, accept); // deleted meanwhile: the key went with it
     }
     if (r.state === "pending") throw conflict("upload_in_progress", "an upload with this Idempotency-Key is still in progress");
     try {
       const rec = await accept();
-      await repo.completeKey(key, rec.id);
+      await repo.completeKey(scope, key, rec.id);
       return { recording: rec, replayed: false };
     } catch (err) {
-      await repo.releaseKey(key).catch((e: unknown) => log.error({ err: e }, "could not release an idempotency key"));
+      await repo.releaseKey(scope, key).catch((e: unknown) => log.error({ err: e }, "could not release an idempotency key"));
       throw err;
     }
   }
 
-  async function acceptUpload(parts: AsyncIterable<UploadPart>, clientGone: () => boolean): Promise<RecordingRow> {
+  async function acceptUpload(parts: AsyncIterable<UploadPart>, clientGone: () => boolean, owner: string | null): Promise<RecordingRow> {
     const id = randomUUID();
     let bytes = 0;
     try {
@@ -143,7 +151,7 @@ export function createRecordingService(deps: RecordingServiceDeps) {
         },
       });
       if (clientGone()) throw new ClientGoneError("the client disconnected before the upload was accepted");
-      const rec = await commit(id, manifest.language, "upload", tracks);
+      const rec = await commit(id, manifest.language, "upload", tracks, owner);
       deps.onUploadOutcome?.("accepted", bytes);
       return rec;
     } catch (err) {
@@ -153,7 +161,7 @@ export function createRecordingService(deps: RecordingServiceDeps) {
     }
   }
 
-  async function acceptKeys(body: unknown): Promise<RecordingRow> {
+  async function acceptKeys(body: unknown, owner: string | null): Promise<RecordingRow> {
     const parsed = KeyManifest.safeParse(body);
     if (!parsed.success) {
       const noTracks = parsed.error.issues.some((i) => i.message === "the manifest has no tracks");
@@ -178,7 +186,7 @@ export function createRecordingService(deps: RecordingServiceDeps) {
         head = Buffer.concat(chunks);
       } catch (err) {
         if (err instanceof ApiError) throw err;
-        throw new DependencyError("s3", `${label}: could not read '${t.key}': ${(err as Error).message}`);
+        throw new DependencyError("s3", `${label}: could not read '${t.key}' from storage; try again later`, err);
       }
       const format = sniffAudio(head);
       if (!format) throw new ApiError(415, "unsupported_media_type", `${label} ('${t.key}') is not audio (expected ${describeFormats}; judged from its first bytes)`);
@@ -186,7 +194,7 @@ export function createRecordingService(deps: RecordingServiceDeps) {
     }
     const id = randomUUID();
     try {
-      return await commit(id, m.language, "bucket", tracks);
+      return await commit(id, m.language, "bucket", tracks, owner);
     } catch (err) {
       // the referenced objects are the client's: only our rows (and any derived objects) go
       await discard(id, (err as Error).message);
@@ -225,6 +233,7 @@ export function createRecordingService(deps: RecordingServiceDeps) {
   function view(d: NonNullable<Awaited<ReturnType<RecordingsRepo["details"]>>>): RecordingView {
     const r = d.recording;
     const succeeded = d.steps.filter((s: StepRunRow) => s.status === "succeeded").length;
+    const failure = clientFailure(r.error, "pipeline_failed");
     return {
       id: r.id,
       status: r.status,
@@ -233,21 +242,26 @@ export function createRecordingService(deps: RecordingServiceDeps) {
       updated_at: r.updated_at.toISOString(),
       completed_at: r.completed_at ? r.completed_at.toISOString() : null,
       workflow_id: r.workflow_id,
-      error: r.error,
+      error: failure?.message ?? null,
+      error_code: failure?.code ?? null,
       failed_step: r.failed_step,
       tracks: d.tracks.map((t) => ({ index: t.track_index, participant: t.participant, offset_seconds: t.offset_seconds, filename: t.filename, size_bytes: t.size_bytes, format: t.format })),
       progress: {
         completed_steps: r.status === "completed" ? totalSteps(d.tracks.length) : Math.min(succeeded, totalSteps(d.tracks.length)),
         total_steps: totalSteps(d.tracks.length),
-        steps: d.steps.map((s) => ({
-          step: s.step,
-          track_index: s.track_index < 0 ? null : s.track_index,
-          status: s.status,
-          attempts: s.attempts,
-          duration_ms: s.duration_ms,
-          worker_id: s.worker_id,
-          message: s.message,
-        })),
+        steps: d.steps.map((s) => {
+          const f = s.status === "failed" || s.status === "retrying" ? clientFailure(s.message, `${s.step}_failed`) : null;
+          return {
+            step: s.step,
+            track_index: s.track_index < 0 ? null : s.track_index,
+            status: s.status,
+            attempts: s.attempts,
+            duration_ms: s.duration_ms,
+            worker_id: s.worker_id,
+            message: f ? f.message : s.message,
+            ...(f ? { code: f.code } : {}),
+          };
+        }),
       },
       ...(r.status === "completed" && d.result ? { result: d.result.result } : {}),
     };
@@ -256,21 +270,29 @@ export function createRecordingService(deps: RecordingServiceDeps) {
   const checkId = (id: string): void => {
     if (!ID_PATTERN.test(id)) throw notFound(`no recording '${id.slice(0, 80)}'`);
   };
+  /** Another owner's recording does not exist for `who` (404, never 403: its existence is not confirmed). */
+  const visible = <T extends { owner_key_id: string | null }>(id: string, rec: T | undefined, who: Principal): T => {
+    if (!rec || !canSee(who, rec.owner_key_id)) throw notFound(`no recording '${id}'`);
+    return rec;
+  };
 
   return {
     isValidId: (id: string): boolean => ID_PATTERN.test(id),
 
-    async createFromUpload(parts: AsyncIterable<UploadPart>, opts: { idempotencyKey?: string; clientGone: () => boolean }) {
-      return withIdempotency(opts.idempotencyKey, () => acceptUpload(parts, opts.clientGone));
+    async createFromUpload(parts: AsyncIterable<UploadPart>, opts: { idempotencyKey?: string; clientGone: () => boolean; principal: Principal }) {
+      const owner = ownerOf(opts.principal);
+      return withIdempotency(opts.idempotencyKey, owner, () => acceptUpload(parts, opts.clientGone, owner));
     },
 
-    async createFromKeys(body: unknown, opts: { idempotencyKey?: string }) {
-      return withIdempotency(opts.idempotencyKey, () => acceptKeys(body));
+    async createFromKeys(body: unknown, opts: { idempotencyKey?: string; principal: Principal }) {
+      const owner = ownerOf(opts.principal);
+      return withIdempotency(opts.idempotencyKey, owner, () => acceptKeys(body, owner));
     },
 
-    async get(id: string): Promise<RecordingView> {
+    async get(id: string, who: Principal): Promise<RecordingView> {
       checkId(id);
       const d = await repo.details(id);
+      visible(id, d?.recording, who);
       if (!d) throw notFound(`no recording '${id}'`);
       if (d.recording.status === "queued" || d.recording.status === "processing") {
         // never make a status read wait for Conductor: the look-up (throttled per recording)
@@ -280,26 +302,30 @@ export function createRecordingService(deps: RecordingServiceDeps) {
       return view(d);
     },
 
-    /** The stored row (404 when unknown), reconciled when due. */
-    async status(id: string): Promise<RecordingRow> {
+    /** The stored row (404 when unknown or another owner's), reconciled when due. */
+    async status(id: string, who: Principal): Promise<RecordingRow> {
       checkId(id);
-      const rec = await repo.get(id);
-      if (!rec) throw notFound(`no recording '${id}'`);
-      return reconcileRow(rec);
+      return reconcileRow(visible(id, await repo.get(id), who));
     },
 
     reconcile: reconcileRow,
 
-    async result(id: string): Promise<{ recording: RecordingRow; result: Result; audio_key: string | null }> {
-      const rec = await this.status(id);
+    /** 404 unless `who` may see recording `id` (routes about a recording that the service does not serve, e.g. shadow). */
+    async assertVisible(id: string, who: Principal): Promise<void> {
+      checkId(id);
+      visible(id, await repo.get(id), who);
+    },
+
+    async result(id: string, who: Principal): Promise<{ recording: RecordingRow; result: Result; audio_key: string | null }> {
+      const rec = await this.status(id, who);
       if (rec.status !== "completed") throw conflict("not_completed", `recording ${id} is ${rec.status}; its transcript is available once it has completed`);
       const r = await repo.result(id);
       if (!r) throw conflict("not_completed", `recording ${id} has no result yet`);
       return { recording: rec, result: r.result, audio_key: r.audio_key };
     },
 
-    async retry(id: string): Promise<RecordingRow> {
-      const rec = await this.status(id);
+    async retry(id: string, who: Principal): Promise<RecordingRow> {
+      const rec = await this.status(id, who);
       if (rec.status !== "failed") throw conflict("not_failed", `recording ${id} is ${rec.status}; only a failed recording can be retried`);
       if (!rec.workflow_id) throw conflict("no_workflow", `recording ${id} has no workflow to retry`);
       let wf: WorkflowSnapshot | undefined;
@@ -320,7 +346,7 @@ export function createRecordingService(deps: RecordingServiceDeps) {
         }
       } catch (err) {
         if (err instanceof ApiError) throw err;
-        throw new DependencyError("conductor", `could not retry the workflow: ${(err as Error).message}`);
+        throw new DependencyError("conductor", "could not retry the workflow: the workflow server did not answer; try again later", err);
       }
       lastChecked.set(id, Date.now());
       await repo.markRetrying(id);
@@ -328,15 +354,14 @@ export function createRecordingService(deps: RecordingServiceDeps) {
       return (await repo.get(id)) ?? rec;
     },
 
-    async remove(id: string): Promise<void> {
+    async remove(id: string, who: Principal): Promise<void> {
       checkId(id);
-      const rec = await repo.get(id);
-      if (!rec) throw notFound(`no recording '${id}'`);
+      const rec = visible(id, await repo.get(id), who);
       if (rec.workflow_id) {
         try {
           await workflows.remove(rec.workflow_id, `recording ${id} deleted`);
         } catch (err) {
-          throw new DependencyError("conductor", `could not terminate workflow ${rec.workflow_id}; nothing was deleted: ${(err as Error).message}`);
+          throw new DependencyError("conductor", "could not stop the recording's workflow; nothing was deleted; try again later", err);
         }
       }
       if (deps.beforeDelete) {

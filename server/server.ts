@@ -5,7 +5,8 @@
  */
 import { pino, type Logger } from "pino";
 import type { Config } from "../pipeline/config.ts";
-import { build } from "./app.ts";
+import { build, isLoopbackHost } from "./app.ts";
+import { createApiKeys } from "./auth/keys.ts";
 import { createConductorGateway, type WorkflowGateway } from "./conductor.ts";
 import { migrate } from "./db/migrate.ts";
 import { createEventHub } from "./db/notify.ts";
@@ -13,6 +14,33 @@ import { createPool } from "./db/pool.ts";
 import { createPgResultSink } from "./db/sinks.ts";
 import { collectStartupGarbage } from "./memory.ts";
 import { createStorage } from "./storage/index.ts";
+
+/** `serve` would expose recordings to anyone: it refuses to start (the CLI prints the message). */
+export class InsecureStartError extends Error {
+  override readonly name = "InsecureStartError";
+}
+
+/**
+ * Fail closed: listening beyond loopback with no operator token and no API key would let
+ * anyone who can reach the port read and delete every meeting.
+ */
+export async function checkAuthSetup(
+  config: Pick<Config, "HOST" | "API_TOKEN" | "AUTH_DISABLED">,
+  liveKeys: () => Promise<number>,
+  log: Logger,
+): Promise<void> {
+  if (config.AUTH_DISABLED) {
+    log.warn({ host: config.HOST }, "AUTH_DISABLED=true: every request acts as the operator; only run this behind a proxy that authenticates");
+    return;
+  }
+  if (config.API_TOKEN || isLoopbackHost(config.HOST)) return;
+  if ((await liveKeys()) > 0) return;
+  throw new InsecureStartError(
+    `refusing to listen on ${config.HOST} with no credentials: anyone reaching this port could read and delete every recording. ` +
+      "Set API_TOKEN (at least 16 characters, e.g. `openssl rand -hex 32`) or create an API key with `trackscribe keys create --name NAME`; " +
+      "or listen on loopback only (HOST=127.0.0.1); or, behind a proxy that authenticates, set AUTH_DISABLED=true.",
+  );
+}
 
 export interface RunningServer {
   url: string;
@@ -42,6 +70,7 @@ export async function startServer(config: Config, opts: StartServerOptions = {})
     const pool = createPool(config);
     closers.push(() => pool.end());
     pool.on("error", (err) => log.warn({ err }, "idle Postgres client error"));
+    await checkAuthSetup(config, () => createApiKeys(pool).liveCount(), log);
 
     const storage = createStorage(config);
     closers.push(() => storage.close());

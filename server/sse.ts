@@ -6,6 +6,7 @@
  * failed, or has been deleted.
  */
 import type { ServerResponse } from "node:http";
+import { clientFailure } from "../pipeline/failures.ts";
 import type { StoredEvent } from "./db/events.ts";
 import type { EventHub } from "./db/notify.ts";
 import type { RecordingRow, RecordingsRepo, RecordingStatus } from "./db/recordings-repo.ts";
@@ -30,13 +31,17 @@ export function sseMessage(m: { id?: number; event?: string; data: unknown }): s
   return `${out}data: ${JSON.stringify(m.data)}\n\n`;
 }
 
+/** A failure's text as a client may read it (pipeline/failures.ts); other messages as stored. */
+const FAILING = new Set(["failed", "retrying"]);
+
 export function eventPayload(e: StoredEvent, progress: { completed_steps: number; total_steps: number }): Record<string, unknown> {
+  const failure = FAILING.has(e.status) ? clientFailure(e.message, `${e.step}_failed`) : null;
   return {
     id: e.id,
     step: e.step,
     ...(e.track_index !== null ? { track_index: e.track_index } : {}),
     status: e.status,
-    ...(e.message ? { message: e.message } : {}),
+    ...(failure ? { code: failure.code, message: failure.message } : e.message ? { message: e.message } : {}),
     ...(e.duration_ms !== null ? { duration_ms: e.duration_ms } : {}),
     ...(e.worker_id ? { worker_id: e.worker_id } : {}),
     at: new Date(e.at).toISOString(),
@@ -98,7 +103,8 @@ export async function streamEvents(res: ServerResponse, rec: RecordingRow, track
       }
       if (status === "completed" || status === "failed") {
         const final = await deps.repo.get(rec.id);
-        res.write(sseMessage({ event: "end", data: { id: rec.id, status, ...(final?.error ? { error: final.error } : {}) } }));
+        const failure = clientFailure(final?.error, "pipeline_failed");
+        res.write(sseMessage({ event: "end", data: { id: rec.id, status, ...(failure ? { error: failure.message, error_code: failure.code } : {}) } }));
         break;
       }
       row = { ...row, status: status as RecordingStatus };

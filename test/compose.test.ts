@@ -40,8 +40,17 @@ const compose = parse(readFileSync(new URL("../docker-compose.yml", import.meta.
 const services = compose.services;
 const appServices = Object.entries(services).filter(([, s]) => s.build !== undefined);
 
-/** `${NAME:-default}` → default (compose's substitution with an empty environment) */
-const substitute = (v: string): string => String(v).replace(/\$\{[A-Z0-9_]+:-([^}]*)\}/g, "$1").replace(/\$\{[A-Z0-9_]+\}/g, "");
+/**
+ * compose's substitution: `${NAME:-default}` → default; `${NAME:?message}` (required, no
+ * default) → `required` (what a user must set; any value will do for parsing).
+ */
+const substitute = (v: string, required: Record<string, string> = REQUIRED): string =>
+  String(v)
+    .replace(/\$\{[A-Z0-9_]+:-([^}]*)\}/g, "$1")
+    .replace(/\$\{([A-Z0-9_]+):\?[^}]*\}/g, (_, name: string) => required[name] ?? "")
+    .replace(/\$\{[A-Z0-9_]+\}/g, "");
+/** values a user sets for the required variables */
+const REQUIRED: Record<string, string> = { API_TOKEN: "operator-token-0123456789", MINIO_ROOT_USER: "someone", MINIO_ROOT_PASSWORD: "some-password" };
 
 test("the three app services exist and share one image", () => {
   assert.deepEqual(appServices.map(([n]) => n).sort(), ["api", "bullmq-worker", "conductor-worker"]);
@@ -80,13 +89,16 @@ test("URLs between services agree with ports and credentials", () => {
   assert.equal(db.pathname.slice(1), pgEnv.POSTGRES_DB);
   const conductor = new URL(env.CONDUCTOR_SERVER_URL!);
   assert.equal(conductor.hostname, "conductor");
-  assert.ok(services.conductor!.ports!.some((p) => p.endsWith(`:${conductor.port}`)), "Conductor URL port is the container's port");
+  assert.equal(conductor.port, "8080", "Conductor URL port is the container's port");
   const s3 = new URL(env.S3_ENDPOINT!);
   assert.equal(s3.hostname, "minio");
   assert.equal(s3.port, "9000");
   const minioEnv = services.minio!.environment!;
-  assert.equal(env.S3_ACCESS_KEY_ID, substitute(minioEnv.MINIO_ROOT_USER!));
-  assert.equal(env.S3_SECRET_ACCESS_KEY, substitute(minioEnv.MINIO_ROOT_PASSWORD!));
+  const rawApi = services.api!.environment!;
+  // the app's S3 credentials are MinIO's, the same variables
+  assert.equal(rawApi.S3_ACCESS_KEY_ID, minioEnv.MINIO_ROOT_USER);
+  assert.equal(rawApi.S3_SECRET_ACCESS_KEY, minioEnv.MINIO_ROOT_PASSWORD);
+  assert.equal(env.S3_ACCESS_KEY_ID, REQUIRED.MINIO_ROOT_USER);
   assert.match(JSON.stringify(services["minio-init"]!.command), new RegExp(`local/${env.S3_BUCKET}`));
   assert.equal(new URL(env.REDIS_URL!).hostname, "redis");
   assert.ok(services.api!.ports!.includes(`${env.PORT}:${env.PORT}`), "API publishes the port it listens on");
@@ -124,4 +136,38 @@ test("every image is pinned to a version (no latest, no bare name)", () => {
   const dockerfile = readFileSync(new URL("../Dockerfile", import.meta.url), "utf8");
   for (const m of dockerfile.matchAll(/^FROM\s+(\S+)/gm)) assert.match(m[1]!, /:\d+\.\d+/, `Dockerfile base ${m[1]} is not pinned`);
   assert.match(dockerfile, /FROM node:20\./, "the image runs the same Node major as development and CI");
+});
+
+test("secure by default: only the API is published; its token and MinIO's credentials have no default", () => {
+  for (const [name, svc] of Object.entries(services)) {
+    if (name === "api") continue;
+    assert.deepEqual(svc.ports ?? [], [], `${name} publishes no port in the default file (profiles included)`);
+  }
+  assert.deepEqual(services.api!.ports, ["3000:3000"]);
+  // required: `${NAME:?message}`, never `${NAME:-default}` or a literal
+  const requiredVar = (v: string | undefined, name: string): void => assert.match(String(v), new RegExp(`^\\$\\{${name}:\\?[^}]+\\}$`), `${name} is required`);
+  requiredVar(services.api!.environment!.API_TOKEN, "API_TOKEN");
+  for (const svc of [services.minio!, services["minio-init"]!]) {
+    requiredVar(svc.environment!.MINIO_ROOT_USER, "MINIO_ROOT_USER");
+    requiredVar(svc.environment!.MINIO_ROOT_PASSWORD, "MINIO_ROOT_PASSWORD");
+  }
+  // the token reaches the API as the config schema wants it, and the API listens beyond loopback
+  const env = Object.fromEntries(Object.entries(services.api!.environment!).map(([k, v]) => [k, substitute(String(v))]));
+  const config = loadConfig(env);
+  assert.equal(config.API_TOKEN, REQUIRED.API_TOKEN);
+  assert.equal(config.HOST, "0.0.0.0");
+  assert.equal(config.AUTH_DISABLED, false);
+  // without the token the API would refuse to start (server/server.ts checkAuthSetup); compose stops first
+  const dockerfile = readFileSync(new URL("../Dockerfile", import.meta.url), "utf8");
+  assert.match(dockerfile, /HOST=0\.0\.0\.0/, "the image listens beyond loopback (outside it the default is 127.0.0.1)");
+});
+
+test("docker-compose.debug.yml publishes the internal services on loopback only", () => {
+  const debug = parse(readFileSync(new URL("../docker-compose.debug.yml", import.meta.url), "utf8")) as { services: Record<string, Service> };
+  const published = Object.entries(debug.services).flatMap(([n, s]) => (s.ports ?? []).map((p) => [n, p] as const));
+  assert.ok(published.length >= 4);
+  for (const [name, p] of published) {
+    assert.ok(name in services, `${name} is a service of docker-compose.yml`);
+    assert.match(p, /^127\.0\.0\.1:\d+:\d+$/, `${name}: ${p} is bound to loopback`);
+  }
 });

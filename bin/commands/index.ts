@@ -8,6 +8,7 @@ import * as migrateCmd from "./migrate.ts";
 import * as workflowsCmd from "./workflows.ts";
 import * as workersCmd from "./workers.ts";
 import * as inspectCmd from "./inspect.ts";
+import * as keysCmd from "./keys.ts";
 
 export function registerCommands(program: Command): void {
   processCmd.register(program);
@@ -18,5 +19,6 @@ export function registerCommands(program: Command): void {
   workflowsCmd.register(program);
   workersCmd.register(program);
   inspectCmd.register(program);
+  keysCmd.register(program);
   void program;
 }

@@ -17,7 +17,12 @@ export function register(program: Command): void {
       const { pino } = await import("pino");
       const log = pino({ level: config.LOG_LEVEL, base: { svc: "api", pid: process.pid } });
       // loaded here, not at the top: every other command would otherwise load the server too
-      const { serveUntilSignalled } = await import("../../server/server.ts");
-      await serveUntilSignalled(config, log);
+      const { serveUntilSignalled, InsecureStartError } = await import("../../server/server.ts");
+      try {
+        await serveUntilSignalled(config, log);
+      } catch (err) {
+        if (err instanceof InsecureStartError) throw new CliError(err.message, 78);
+        throw err;
+      }
     });
 }

@@ -20,6 +20,8 @@ export interface RecordingRow {
   created_at: Date;
   updated_at: Date;
   completed_at: Date | null;
+  /** the API key that created it (null: the operator) */
+  owner_key_id: string | null;
 }
 
 export interface TrackRow {
@@ -55,6 +57,7 @@ export interface NewRecording {
   language: string;
   source: "upload" | "bucket";
   tracks: TrackRow[];
+  owner_key_id: string | null;
 }
 
 export type KeyReservation = { state: "reserved" } | { state: "pending" } | { state: "done"; recordingId: string };
@@ -108,8 +111,8 @@ export function createRecordingsRepo(pool: pg.Pool) {
     async create(rec: NewRecording): Promise<RecordingRow> {
       return withTransaction(pool, async (client) => {
         const { rows } = await client.query<RecordingRow>(
-          `INSERT INTO recordings (id, status, language, source) VALUES ($1, 'queued', $2, $3) RETURNING *`,
-          [rec.id, rec.language, rec.source],
+          `INSERT INTO recordings (id, status, language, source, owner_key_id) VALUES ($1, 'queued', $2, $3, $4) RETURNING *`,
+          [rec.id, rec.language, rec.source, rec.owner_key_id],
         );
         for (const t of rec.tracks) {
           await client.query(
@@ -184,17 +187,18 @@ export function createRecordingsRepo(pool: pg.Pool) {
       return rows[0];
     },
 
-    /** Newest first, keyset-paginated by (created_at, id). */
-    async list(opts: { limit: number; cursor?: string; status?: RecordingStatus }): Promise<ListPage> {
+    /** Newest first, keyset-paginated by (created_at, id); `owner` (a key id) limits it to that key's recordings. */
+    async list(opts: { limit: number; cursor?: string; status?: RecordingStatus; owner?: string }): Promise<ListPage> {
       const after = opts.cursor ? decodeCursor(opts.cursor) : undefined;
       const { rows } = await pool.query<RecordingRow & { track_count: string }>(
         `SELECT r.*, (SELECT count(*) FROM tracks t WHERE t.recording_id = r.id) AS track_count
            FROM recordings r
           WHERE ($1::timestamptz IS NULL OR (r.created_at, r.id) < ($1::timestamptz, $2::text))
             AND ($3::text IS NULL OR r.status = $3)
+            AND ($5::text IS NULL OR r.owner_key_id = $5)
           ORDER BY r.created_at DESC, r.id DESC
           LIMIT $4`,
-        [after?.[0] ?? null, after?.[1] ?? null, opts.status ?? null, opts.limit + 1],
+        [after?.[0] ?? null, after?.[1] ?? null, opts.status ?? null, opts.limit + 1, opts.owner ?? null],
       );
       const items = rows.slice(0, opts.limit).map((r) => ({ ...r, track_count: Number(r.track_count) }));
       return { items, next_cursor: rows.length > opts.limit ? encodeCursor(items[items.length - 1]!) : null };
@@ -299,33 +303,34 @@ export function createRecordingsRepo(pool: pg.Pool) {
     },
 
     // ---- idempotency keys ----------------------------------------------------------
-    async reserveKey(key: string): Promise<KeyReservation> {
+    /** Idempotency keys live in one owner's scope ('' for the operator). */
+    async reserveKey(owner: string, key: string): Promise<KeyReservation> {
       const inserted = await pool.query(
-        `INSERT INTO idempotency_keys (key, state) VALUES ($1, 'pending') ON CONFLICT (key) DO NOTHING`,
-        [key],
+        `INSERT INTO idempotency_keys (owner, key, state) VALUES ($1, $2, 'pending') ON CONFLICT (owner, key) DO NOTHING`,
+        [owner, key],
       );
       if (inserted.rowCount) return { state: "reserved" };
       // take over a pending key whose upload died with its process
       const stale = await pool.query(
         `UPDATE idempotency_keys SET created_at = clock_timestamp()
-          WHERE key = $1 AND state = 'pending' AND created_at < clock_timestamp() - make_interval(mins => $2)`,
-        [key, STALE_PENDING_MINUTES],
+          WHERE owner = $1 AND key = $2 AND state = 'pending' AND created_at < clock_timestamp() - make_interval(mins => $3)`,
+        [owner, key, STALE_PENDING_MINUTES],
       );
       if (stale.rowCount) return { state: "reserved" };
       const { rows } = await pool.query<{ state: "pending" | "done"; recording_id: string | null }>(
-        `SELECT state, recording_id FROM idempotency_keys WHERE key = $1`,
-        [key],
+        `SELECT state, recording_id FROM idempotency_keys WHERE owner = $1 AND key = $2`,
+        [owner, key],
       );
       const row = rows[0];
-      if (!row) return this.reserveKey(key); // removed in between: try again
+      if (!row) return this.reserveKey(owner, key); // removed in between: try again
       if (row.state === "done" && row.recording_id) return { state: "done", recordingId: row.recording_id };
       return { state: "pending" };
     },
-    async completeKey(key: string, recordingId: string): Promise<void> {
-      await pool.query(`UPDATE idempotency_keys SET state = 'done', recording_id = $2 WHERE key = $1`, [key, recordingId]);
+    async completeKey(owner: string, key: string, recordingId: string): Promise<void> {
+      await pool.query(`UPDATE idempotency_keys SET state = 'done', recording_id = $3 WHERE owner = $1 AND key = $2`, [owner, key, recordingId]);
     },
-    async releaseKey(key: string): Promise<void> {
-      await pool.query(`DELETE FROM idempotency_keys WHERE key = $1 AND state = 'pending'`, [key]);
+    async releaseKey(owner: string, key: string): Promise<void> {
+      await pool.query(`DELETE FROM idempotency_keys WHERE owner = $1 AND key = $2 AND state = 'pending'`, [owner, key]);
     },
   };
 }

@@ -9,6 +9,7 @@ import { StorageKeyNotFoundError } from "../../pipeline/ports.ts";
 import type { EventHub } from "../db/notify.ts";
 import type { RecordingsRepo } from "../db/recordings-repo.ts";
 import { ApiError, badRequest, notFound } from "../errors.ts";
+import { clientFailure } from "../../pipeline/failures.ts";
 import type { ApiMetrics } from "../metrics.ts";
 import type { RecordingService } from "../recordings.ts";
 import { streamEvents } from "../sse.ts";
@@ -93,7 +94,7 @@ export const recordingRoutes: FastifyPluginAsync<RecordingRoutesOptions> = async
         },
       }) as AsyncIterable<UploadPart>;
       try {
-        outcome = await service.createFromUpload(parts, { idempotencyKey, clientGone: () => gone });
+        outcome = await service.createFromUpload(parts, { idempotencyKey, clientGone: () => gone, principal: req.principal });
       } catch (err) {
         closeAfterReply(req, reply);
         throw err;
@@ -102,7 +103,7 @@ export const recordingRoutes: FastifyPluginAsync<RecordingRoutesOptions> = async
       if (!req.body || typeof req.body !== "object") {
         throw new ApiError(415, "unsupported_media_type", "send multipart/form-data (manifest + track files) or application/json (tracks already in the bucket)");
       }
-      outcome = await service.createFromKeys(req.body, { idempotencyKey });
+      outcome = await service.createFromKeys(req.body, { idempotencyKey, principal: req.principal });
     }
     if (outcome.replayed) reply.header("idempotent-replayed", "true");
     reply.header("location", `/v1/recordings/${outcome.recording.id}`);
@@ -113,7 +114,8 @@ export const recordingRoutes: FastifyPluginAsync<RecordingRoutesOptions> = async
     const q = parse(ListQuery, req.query, "query");
     let page;
     try {
-      page = await opts.repo.list(q);
+      // an API key lists its own recordings; the operator lists all
+      page = await opts.repo.list({ ...q, ...(req.principal.kind === "key" ? { owner: req.principal.keyId } : {}) });
     } catch (err) {
       if ((err as Error).name === "InvalidCursorError") throw badRequest("bad_request", (err as Error).message);
       throw err;
@@ -126,7 +128,7 @@ export const recordingRoutes: FastifyPluginAsync<RecordingRoutesOptions> = async
         tracks: r.track_count,
         created_at: r.created_at.toISOString(),
         updated_at: r.updated_at.toISOString(),
-        error: r.error,
+        error: clientFailure(r.error, "pipeline_failed")?.message ?? null,
       })),
       next_cursor: page.next_cursor,
     };
@@ -134,13 +136,13 @@ export const recordingRoutes: FastifyPluginAsync<RecordingRoutesOptions> = async
 
   app.get("/v1/recordings/:id", async (req) => {
     const { id } = parse(Params, req.params, "path");
-    return service.get(id);
+    return service.get(id, req.principal);
   });
 
   app.get("/v1/recordings/:id/transcript", async (req, reply) => {
     const { id } = parse(Params, req.params, "path");
     const { format } = parse(TranscriptQuery, req.query, "query");
-    const { result } = await service.result(id);
+    const { result } = await service.result(id, req.principal);
     reply.header("content-type", TRANSCRIPT_CONTENT_TYPES[format]);
     if (format !== "json") reply.header("content-disposition", `inline; filename="${id}.${format === "text" ? "txt" : format}"`);
     return reply.send(renderTranscript(result, format));
@@ -148,7 +150,7 @@ export const recordingRoutes: FastifyPluginAsync<RecordingRoutesOptions> = async
 
   app.get("/v1/recordings/:id/audio", async (req, reply) => {
     const { id } = parse(Params, req.params, "path");
-    const { audio_key } = await service.result(id);
+    const { audio_key } = await service.result(id, req.principal);
     if (!audio_key) throw notFound(`recording ${id} has no mixdown audio`);
     const size = await storage.size(audio_key);
     if (size === undefined) throw notFound(`the mixdown of recording ${id} is missing from storage`);
@@ -176,7 +178,7 @@ export const recordingRoutes: FastifyPluginAsync<RecordingRoutesOptions> = async
 
   app.get("/v1/recordings/:id/events", async (req, reply) => {
     const { id } = parse(Params, req.params, "path");
-    const rec = await service.status(id);
+    const rec = await service.status(id, req.principal);
     const tracks = await opts.repo.tracks(id);
     const lastEventId = Number(req.headers["last-event-id"] ?? 0);
     reply.hijack();
@@ -199,13 +201,13 @@ export const recordingRoutes: FastifyPluginAsync<RecordingRoutesOptions> = async
 
   app.post("/v1/recordings/:id/retry", async (req, reply) => {
     const { id } = parse(Params, req.params, "path");
-    const rec = await service.retry(id);
+    const rec = await service.retry(id, req.principal);
     return reply.code(202).send({ id: rec.id, status: rec.status });
   });
 
   app.delete("/v1/recordings/:id", async (req, reply) => {
     const { id } = parse(Params, req.params, "path");
-    await service.remove(id);
+    await service.remove(id, req.principal);
     return reply.code(204).send();
   });
 };

@@ -20,7 +20,7 @@ import { startServer, type RunningServer } from "../../server/server.ts";
 import { startApiServices, wavBytes, type ApiServices } from "./harness.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const TOKEN = "http-test-token";
+const TOKEN = "http-test-token-0123";
 const auth = { authorization: `Bearer ${TOKEN}` };
 const LIMIT = 10 * 1024 * 1024;
 let svc: ApiServices;

@@ -1,0 +1,77 @@
+/**
+ * What a client may read about a failure: a stable code and a human message. The text of
+ * the error that caused it (an upstream URL, a response body, a driver message, a child's
+ * log tail) belongs in the worker's log, never in a Result, an SSE event or an HTTP answer.
+ *
+ * A failure crosses Conductor and Postgres as text (`reasonForIncompletion`, a step's
+ * message): `formatFailure` writes it as `[code] message`, and `clientFailure` reads any
+ * stored text back into a code and a message fit for a client (text in another shape, from
+ * an older worker or the orchestrator itself, is scrubbed of addresses and cut to a line).
+ */
+
+export interface PublicFailure {
+  /** snake_case, stable: clients branch on it */
+  code: string;
+  /** one line for a person; no URLs, bodies or internals */
+  message: string;
+}
+
+/**
+ * An error whose `message` is already fit for a client. `detail` (and `cause`) carry what
+ * only the log may show.
+ */
+export class PublicError extends Error {
+  override readonly name: string = "PublicError";
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly options: { detail?: string; retryable?: boolean; cause?: unknown } = {},
+  ) {
+    super(message);
+    if (options.cause !== undefined) this.cause = options.cause;
+  }
+  get detail(): string | undefined {
+    return this.options.detail;
+  }
+  get retryable(): boolean | undefined {
+    return this.options.retryable;
+  }
+}
+
+const CODE = /^[a-z][a-z0-9_]{1,63}$/;
+const MAX_MESSAGE = 300;
+
+/** Remove what must not reach a client from a line of text: addresses, paths, bodies. */
+export function scrub(text: string): string {
+  const firstLine = text.split(/\r?\n/, 1)[0] ?? "";
+  return firstLine
+    .replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s'"),]+/gi, "<address>")
+    .replace(/\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b/g, "<address>")
+    .replace(/(?:^|\s)\/(?:[\w.-]+\/)+[\w.-]*/g, " <path>")
+    .replace(/[{[].*$/, "")
+    .replace(/\s+/g, " ")
+    .trim()
+    .slice(0, MAX_MESSAGE);
+}
+
+/** The client's view of an error thrown anywhere in a step. */
+export function publicFailure(err: unknown): PublicFailure {
+  if (err instanceof PublicError && CODE.test(err.code)) return { code: err.code, message: scrub(err.message) || err.code.replace(/_/g, " ") };
+  const e = err as { name?: string; issues?: unknown } | undefined;
+  if (e?.name === "ZodError" || Array.isArray(e?.issues)) return { code: "invalid_input", message: "the step's input is not valid" };
+  return { code: "step_failed", message: "the step failed unexpectedly (the worker's log has the details)" };
+}
+
+/** `[code] message`: how a failure travels as text (Conductor's reason, a stored message). */
+export const formatFailure = (f: PublicFailure): string => `[${f.code}] ${f.message}`;
+
+/** Read stored failure text for a client: `[code] message` as written, anything else scrubbed. */
+export function clientFailure(text: string | null | undefined, fallbackCode = "failed"): PublicFailure | null {
+  if (text === null || text === undefined || text === "") return null;
+  const m = /^\[([a-z][a-z0-9_]{1,63})\] (.*)$/s.exec(text.trim());
+  if (m) return { code: m[1]!, message: scrub(m[2]!) };
+  // e.g. "transcribe_track_1: [asr_unavailable] …": the orchestrator names the task first
+  const inner = /^([a-z][a-z0-9_]*): \[([a-z][a-z0-9_]{1,63})\] (.*)$/s.exec(text.trim());
+  if (inner) return { code: inner[2]!, message: `${inner[1]}: ${scrub(inner[3]!)}` };
+  return { code: fallbackCode, message: scrub(text) || "failed" };
+}
