@@ -54,13 +54,44 @@ export function scrub(text: string): string {
     .slice(0, MAX_MESSAGE);
 }
 
+/**
+ * Errors the pipeline throws, by class name, as a client should read them. Their own
+ * messages name endpoints, quote response bodies or carry a child's log tail: those stay in
+ * the log. (Matched by name: the classes live in adapters this module must not import.)
+ */
+const BY_NAME: Record<string, PublicFailure> = {
+  LlmError: { code: "text_model_unavailable", message: "the text model did not give a usable answer" },
+  AsrError: { code: "speech_recognition_failed", message: "the speech recognizer could not transcribe this audio" },
+  DecoderError: { code: "speech_recognition_failed", message: "the speech decoder failed" },
+  AudioToolError: { code: "audio_decode_failed", message: "the audio could not be decoded" },
+  WavFormatError: { code: "audio_decode_failed", message: "the audio could not be decoded" },
+  NotAudioError: { code: "not_audio", message: "a track is not audio" },
+  EmptyTrackError: { code: "empty_track", message: "a track holds no audio" },
+  StorageKeyNotFoundError: { code: "object_missing", message: "an object the step needs is missing from storage" },
+  UnknownStorageKeyError: { code: "object_missing", message: "an object the step needs is missing from storage" },
+  WorkerCrashError: { code: "worker_crashed", message: "the process running the step stopped unexpectedly" },
+  ChildChannelClosedError: { code: "worker_crashed", message: "the process running the step stopped unexpectedly" },
+  ChildUnresponsiveError: { code: "worker_crashed", message: "the process running the step stopped answering" },
+  ChildStallError: { code: "step_stalled", message: "the step stopped making progress" },
+  ChildCallTimeoutError: { code: "step_timed_out", message: "the step took longer than it may" },
+  ExternalPayloadError: { code: "payload_too_large", message: "the step's input is larger than the orchestrator passes inline" },
+  StepInputError: { code: "invalid_input", message: "the step's input is not valid" },
+  StepOutputError: { code: "invalid_output", message: "the step produced output that breaks its contract" },
+  JoinNormalizationError: { code: "invalid_input", message: "the tracks' results did not come back complete" },
+};
+
 /** The client's view of an error thrown anywhere in a step. */
 export function publicFailure(err: unknown): PublicFailure {
   if (err instanceof PublicError && CODE.test(err.code)) return { code: err.code, message: scrub(err.message) || err.code.replace(/_/g, " ") };
   const e = err as { name?: string; issues?: unknown } | undefined;
   if (e?.name === "ZodError" || Array.isArray(e?.issues)) return { code: "invalid_input", message: "the step's input is not valid" };
+  const known = e?.name ? BY_NAME[e.name] : undefined;
+  if (known) return { ...known };
   return { code: "step_failed", message: "the step failed unexpectedly (the worker's log has the details)" };
 }
+
+/** Invalid input fails the same way every time: never worth a retry. */
+export const isInvalidInput = (f: PublicFailure): boolean => f.code === "invalid_input";
 
 /** `[code] message`: how a failure travels as text (Conductor's reason, a stored message). */
 export const formatFailure = (f: PublicFailure): string => `[${f.code}] ${f.message}`;

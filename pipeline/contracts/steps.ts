@@ -15,6 +15,12 @@ export const StorageKey = z
   .refine((k) => !k.startsWith("/") && !k.split("/").includes(".."), "storage key must be relative and contain no '..'");
 /** Per-engine storage/result namespace: `inprocess`, `conductor`, `bullmq`, … */
 export const Namespace = z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, "namespace must be a short lowercase name");
+/**
+ * A recording's id as every step receives it: it becomes part of storage keys and rows, so
+ * anything but letters, digits, '_' and '-' (a '../x' in a workflow started by hand) is
+ * refused before a step touches anything.
+ */
+export const RecordingId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "recording_id must be 1-64 letters, digits, '_' or '-'");
 
 /** Who produced a step output (lesson 8: ghost workers). */
 export const WorkerStamp = z.object({ worker_id: z.string().min(1), build: z.string().min(1) });
@@ -31,7 +37,7 @@ export type TrackSpec = z.infer<typeof TrackSpec>;
 /** Input of the whole pipeline (= the Conductor workflow input). */
 export const PipelineInput = z
   .object({
-    recording_id: z.string().min(1).max(64),
+    recording_id: RecordingId,
     language: Language,
     namespace: Namespace,
     tracks: z.array(TrackSpec).min(1, "no tracks"),
@@ -46,7 +52,7 @@ export type PipelineInput = z.infer<typeof PipelineInput>;
 
 // ---- prepare_track ---------------------------------------------------------------
 export const PrepareTrackInput = z.object({
-  recording_id: z.string().min(1),
+  recording_id: RecordingId,
   namespace: Namespace,
   track: TrackSpec,
 });
@@ -72,7 +78,7 @@ export const JoinOutput = z.union([z.record(z.string(), z.unknown()), z.array(z.
 
 // ---- plan_speech -------------------------------------------------------------------
 export const PlanSpeechInput = z.object({
-  recording_id: z.string().min(1),
+  recording_id: RecordingId,
   namespace: Namespace,
   language: Language,
   expected_tracks: z.array(TrackIndex).min(1),
@@ -102,7 +108,7 @@ export type SpeechPlan = z.infer<typeof SpeechPlan>;
 
 // ---- transcribe_track --------------------------------------------------------------
 export const TranscribeTrackInput = z.object({
-  recording_id: z.string().min(1),
+  recording_id: RecordingId,
   namespace: Namespace,
   language: Language,
   track: TrackSpeechPlan,
@@ -161,7 +167,7 @@ export type GenerateSummaryOutput = z.infer<typeof GenerateSummaryOutput>;
 
 // ---- mixdown -----------------------------------------------------------------------
 export const MixdownInput = z.object({
-  recording_id: z.string().min(1),
+  recording_id: RecordingId,
   namespace: Namespace,
   tracks: z.array(TrackSpeechPlan).min(1),
   peaks: z.number().int().min(16).max(10000).default(800),
@@ -176,7 +182,7 @@ export type MixdownOutput = z.infer<typeof MixdownOutput>;
 
 // ---- finalize ----------------------------------------------------------------------
 export const FinalizeInput = z.object({
-  recording_id: z.string().min(1),
+  recording_id: RecordingId,
   namespace: Namespace,
   tracks: z.array(TrackSpec).min(1),
   duration: seconds,
