@@ -51,6 +51,7 @@ const samples: Record<string, unknown[]> = {
   Language: ["en", "en-US"],
   StorageKey: ["recordings/r1/tracks/0-a.wav"],
   Namespace: ["inprocess", "bullmq"],
+  RecordingId: ["r1", "cli-6f1c0d2e-aaaa-4bbb-8ccc-123456789abc"],
   WorkerStamp: [{ worker_id: "host/0/123", build: "0.1.0+abc" }],
   TrackSpec: [trackSpec(0)],
   PipelineInput: [{ recording_id: "r1", language: "en", namespace: "conductor", tracks: [trackSpec(1), trackSpec(0), trackSpec(2)] }],
