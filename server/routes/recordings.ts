@@ -3,6 +3,7 @@
  * recording service. Errors are thrown as ApiError and answered by the app's error handler.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod/v4";
 import type { Storage } from "../../pipeline/ports.ts";
 import { StorageKeyNotFoundError } from "../../pipeline/ports.ts";
@@ -13,7 +14,9 @@ import { clientFailure } from "../../pipeline/failures.ts";
 import type { ApiMetrics } from "../metrics.ts";
 import type { RecordingService } from "../recordings.ts";
 import { streamEvents } from "../sse.ts";
-import { renderTranscript, TRANSCRIPT_CONTENT_TYPES, TRANSCRIPT_FORMATS } from "../transcript.ts";
+import { renderTranscript, TRANSCRIPT_CONTENT_TYPES } from "../transcript.ts";
+import { Result } from "../../pipeline/contracts/index.ts";
+import { Accepted, errors, IdempotencyKey, ListQuery, RecordingList, RecordingParams, RecordingView, TranscriptQuery } from "../http/schemas.ts";
 import type { UploadPart } from "../upload/receive.ts";
 
 export interface RecordingRoutesOptions {
@@ -27,14 +30,9 @@ export interface RecordingRoutesOptions {
   shutdown: AbortSignal;
 }
 
-const Params = z.object({ id: z.string().min(1).max(200) });
-const TranscriptQuery = z.object({ format: z.enum(TRANSCRIPT_FORMATS).default("json") });
-const ListQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(100).default(20),
-  cursor: z.string().min(1).max(200).optional(),
-  status: z.enum(["queued", "processing", "completed", "failed"]).optional(),
-});
-const IdempotencyKey = z.string().regex(/^[\x21-\x7e]{1,200}$/, "Idempotency-Key must be 1-200 visible ASCII characters");
+const tags = ["recordings"];
+/** a body that is not JSON (audio, an event stream): described, not serialized */
+const binary = (description: string) => z.unknown().describe(description);
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const r = schema.safeParse(value);
@@ -62,7 +60,8 @@ export function parseRange(header: string | undefined, size: number): { start: n
   return { start, end };
 }
 
-export const recordingRoutes: FastifyPluginAsync<RecordingRoutesOptions> = async (app, opts) => {
+export const recordingRoutes: FastifyPluginAsync<RecordingRoutesOptions> = async (root, opts) => {
+  const app = root.withTypeProvider<ZodTypeProvider>();
   const { service, storage } = opts;
 
   /** After an upload is refused, stop reading the rest of the body: answer and close. */
@@ -70,7 +69,21 @@ export const recordingRoutes: FastifyPluginAsync<RecordingRoutesOptions> = async
     if (!req.raw.readableEnded) reply.header("connection", "close");
   };
 
-  app.post("/v1/recordings", async (req, reply) => {
+  app.post(
+    "/v1/recordings",
+    {
+      schema: {
+        tags,
+        summary: "upload a recording",
+        description:
+          "multipart/form-data: a `manifest` field (JSON: language, tracks [{participant, offset_seconds}]) and one `track` file part per manifest entry, in order; " +
+          "or application/json naming tracks already in the bucket (KeyManifest). Optional `Idempotency-Key` header (per owner). The body is parsed by the handler " +
+          "(streamed to storage), so each refusal has its own error code.",
+        headers: z.object({ "idempotency-key": z.string().optional() }).passthrough(),
+        response: { 202: Accepted, ...errors(400, 401, 409, 413, 415, 422, 503) },
+      },
+    },
+    async (req, reply) => {
     const rawKey = req.headers["idempotency-key"];
     const idempotencyKey = rawKey === undefined ? undefined : parse(IdempotencyKey, rawKey, "Idempotency-Key header");
     let outcome;
@@ -108,10 +121,14 @@ export const recordingRoutes: FastifyPluginAsync<RecordingRoutesOptions> = async
     if (outcome.replayed) reply.header("idempotent-replayed", "true");
     reply.header("location", `/v1/recordings/${outcome.recording.id}`);
     return reply.code(202).send({ id: outcome.recording.id, status: outcome.recording.status });
-  });
+    },
+  );
 
-  app.get("/v1/recordings", async (req) => {
-    const q = parse(ListQuery, req.query, "query");
+  app.get(
+    "/v1/recordings",
+    { schema: { tags, summary: "list recordings, newest first (a key sees its own)", querystring: ListQuery, response: { 200: RecordingList, ...errors(400, 401, 503) } } },
+    async (req) => {
+    const q = req.query;
     let page;
     try {
       // an API key lists its own recordings; the operator lists all
@@ -132,24 +149,49 @@ export const recordingRoutes: FastifyPluginAsync<RecordingRoutesOptions> = async
       })),
       next_cursor: page.next_cursor,
     };
-  });
+    },
+  );
 
-  app.get("/v1/recordings/:id", async (req) => {
-    const { id } = parse(Params, req.params, "path");
-    return service.get(id, req.principal);
-  });
+  app.get(
+    "/v1/recordings/:id",
+    { schema: { tags, summary: "status, per-step progress, error and (once completed) the Result", params: RecordingParams, response: { 200: RecordingView, ...errors(400, 401, 404, 503) } } },
+    async (req) => service.get(req.params.id, req.principal),
+  );
 
-  app.get("/v1/recordings/:id/transcript", async (req, reply) => {
-    const { id } = parse(Params, req.params, "path");
-    const { format } = parse(TranscriptQuery, req.query, "query");
+  app.get(
+    "/v1/recordings/:id/transcript",
+    {
+      schema: {
+        tags,
+        summary: "the transcript: json (the Result), text, vtt or srt",
+        params: RecordingParams,
+        querystring: TranscriptQuery,
+        response: { 200: z.union([Result, z.string()]), ...errors(400, 401, 404, 409, 503) },
+      },
+    },
+    async (req, reply) => {
+    const { id } = req.params;
+    const { format } = req.query;
     const { result } = await service.result(id, req.principal);
     reply.header("content-type", TRANSCRIPT_CONTENT_TYPES[format]);
     if (format !== "json") reply.header("content-disposition", `inline; filename="${id}.${format === "text" ? "txt" : format}"`);
     return reply.send(renderTranscript(result, format));
-  });
+    },
+  );
 
-  app.get("/v1/recordings/:id/audio", async (req, reply) => {
-    const { id } = parse(Params, req.params, "path");
+  app.get(
+    "/v1/recordings/:id/audio",
+    {
+      schema: {
+        tags,
+        summary: "the mixdown (MP3); single byte ranges answered 206",
+        params: RecordingParams,
+        headers: z.object({ range: z.string().optional() }).passthrough(),
+        response: { 200: binary("audio/mpeg"), 206: binary("audio/mpeg, the requested range"), ...errors(400, 401, 404, 409, 416, 503) },
+      },
+    },
+    async (req, reply) => {
+    const { id } = req.params;
     const { audio_key } = await service.result(id, req.principal);
     if (!audio_key) throw notFound(`recording ${id} has no mixdown audio`);
     const size = await storage.size(audio_key);
@@ -174,10 +216,21 @@ export const recordingRoutes: FastifyPluginAsync<RecordingRoutesOptions> = async
       if (err instanceof StorageKeyNotFoundError) throw notFound(`the mixdown of recording ${id} is missing from storage`);
       throw err;
     }
-  });
+    },
+  );
 
-  app.get("/v1/recordings/:id/events", async (req, reply) => {
-    const { id } = parse(Params, req.params, "path");
+  app.get(
+    "/v1/recordings/:id/events",
+    {
+      schema: {
+        tags,
+        summary: "live progress as Server-Sent Events (stored events replayed, then live; Last-Event-ID resumes)",
+        params: RecordingParams,
+        response: { 200: binary("text/event-stream: `status`, progress and `end` events, JSON on one line each"), ...errors(400, 401, 404, 503) },
+      },
+    },
+    async (req, reply) => {
+    const { id } = req.params;
     const rec = await service.status(id, req.principal);
     const tracks = await opts.repo.tracks(id);
     const lastEventId = Number(req.headers["last-event-id"] ?? 0);
@@ -197,17 +250,31 @@ export const recordingRoutes: FastifyPluginAsync<RecordingRoutesOptions> = async
     } finally {
       opts.metrics.sseClients.dec();
     }
-  });
+    },
+  );
 
-  app.post("/v1/recordings/:id/retry", async (req, reply) => {
-    const { id } = parse(Params, req.params, "path");
-    const rec = await service.retry(id, req.principal);
-    return reply.code(202).send({ id: rec.id, status: rec.status });
-  });
+  app.post(
+    "/v1/recordings/:id/retry",
+    { schema: { tags, summary: "retry a failed recording from its failed step", params: RecordingParams, response: { 202: Accepted, ...errors(400, 401, 404, 409, 503) } } },
+    async (req, reply) => {
+      const rec = await service.retry(req.params.id, req.principal);
+      return reply.code(202).send({ id: rec.id, status: rec.status });
+    },
+  );
 
-  app.delete("/v1/recordings/:id", async (req, reply) => {
-    const { id } = parse(Params, req.params, "path");
-    await service.remove(id, req.principal);
-    return reply.code(204).send();
-  });
+  app.delete(
+    "/v1/recordings/:id",
+    {
+      schema: {
+        tags,
+        summary: "delete a recording: its workflow, rows and objects",
+        params: RecordingParams,
+        response: { 204: z.null().describe("deleted"), ...errors(400, 401, 404, 503) },
+      },
+    },
+    async (req, reply) => {
+      await service.remove(req.params.id, req.principal);
+      return reply.code(204).send(null);
+    },
+  );
 };

@@ -108,3 +108,44 @@ test("unknown routes are 401 without a credential (deny by default) and 404 JSON
   assert.match(m.body, /trackscribe_http_request_duration_seconds_count\{method="GET",route="\/healthz",status="200"\} \d+/);
   assert.match(m.body, /trackscribe_api_process_resident_memory_bytes/);
 });
+
+test("/openapi.json (public) lists every route with its parameters and response schemas; /docs renders it", async () => {
+  const res = await app.inject({ method: "GET", url: "/openapi.json" });
+  assert.equal(res.statusCode, 200);
+  const spec = res.json() as { openapi: string; paths: Record<string, Record<string, { parameters?: { name: string; in: string }[]; responses: Record<string, { content?: Record<string, { schema: unknown }> }>; security?: unknown[] }>> };
+  assert.match(spec.openapi, /^3\.1/);
+  const routes = app.routeTable.filter((r) => r.method !== "HEAD" && !r.url.startsWith("/docs") && r.url !== "/openapi.json");
+  assert.ok(routes.length >= 12, `routes: ${routes.length}`);
+  for (const r of routes) {
+    const p = r.url.replace(/:([A-Za-z_]+)/g, "{$1}");
+    const op = spec.paths[p]?.[r.method.toLowerCase()];
+    assert.ok(op, `${r.method} ${r.url} is in /openapi.json`);
+    const statuses = Object.keys(op.responses);
+    assert.ok(statuses.some((s) => /^2/.test(s)), `${r.method} ${r.url}: a success response is described (${statuses})`);
+    if (!r.public) {
+      assert.ok(statuses.includes("401"), `${r.method} ${r.url}: 401 is described`);
+      const err = op.responses["401"]!.content!["application/json"]!.schema as { properties: Record<string, unknown>; required: string[] };
+      assert.deepEqual(Object.keys(err.properties).sort(), ["error", "message"]);
+    }
+    if (r.url.includes(":id")) assert.ok(op.parameters?.some((x) => x.name === "id" && x.in === "path"), `${r.method} ${r.url}: path parameter id`);
+  }
+  // the Result's shape comes from the pipeline's contract
+  const view = spec.paths["/v1/recordings/{id}"]!.get!.responses["200"]!.content!["application/json"]!.schema as { properties: Record<string, { properties?: Record<string, unknown> }> };
+  assert.ok(view.properties.result?.properties?.words, "the Result (with words) is described");
+  const list = spec.paths["/v1/recordings"]!.get!;
+  assert.deepEqual(list.parameters!.filter((x) => x.in === "query").map((x) => x.name).sort(), ["cursor", "limit", "status"]);
+
+  const docs = await app.inject({ method: "GET", url: "/docs" });
+  assert.ok([200, 302].includes(docs.statusCode), `/docs: ${docs.statusCode}`);
+  const page = await app.inject({ method: "GET", url: "/docs/" });
+  assert.equal(page.statusCode, 200);
+  assert.match(page.body, /swagger/i);
+});
+
+test("a query that breaks its schema is a 400 JSON error naming the field", async () => {
+  const res = await app.inject({ method: "GET", url: "/v1/recordings?limit=1000", headers: { authorization: "Bearer sekret-token-0123456" } });
+  assert.equal(res.statusCode, 400);
+  assert.equal(res.json().error, "bad_request");
+  assert.match(res.json().message, /querystring/);
+  assert.match(res.json().message, /limit/);
+});

@@ -129,8 +129,10 @@ describe("every registered route", () => {
     for (const expected of ["GET /v1/recordings", "POST /v1/recordings", "GET /v1/recordings/:id", "GET /v1/recordings/:id/events", "GET /v1/recordings/:id/transcript", "GET /v1/recordings/:id/audio", "POST /v1/recordings/:id/retry", "DELETE /v1/recordings/:id", "GET /v1/recordings/:id/shadow", "GET /v1/shadow/summary", "GET /healthz"]) {
       assert.ok(routes.some((r) => `${r.method} ${r.url}` === expected), `${expected} is in the route table`);
     }
-    // public routes are exactly these; everything else is protected
-    assert.deepEqual(routes.filter((r) => r.public).map((r) => r.url).sort(), ["/healthz", "/metrics", "/readyz"]);
+    // public routes are exactly these (the probes and the API's description); everything else is protected
+    const publicRoutes = routes.filter((r) => r.public).map((r) => r.url);
+    assert.deepEqual(publicRoutes.filter((u) => !u.startsWith("/docs")).sort(), ["/healthz", "/metrics", "/openapi.json", "/readyz"]);
+    assert.ok(publicRoutes.some((u) => u.startsWith("/docs")), "the rendered docs");
     // DELETE last: it removes the recording the others read
     const ordered = [...routes.filter((r) => r.method !== "DELETE"), ...routes.filter((r) => r.method === "DELETE")];
     for (const r of ordered) {

@@ -1,6 +1,7 @@
 /** GET /v1/recordings/:id/shadow and GET /v1/shadow/summary on a Fastify app with the shadow plugin. */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import Fastify from "fastify";
 import { shadowRoutes } from "../../server/routes/shadow.ts";
 import { compareRuns } from "../../server/shadow/compare.ts";
@@ -23,6 +24,8 @@ test("the shadow routes serve the full diff of a recording and the summary; unkn
   await store.saveReport("rec-x", report);
 
   const app = Fastify();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
   // the operator (server/auth/plugin.ts sets the principal in the app; owners are tested in test/api/auth.int.test.ts)
   app.addHook("onRequest", async (req) => {
     req.principal = { kind: "operator" };

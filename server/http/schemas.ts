@@ -1,0 +1,152 @@
+/**
+ * The HTTP API's request and response shapes (zod): routes validate with them, responses
+ * are serialized through them, and /openapi.json is generated from them. Shapes of the
+ * pipeline (the Result) come from pipeline/contracts, never restated here.
+ */
+import { z } from "zod/v4";
+import { Result } from "../../pipeline/contracts/index.ts";
+import { TRANSCRIPT_FORMATS } from "../transcript.ts";
+
+export const RecordingStatus = z.enum(["queued", "processing", "completed", "failed"]);
+
+/** `{error, message}`: every 4xx and 5xx answer */
+export const ErrorBody = z.object({
+  error: z.string().describe("a stable, snake_case code"),
+  message: z.string().describe("what happened, for a person"),
+});
+
+/** every error status a route may answer with */
+export function errors<const S extends readonly number[]>(...statuses: S): { [K in S[number]]: typeof ErrorBody } {
+  return Object.fromEntries(statuses.map((s) => [s, ErrorBody])) as { [K in S[number]]: typeof ErrorBody };
+}
+
+export const RecordingParams = z.object({ id: z.string().min(1).max(200).describe("the recording's id (a UUID)") });
+
+export const ListQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: z.string().min(1).max(200).optional().describe("next_cursor of the previous page"),
+  status: RecordingStatus.optional(),
+});
+
+export const TranscriptQuery = z.object({ format: z.enum(TRANSCRIPT_FORMATS).default("json") });
+
+export const IdempotencyKey = z.string().regex(/^[\x21-\x7e]{1,200}$/, "Idempotency-Key must be 1-200 visible ASCII characters");
+
+export const Accepted = z.object({ id: z.string(), status: RecordingStatus });
+
+export const RecordingSummary = z.object({
+  id: z.string(),
+  status: RecordingStatus,
+  language: z.string(),
+  tracks: z.number().int(),
+  created_at: z.string(),
+  updated_at: z.string(),
+  error: z.string().nullable(),
+});
+
+export const RecordingList = z.object({ items: z.array(RecordingSummary), next_cursor: z.string().nullable() });
+
+export const StepProgress = z.object({
+  step: z.string(),
+  track_index: z.number().int().nullable(),
+  status: z.string(),
+  attempts: z.number().int(),
+  duration_ms: z.number().nullable(),
+  worker_id: z.string().nullable(),
+  message: z.string().nullable(),
+  code: z.string().optional().describe("a failed or retrying step's error code"),
+});
+
+export const RecordingView = z.object({
+  id: z.string(),
+  status: RecordingStatus,
+  language: z.string(),
+  created_at: z.string(),
+  updated_at: z.string(),
+  completed_at: z.string().nullable(),
+  workflow_id: z.string().nullable(),
+  error: z.string().nullable().describe("why it failed, for a person"),
+  error_code: z.string().nullable(),
+  failed_step: z.string().nullable(),
+  tracks: z.array(
+    z.object({
+      index: z.number().int(),
+      participant: z.string(),
+      offset_seconds: z.number(),
+      filename: z.string().nullable(),
+      size_bytes: z.number().nullable(),
+      format: z.string().nullable(),
+    }),
+  ),
+  progress: z.object({ completed_steps: z.number().int(), total_steps: z.number().int(), steps: z.array(StepProgress) }),
+  result: Result.optional().describe("once completed"),
+});
+
+/** A JSON body naming tracks already in the bucket (the multipart form is the other way in). */
+export const KeyManifestBody = z.object({
+  language: z.string().optional(),
+  tracks: z.array(z.object({ key: z.string(), participant: z.string(), offset_seconds: z.number().optional() })),
+});
+
+const Classification = z.enum(["matched", "mismatched", "ignored"]);
+const EngineRun = z.object({ engine: z.string(), run_id: z.string().nullable(), status: z.string(), error: z.string().nullable() });
+
+export const ShadowView = z.object({
+  recording_id: z.string(),
+  status: z.enum(["running", "matched", "mismatched", "error"]),
+  bullmq_run_id: z.string().nullable(),
+  conductor_workflow_id: z.string().nullable(),
+  counts: z.object({ matched: z.number().int(), mismatched: z.number().int(), ignored: z.number().int() }),
+  error: z.string().nullable(),
+  started_at: z.string(),
+  compared_at: z.string().nullable(),
+  report: z
+    .object({
+      verdict: z.enum(["matched", "mismatched"]),
+      counts: z.record(Classification, z.number().int()),
+      primary: EngineRun,
+      shadow: EngineRun,
+      items: z.array(
+        z.object({
+          step: z.string(),
+          track_index: z.number().int().nullable(),
+          check: z.string(),
+          classification: Classification,
+          summary: z.string(),
+          reason: z.string().optional(),
+          details: z.unknown().optional(),
+        }),
+      ),
+      durations: z.array(
+        z.object({
+          step: z.string(),
+          track_index: z.number().int().nullable(),
+          primary_ms: z.number().nullable(),
+          shadow_ms: z.number().nullable(),
+          primary_attempts: z.number().int(),
+          shadow_attempts: z.number().int(),
+        }),
+      ),
+    })
+    .nullable(),
+});
+
+export const ShadowSummary = z.object({
+  recordings: z.number().int(),
+  running: z.number().int(),
+  compared: z.number().int(),
+  matched: z.number().int(),
+  mismatched: z.number().int(),
+  errors: z.number().int(),
+  match_rate: z.number().nullable(),
+  mismatches_by_step: z.array(z.object({ step: z.string(), mismatches: z.number().int(), recordings: z.number().int() })),
+  durations: z.array(z.object({ step: z.string(), engine: z.string(), samples: z.number().int(), p50_ms: z.number(), p95_ms: z.number() })),
+});
+
+export const Health = z.object({ status: z.literal("ok") });
+export const Readiness = z.object({
+  status: z.enum(["ready", "not_ready"]),
+  checks: z.record(z.string(), z.enum(["up", "down"])),
+  error: z.string().optional(),
+  message: z.string().optional(),
+});
