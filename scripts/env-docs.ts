@@ -1,9 +1,10 @@
-/** `npm run env:docs`: rewrite the README configuration table and .env.example from the schema. */
+/** `npm run env:docs`: rewrite the configuration table (docs/configuration.md) and .env.example from the schema. */
 import { readFileSync, writeFileSync } from "node:fs";
 import { envExample, envTable } from "../pipeline/config-docs.ts";
 
-const readme = readFileSync("README.md", "utf8");
-const next = readme.replace(/<!-- env:start -->[\s\S]*<!-- env:end -->/, `<!-- env:start -->\n${envTable()}\n<!-- env:end -->`);
-writeFileSync("README.md", next);
+const target = "docs/configuration.md";
+const doc = readFileSync(target, "utf8");
+const next = doc.replace(/<!-- env:start -->[\s\S]*<!-- env:end -->/, `<!-- env:start -->\n${envTable()}\n<!-- env:end -->`);
+writeFileSync(target, next);
 writeFileSync(".env.example", envExample());
-process.stdout.write("README.md configuration table and .env.example updated\n");
+process.stdout.write("docs/configuration.md table and .env.example updated\n");
