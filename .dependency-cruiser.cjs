@@ -1,0 +1,55 @@
+/**
+ * The layering, checked in CI (`npm run lint:layers`): dependencies point down only,
+ *   shells (bin, server, workers, web) → adapters → pipeline.
+ * pipeline/ is the pure core (contracts, ports, steps, graph, state machine, pure helpers):
+ * it imports nothing of ours outside itself. adapters/ implements the ports (storage,
+ * Postgres, Conductor, BullMQ, speech, chat, ffmpeg) and imports only pipeline/. The worker
+ * shells never import the API shell; the API hosts shadow workers, so server/ may use
+ * workers/ (one way). Dynamic import() counts like a static one.
+ */
+module.exports = {
+  forbidden: [
+    {
+      name: "pipeline-is-the-core",
+      comment: "pipeline/ holds contracts, ports, steps, graph, state machine and pure helpers: no adapters, shells or scripts",
+      severity: "error",
+      from: { path: "^pipeline/" },
+      to: { path: "^(adapters|server|workers|bin|scripts|bench|web)/" },
+    },
+    {
+      name: "adapters-only-use-the-core",
+      comment: "an adapter implements a port of pipeline/; it knows no shell",
+      severity: "error",
+      from: { path: "^adapters/" },
+      to: { path: "^(server|workers|bin|scripts|bench|web)/" },
+    },
+    {
+      name: "workers-do-not-use-the-api",
+      comment: "worker shells wire adapters to the core; the API is another shell",
+      severity: "error",
+      from: { path: "^workers/" },
+      to: { path: "^(server|bin|scripts|bench)/" },
+    },
+    {
+      name: "api-does-not-use-the-cli",
+      severity: "error",
+      from: { path: "^server/" },
+      to: { path: "^(bin|scripts|bench)/" },
+    },
+    {
+      name: "no-circular",
+      comment: "a cycle between modules hides which one is the lower layer",
+      severity: "error",
+      from: { path: "^(pipeline|adapters|server|workers)/" },
+      to: { circular: true },
+    },
+  ],
+  options: {
+    doNotFollow: { path: "node_modules" },
+    exclude: { path: "(^|/)node_modules/" },
+    tsPreCompilationDeps: true,
+    // a type-only import is a dependency too: it couples the layers just the same
+    tsConfig: { fileName: "tsconfig.json" },
+    enhancedResolveOptions: { extensions: [".ts", ".mts", ".js", ".mjs", ".json"] },
+  },
+};
