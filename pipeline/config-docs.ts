@@ -50,6 +50,7 @@ export const VARIABLE_DOCS: Record<keyof typeof EnvSchema.shape, string> = {
   API_TOKEN: "the operator's token (at least 16 characters): `Authorization: Bearer <API_TOKEN>` sees and manages every recording; users get API keys (`trackscribe keys create`)",
   AUTH_DISABLED: "`true`: no authentication at all, every request acts as the operator (only behind a proxy that authenticates; logged as a warning at start)",
   MAX_TRACKS: "most tracks one recording may have",
+  INCOMING_PREFIX: "where tracks referenced by key (a JSON `POST /v1/recordings`) must be: an API key may name only keys under `<prefix><key name>/`, the operator any key under the prefix; never `recordings/`",
   MAX_TRACK_BYTES: "largest track upload (413 beyond, reading stops early)",
   DATABASE_SCHEMA: "Postgres schema for the tables (default: search_path)",
   DATABASE_POOL_MAX: "Postgres pool size of the API",

@@ -83,6 +83,8 @@ export const EnvSchema = z.object({
   /** every request acts as the operator: only behind another authenticating proxy */
   AUTH_DISABLED: bool.default(false),
   MAX_TRACKS: int(16, 1, 256),
+  /** JSON-referenced tracks must live under this prefix (an API key: under <prefix><key name>/) */
+  INCOMING_PREFIX: z.string().regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*\/$/, "must be a relative key prefix ending in '/'").refine((p) => !p.startsWith("recordings/") && !p.split("/").includes(".."), "must not be under recordings/").default("incoming/"),
   MAX_TRACK_BYTES: int(2 * 1024 * 1024 * 1024, 1024),
   /** Postgres schema for the API's tables (default: the connection's search_path, usually public) */
   DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lowercase SQL identifier").optional(),

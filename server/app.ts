@@ -32,7 +32,7 @@ import type { TrackSink } from "./upload/receive.ts";
 
 export type AppConfig = Pick<
   Config,
-  "API_TOKEN" | "AUTH_DISABLED" | "HOST" | "MAX_TRACKS" | "MAX_TRACK_BYTES" | "API_RECONCILE_SECONDS" | "SSE_HEARTBEAT_SECONDS" | "STORAGE_SWEEP_SECONDS" | "STORAGE_SWEEP_UPLOAD_STALE_SECONDS"
+  "API_TOKEN" | "AUTH_DISABLED" | "HOST" | "MAX_TRACKS" | "MAX_TRACK_BYTES" | "INCOMING_PREFIX" | "API_RECONCILE_SECONDS" | "SSE_HEARTBEAT_SECONDS" | "STORAGE_SWEEP_SECONDS" | "STORAGE_SWEEP_UPLOAD_STALE_SECONDS"
 >;
 
 export interface RouteEntry {
@@ -121,6 +121,7 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     results,
     log,
     limits: { maxTracks: config.MAX_TRACKS, maxTrackBytes: config.MAX_TRACK_BYTES },
+    incomingPrefix: config.INCOMING_PREFIX,
     onStarted: (id, input, workflowId) => {
       if (deps.shadow && deps.startShadowRun) {
         try {

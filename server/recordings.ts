@@ -26,6 +26,8 @@ export interface RecordingServiceDeps {
   results: ResultSink;
   log: Logger;
   limits: { maxTracks: number; maxTrackBytes: number };
+  /** tracks referenced by key must be under this prefix (a key's: under <prefix><key name>/) */
+  incomingPrefix: string;
   /** called after a workflow started (shadow mode) */
   onStarted?: (recordingId: string, input: PipelineInput, workflowId: string) => void;
   /** called on DELETE once the workflow is terminated, before rows and objects go (shadow mode: stop its run) */
@@ -161,7 +163,11 @@ export function createRecordingService(deps: RecordingServiceDeps) {
     }
   }
 
-  async function acceptKeys(body: unknown, owner: string | null): Promise<RecordingRow> {
+  /** Where `who` may reference tracks from: never another owner's objects, never a recording's. */
+  const incomingScope = (who: Principal): string => (who.kind === "key" ? `${deps.incomingPrefix}${who.name}/` : deps.incomingPrefix);
+
+  async function acceptKeys(body: unknown, who: Principal): Promise<RecordingRow> {
+    const owner = ownerOf(who);
     const parsed = KeyManifest.safeParse(body);
     if (!parsed.success) {
       const noTracks = parsed.error.issues.some((i) => i.message === "the manifest has no tracks");
@@ -170,6 +176,12 @@ export function createRecordingService(deps: RecordingServiceDeps) {
     const m = parsed.data;
     if (m.tracks.length > deps.limits.maxTracks) {
       throw badRequest("too_many_tracks", `the manifest lists ${m.tracks.length} tracks; at most ${deps.limits.maxTracks} are accepted`);
+    }
+    const scope = incomingScope(who);
+    for (const [i, t] of m.tracks.entries()) {
+      if (!t.key.startsWith(scope) || t.key.split("/").includes("..")) {
+        throw new ApiError(403, "key_not_allowed", `track ${i} (${t.participant}): '${t.key.slice(0, 200)}' is not under ${scope}; tracks referenced by key must be there`);
+      }
     }
     const tracks: TrackRow[] = [];
     for (const [i, t] of m.tracks.entries()) {
@@ -285,8 +297,7 @@ export function createRecordingService(deps: RecordingServiceDeps) {
     },
 
     async createFromKeys(body: unknown, opts: { idempotencyKey?: string; principal: Principal }) {
-      const owner = ownerOf(opts.principal);
-      return withIdempotency(opts.idempotencyKey, owner, () => acceptKeys(body, owner));
+      return withIdempotency(opts.idempotencyKey, ownerOf(opts.principal), () => acceptKeys(body, opts.principal));
     },
 
     async get(id: string, who: Principal): Promise<RecordingView> {

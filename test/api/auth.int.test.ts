@@ -237,6 +237,25 @@ describe("owners", () => {
     assert.deepEqual(Object.fromEntries(owners.rows.map((r) => [r.id, r.name])), { [a1.json().id]: "alice", [b1.json().id]: "bob" });
   });
 
+  test("a key may reference bucket objects only under incoming/<its name>/; the operator anywhere under incoming/", async () => {
+    await svc.storage.put("incoming/alice/a.wav", wavBytes(0.3));
+    await svc.storage.put("incoming/bob/b.wav", wavBytes(0.3));
+    const post = (k: string, key: string) => app.inject({ method: "POST", url: "/v1/recordings", headers: bearer(k), payload: { tracks: [{ key, participant: "A" }] } });
+    const before = Number((await svc.pool.query(`SELECT count(*) FROM recordings`)).rows[0].count);
+    for (const [k, key] of [[keyA, "incoming/bob/b.wav"], [keyA, "incoming/a.wav"], [keyA, "recordings/x/tracks/0.wav"], [keyB, "incoming/alice/a.wav"], [TOKEN, "elsewhere/a.wav"]] as const) {
+      const res = await post(k, key);
+      assert.equal(res.statusCode, 403, `${key}: ${res.body}`);
+      assert.equal(res.json().error, "key_not_allowed");
+    }
+    assert.equal(Number((await svc.pool.query(`SELECT count(*) FROM recordings`)).rows[0].count), before, "nothing written for a refused reference");
+    const own = await post(keyA, "incoming/alice/a.wav");
+    assert.equal(own.statusCode, 202, own.body);
+    const op = await post(TOKEN, "incoming/bob/b.wav");
+    assert.equal(op.statusCode, 202, op.body);
+    started.push(own.json().id, op.json().id);
+    await svc.storage.deletePrefix("incoming/");
+  });
+
   test("the shadow summary spans every recording: the operator's, not a key's", async () => {
     assert.equal((await app.inject({ method: "GET", url: "/v1/shadow/summary", headers: bearer(keyA) })).statusCode, 403);
     assert.equal((await app.inject({ method: "GET", url: "/v1/shadow/summary", headers: bearer(TOKEN) })).statusCode, 200);

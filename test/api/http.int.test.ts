@@ -287,7 +287,7 @@ describe("the whole pipeline", { skip: haveWorkers ? false : "the Conductor work
 
   test("a failed recording is retried from the failed task and completes", async () => {
     // a bucket object that claims to be Ogg but is not decodable: prepare_track fails (no retries)
-    const key = "uploads/retry/track.ogg";
+    const key = "incoming/retry/track.ogg";
     await svc.storage.put(key, Buffer.concat([Buffer.from("OggS"), Buffer.alloc(4096, 7)]));
     const up = await fetch(`${server.url}/v1/recordings`, {
       method: "POST",
@@ -317,6 +317,6 @@ describe("the whole pipeline", { skip: haveWorkers ? false : "the Conductor work
     assert.equal(done.status, "completed");
     Result.parse(done.result);
     assert.equal((await fetch(`${server.url}/v1/recordings/${id}`, { method: "DELETE", headers: auth })).status, 204);
-    await svc.storage.deletePrefix("uploads/retry/");
+    await svc.storage.deletePrefix("incoming/retry/");
   });
 });

@@ -113,7 +113,13 @@ describe("bad input: 4xx JSON {error, message}, nothing left in the database, th
       name: "JSON body referencing a missing object",
       status: 400,
       error: "missing_object",
-      run: () => app.inject({ method: "POST", url: "/v1/recordings", headers: auth, payload: { tracks: [{ key: "uploads/nope.wav", participant: "A" }] } }),
+      run: () => app.inject({ method: "POST", url: "/v1/recordings", headers: auth, payload: { tracks: [{ key: "incoming/nope.wav", participant: "A" }] } }),
+    },
+    {
+      name: "JSON body naming an object outside INCOMING_PREFIX (another recording's track)",
+      status: 403,
+      error: "key_not_allowed",
+      run: () => app.inject({ method: "POST", url: "/v1/recordings", headers: auth, payload: { tracks: [{ key: "recordings/some-id/tracks/0-a.wav", participant: "A" }] } }),
     },
     {
       name: "JSON body with a traversal key",
@@ -230,31 +236,31 @@ describe("accepted uploads", () => {
   });
 
   test("a JSON body referencing tracks already in the bucket", async () => {
-    await svc.storage.put("uploads/x/alice.wav", wavBytes(0.3));
-    await svc.storage.put("uploads/x/bob.ogg", Buffer.concat([Buffer.from("OggS"), Buffer.alloc(60)]));
+    await svc.storage.put("incoming/x/alice.wav", wavBytes(0.3));
+    await svc.storage.put("incoming/x/bob.ogg", Buffer.concat([Buffer.from("OggS"), Buffer.alloc(60)]));
     const res = await app.inject({
       method: "POST",
       url: "/v1/recordings",
       headers: auth,
-      payload: { language: "en", tracks: [{ key: "uploads/x/alice.wav", participant: "Alice" }, { key: "uploads/x/bob.ogg", participant: "Bob", offset_seconds: 2 }] },
+      payload: { language: "en", tracks: [{ key: "incoming/x/alice.wav", participant: "Alice" }, { key: "incoming/x/bob.ogg", participant: "Bob", offset_seconds: 2 }] },
     });
     assert.equal(res.statusCode, 202, res.body);
     const id = res.json().id as string;
     const rec = (await app.inject({ method: "GET", url: `/v1/recordings/${id}`, headers: auth })).json();
     assert.deepEqual(rec.tracks.map((t: { format: string }) => t.format), ["wav", "ogg"]);
     const wf = (await (await svc.conductor(`/workflow/${rec.workflow_id}`)).json()) as { input: { tracks: { source_key: string }[] } };
-    assert.deepEqual(wf.input.tracks.map((t) => t.source_key), ["uploads/x/alice.wav", "uploads/x/bob.ogg"]);
+    assert.deepEqual(wf.input.tracks.map((t) => t.source_key), ["incoming/x/alice.wav", "incoming/x/bob.ogg"]);
 
-    const notAudio = await app.inject({ method: "POST", url: "/v1/recordings", headers: auth, payload: { tracks: [{ key: "uploads/x/notes.txt", participant: "A" }] } });
+    const notAudio = await app.inject({ method: "POST", url: "/v1/recordings", headers: auth, payload: { tracks: [{ key: "incoming/x/notes.txt", participant: "A" }] } });
     assert.equal(notAudio.statusCode, 400); // missing
-    await svc.storage.put("uploads/x/notes.txt", Buffer.from("meeting notes, not audio"));
-    const refused = await app.inject({ method: "POST", url: "/v1/recordings", headers: auth, payload: { tracks: [{ key: "uploads/x/notes.txt", participant: "A" }] } });
+    await svc.storage.put("incoming/x/notes.txt", Buffer.from("meeting notes, not audio"));
+    const refused = await app.inject({ method: "POST", url: "/v1/recordings", headers: auth, payload: { tracks: [{ key: "incoming/x/notes.txt", participant: "A" }] } });
     assert.equal(refused.statusCode, 415);
 
     // deleting the recording leaves the client's own objects alone
     assert.equal((await app.inject({ method: "DELETE", url: `/v1/recordings/${id}`, headers: auth })).statusCode, 204);
-    assert.deepEqual(await svc.storage.list("uploads/x/"), ["uploads/x/alice.wav", "uploads/x/bob.ogg", "uploads/x/notes.txt"]);
-    await svc.storage.deletePrefix("uploads/");
+    assert.deepEqual(await svc.storage.list("incoming/x/"), ["incoming/x/alice.wav", "incoming/x/bob.ogg", "incoming/x/notes.txt"]);
+    await svc.storage.deletePrefix("incoming/");
   });
 
   test("list is newest first and paginated with a cursor; unknown ids are 404", async () => {

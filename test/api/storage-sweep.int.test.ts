@@ -99,7 +99,7 @@ describe("storage sweeper", () => {
     const parts = [`recordings/${abandoned}/tracks/0-alice.wav`, `recordings/${abandoned}/tracks/1-bob.wav`];
     for (const k of parts) await svc.storage.put(k, wavBytes(0.1), "audio/wav");
     // neighbours: a client's own objects, a prefix nobody recorded (the CLI stages runs there), a live recording
-    const clientKey = "uploads/team/alice.wav";
+    const clientKey = "incoming/team/alice.wav";
     const unknownKey = `recordings/${randomUUID()}/tracks/0-x.wav`;
     await svc.storage.put(clientKey, wavBytes(0.1));
     await svc.storage.put(unknownKey, wavBytes(0.1));
@@ -118,13 +118,13 @@ describe("storage sweeper", () => {
     assert.deepEqual(await svc.storage.list(`recordings/${abandoned}/`), []);
     assert.equal(Number((await svc.pool.query(`SELECT count(*) AS n FROM upload_intents`)).rows[0].n), 0);
     assert.deepEqual(await svc.storage.list(`recordings/${live}/`), liveKeys);
-    assert.deepEqual(await svc.storage.list("uploads/"), [clientKey]);
+    assert.deepEqual(await svc.storage.list("incoming/"), [clientKey]);
     assert.deepEqual(await svc.storage.list(unknownKey), [unknownKey]);
     // nothing left to do
     assert.deepEqual(await sweeper.sweep(), { deleted: 0, abandoned: 0, objects: 0 });
 
     assert.equal((await app.inject({ method: "DELETE", url: `/v1/recordings/${live}`, headers: auth })).statusCode, 204);
-    await svc.storage.deletePrefix("uploads/");
+    await svc.storage.deletePrefix("incoming/");
     await svc.storage.deletePrefix(unknownKey);
     await svc.pool.query(`DELETE FROM deleted_recordings`);
   });
