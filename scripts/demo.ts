@@ -4,6 +4,9 @@
  * worker pools as real `trackscribe` processes with shadow mode on, uploads the bundled
  * sample meeting through the HTTP API, follows progress over SSE, prints the transcript by
  * speaker, topics, title, summaries and the shadow comparison, then shuts everything down.
+ * First it checks the machine's tools (preflight.ts): as root it installs what is missing
+ * with apt, otherwise it prints the apt command and exits 1. The sample meeting is made of
+ * speech bundled in scripts/sample/.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { openAsBlob } from "node:fs";
@@ -11,7 +14,9 @@ import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { SingleBar } from "cli-progress";
+import { ensureSupportedNode } from "../bin/node-runtime.mjs";
 import { freePort, sleep, waitUntil } from "./lib.ts";
+import { preflight } from "./preflight.ts";
 import { startServices, stopServices } from "./services.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -107,9 +112,11 @@ const clock = (s: number): string => {
 };
 
 async function main(): Promise<number> {
+  await ensureSupportedNode();
   const startedAt = Date.now();
-  say("trackscribe demo: bringing up services…");
   const reuse = Boolean(process.env.CONDUCTOR_SERVER_URL && process.env.DATABASE_URL && process.env.S3_ENDPOINT);
+  if (preflight({ purpose: "demo", conductor: !reuse }) !== 0) return 1;
+  say("trackscribe demo: bringing up services…");
   const serviceEnv = reuse ? {} : await startServices({ database: "trackscribe_demo" });
   const port = await freePort();
   const workDir = path.join(root, ".work", "demo");

@@ -7,12 +7,18 @@
  *   npm test                 # everything
  *   npm test -- --unit       # only tests that need no services (*.test.ts, not *.int.test.ts)
  *   npm test -- path/a.test.ts …   # just these files (services started if any is .int)
+ *
+ * It runs under the pinned Node (bin/node-runtime.mjs) and first checks the machine's tools
+ * (scripts/preflight.ts): as root it installs what is missing with apt, otherwise it prints
+ * the apt command and exits 1.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { ensureSupportedNode } from "../bin/node-runtime.mjs";
 
+await ensureSupportedNode();
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
 const unitOnly = args.includes("--unit");
@@ -43,6 +49,13 @@ function tsx(script, scriptArgs, extraEnv = {}) {
     stdio: ["ignore", "pipe", "inherit"],
   });
 }
+
+const checked = spawnSync(
+  process.execPath,
+  ["--import", "tsx", path.join(root, "scripts", "preflight.ts"), "--for", "test", ...(needsServices ? [] : ["--no-conductor"])],
+  { cwd: root, env: process.env, stdio: "inherit" },
+);
+if (checked.status !== 0) process.exit(checked.status ?? 1);
 
 if (needsServices) {
   process.stderr.write("starting services for this test run (fresh Conductor, S3 and database)…\n");

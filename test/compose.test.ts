@@ -135,7 +135,9 @@ test("every image is pinned to a version (no latest, no bare name)", () => {
   }
   const dockerfile = readFileSync(new URL("../Dockerfile", import.meta.url), "utf8");
   for (const m of dockerfile.matchAll(/^FROM\s+(\S+)/gm)) assert.match(m[1]!, /:\d+\.\d+/, `Dockerfile base ${m[1]} is not pinned`);
-  assert.match(dockerfile, /FROM node:20\./, "the image runs the same Node major as development and CI");
+  const engines = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { engines: { node: string } }).engines.node;
+  const major = /^>=(\d+)\./.exec(engines)![1];
+  assert.match(dockerfile, new RegExp(`FROM node:${major}\\.`), "the image runs the same Node major as development and CI");
 });
 
 test("secure by default: only the API is published; its token and MinIO's credentials have no default", () => {
