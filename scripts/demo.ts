@@ -8,6 +8,7 @@
  * with apt, otherwise it prints the apt command and exits 1. The sample meeting is made of
  * speech bundled in scripts/sample/.
  */
+import { randomBytes } from "node:crypto";
 import { spawn, type ChildProcess } from "node:child_process";
 import { openAsBlob } from "node:fs";
 import { mkdirSync, readFileSync } from "node:fs";
@@ -126,12 +127,15 @@ async function main(): Promise<number> {
     WORK_DIR: workDir,
     PORT: String(port),
     HOST: "127.0.0.1",
+    // the API it starts has its own operator token (the caller's, or one made for this run):
+    // the demo works whatever keys the database already holds, and nothing else can use it
+    API_TOKEN: process.env.API_TOKEN || randomBytes(24).toString("hex"),
     SHADOW_MODE: "bullmq",
     SHADOW_SAMPLE_RATE: "1",
     LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
   };
   const api = `http://127.0.0.1:${port}`;
-  const headers: Record<string, string> = env.API_TOKEN ? { authorization: `Bearer ${env.API_TOKEN}` } : {};
+  const headers: Record<string, string> = { authorization: `Bearer ${env.API_TOKEN}` };
   const procs: ChildProcess[] = [];
   try {
     const { manifest, dir } = await sampleMeeting();
