@@ -346,7 +346,8 @@ export class DecoderPool {
         },
       });
     } catch (err) {
-      const e = err instanceof DecoderError ? err : new DecoderError(String((err as Error).message ?? err), false);
+      // no pipe (non-retryable), or something unexpected (a full fd table: worth a retry)
+      const e = err instanceof DecoderError ? err : new DecoderError(`could not start the decoder: ${(err as Error).message}`, true);
       this.feed({ type: "DecoderExited", decoder: id, message: e.message, retryable: e.retryable });
       return;
     }
@@ -354,4 +355,6 @@ export class DecoderPool {
   }
 }
 
-type SchedulerEventFields = SchedulerEvent extends infer E ? (E extends unknown ? Omit<E, "id" | "at"> : never) : never;
+/** An event as its source raises it; the pool adds `id` and `at`. */
+type Fields<E> = E extends unknown ? Omit<E, "id" | "at"> : never;
+type SchedulerEventFields = Fields<SchedulerEvent>;

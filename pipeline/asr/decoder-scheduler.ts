@@ -289,7 +289,9 @@ export function handle(state: SchedulerState, rawEvent: SchedulerEvent): HandleR
   const parsed = SchedulerEvent.safeParse(rawEvent);
   if (!parsed.success) throw new EventSchemaError(parsed.error);
   const event = parsed.data;
-  const s = structuredClone(state);
+  // log entries are never changed once written: share them instead of copying 200 each time
+  const { log, ...rest } = state;
+  const s: SchedulerState = { ...structuredClone(rest), log: log.slice() };
   s.seq += 1;
   const ctx: Ctx = { s, seq: s.seq, event, out: [] };
   const verdict = dispatch(ctx, event);
