@@ -290,8 +290,8 @@ export function handle(state: SchedulerState, rawEvent: SchedulerEvent): HandleR
   if (!parsed.success) throw new EventSchemaError(parsed.error);
   const event = parsed.data;
   // log entries are never changed once written: share them instead of copying 200 each time
-  const { log, ...rest } = state;
-  const s: SchedulerState = { ...structuredClone(rest), log: log.slice() };
+  const { log: entries, ...rest } = state;
+  const s: SchedulerState = { ...structuredClone(rest), log: entries.slice() };
   s.seq += 1;
   const ctx: Ctx = { s, seq: s.seq, event, out: [] };
   const verdict = dispatch(ctx, event);

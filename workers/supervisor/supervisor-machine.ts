@@ -316,7 +316,9 @@ export function handle(state: SupervisorState, rawEvent: SupervisorEvent): Handl
   const parsed = SupervisorEvent.safeParse(rawEvent);
   if (!parsed.success) throw new EventSchemaError(parsed.error);
   const event = parsed.data;
-  const s = structuredClone(state);
+  // log entries are never changed once written: share them instead of copying them all each time
+  const { log: entries, ...rest } = state;
+  const s: SupervisorState = { ...structuredClone(rest), log: entries.slice() };
   s.seq += 1;
   const ctx: Ctx = { s, seq: s.seq, event, out: [] };
   const verdict = dispatch(ctx, event);
