@@ -1,5 +1,5 @@
 /**
- * Runs pipeline steps in child processes (lesson 12): `createChildStepRunner(options)`
+ * Runs pipeline steps in child processes: `createChildStepRunner(options)`
  * keeps up to `maxChildren` warm children, each running one step at a time. A child that
  * crashed, hung or timed out is dropped and a fresh one is started for the next call.
  *
@@ -11,7 +11,7 @@
  * one track only; a crash of the shared child itself fails the calls it held (Conductor or
  * BullMQ retries them).
  * The child (step-child.ts) builds its own config, storage and engines from the
- * environment it is given (lesson 10: nothing inherited).
+ * environment it is given (nothing inherited).
  */
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
