@@ -38,8 +38,32 @@ export interface AsrWord {
   confidence?: number;
 }
 
+/**
+ * What the shells (worker hosts, the heavy-step child runner) need to know about an ASR
+ * engine. Declared by the engine and also derivable from the config alone
+ * (`asrCapabilities` in ./asr/index.ts), because a host decides before any engine exists:
+ * the engine itself is built in the child process that will use it.
+ */
+export interface AsrCapabilities {
+  /**
+   * Worker hosts load the engine (`warm()`) as they start, in the process that will
+   * transcribe: it keeps what it loads (models in long-lived decoders), so loading early
+   * takes the load off the first recording. False: loading early would be undone, or there
+   * is nothing to load.
+   */
+  readonly preload: boolean;
+  /**
+   * One child process serves every track's transcription, several calls at once: the
+   * engine spreads the work of all the tracks it holds over its own workers (a decoder
+   * pool), so one engine per process must see them all. False: each call may run in a
+   * child of its own.
+   */
+  readonly sharedChild: boolean;
+}
+
 export interface AsrEngine {
   readonly name: string;
+  readonly capabilities: AsrCapabilities;
   /**
    * Transcribe a 16 kHz mono WAV file. `spans` (seconds, file-local) limit decoding to
    * those parts; words come back in file-local seconds.

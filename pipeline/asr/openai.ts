@@ -6,7 +6,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { z } from "zod/v4";
-import type { AsrEngine, AsrWord } from "../ports.ts";
+import type { AsrCapabilities, AsrEngine, AsrWord } from "../ports.ts";
 import { readWav, writeWav } from "../audio/wav.ts";
 import { AsrError } from "./pocketsphinx.ts";
 import { segmentsToDecode } from "./spans.ts";
@@ -25,10 +25,17 @@ export interface OpenAiAsrOptions {
   timeoutMs?: number;
 }
 
+/**
+ * Nothing to load ahead; its calls are mostly network waits, so one child holds every
+ * track's call at once (instead of a Node process per track).
+ */
+export const OPENAI_ASR_CAPABILITIES: AsrCapabilities = { preload: false, sharedChild: true };
+
 export function createOpenAiAsrEngine(opts: OpenAiAsrOptions): AsrEngine {
   const endpoint = `${opts.url.replace(/\/+$/, "").replace(/\/v1$/, "")}/v1/audio/transcriptions`;
   return {
     name: `openai:${opts.model}`,
+    capabilities: OPENAI_ASR_CAPABILITIES,
     async transcribe(wavPath, { language, spans, signal, onProgress }) {
       const pcm = readWav(await readFile(wavPath));
       const words: AsrWord[] = [];

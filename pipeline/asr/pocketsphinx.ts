@@ -10,7 +10,7 @@
 import { readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import type { AsrEngine, AsrWord } from "../ports.ts";
+import type { AsrCapabilities, AsrEngine, AsrWord } from "../ports.ts";
 import { rawSlice, readWav } from "../audio/wav.ts";
 import { DecoderError, DecoderPool } from "./decoder-pool.ts";
 import { prunedDictionary } from "./dict-prune.ts";
@@ -64,6 +64,16 @@ export function parseCtm(text: string): Map<string, AsrWord[]> {
   return byUtt;
 }
 
+/**
+ * Decoders that stay loaded (`idleMs` infinite or ≤ 0) are worth loading when a worker host
+ * starts; ones that exit when idle would only exit again before the first recording. One
+ * child serves every track: its decoder pool balances all the tracks' segments over the
+ * cores, which one pool per track could not.
+ */
+export function pocketsphinxCapabilities(idleMs: number | undefined): AsrCapabilities {
+  return { preload: idleMs !== undefined && !(idleMs > 0 && Number.isFinite(idleMs)), sharedChild: true };
+}
+
 export function createPocketsphinxEngine(opts: PocketsphinxOptions): AsrEngine {
   const binary = opts.binary ?? "pocketsphinx_batch";
   // cut once per machine (then cached): each decoder starts ≈0.13 s sooner
@@ -79,6 +89,7 @@ export function createPocketsphinxEngine(opts: PocketsphinxOptions): AsrEngine {
   });
   return {
     name: "pocketsphinx",
+    capabilities: pocketsphinxCapabilities(opts.idleMs),
     async transcribe(wavPath, { language, spans, signal, onProgress, batch }) {
       if (!/^en(-|$)/i.test(language)) {
         throw new AsrError(`the pocketsphinx engine has an English model only (language '${language}'); set ASR_ENGINE=openai`, false);

@@ -83,7 +83,48 @@ test("a decoder that hangs is declared stuck and replaced", async () => {
   const p = pool({ size: 1, minStallMs: 400, stallFactor: 0.1 });
   try {
     await assert.rejects(p.decode([seg("HANG")]), (e: unknown) => e instanceof DecoderError && /took longer than/.test(e.message));
-    assert.deepEqual((await p.decode([seg("ok")]))[0]![0]!.text, "w2");
+    // a long segment (limit 0.1 × 50 s): a fresh decoder's start on a busy machine can take 400 ms
+    assert.deepEqual((await p.decode([seg("ok", 50)]))[0]![0]!.text, "w2");
+  } finally {
+    await p.close();
+  }
+});
+
+/** A clock that moves only when told to: the pool's timers fire on `advance`. */
+function manualClock() {
+  let t = 0;
+  let n = 0;
+  const timers = new Map<number, { fn: () => void; at: number }>();
+  return {
+    now: () => t,
+    setTimeout: (fn: () => void, ms: number) => (timers.set(++n, { fn, at: t + ms }), n),
+    clearTimeout: (h: unknown) => void timers.delete(h as number),
+    setKeepAlive: () => {},
+    advance(ms: number) {
+      t += ms;
+      for (const [id, x] of [...timers].sort((a, b) => a[1].at - b[1].at)) {
+        if (x.at > t || !timers.has(id)) continue;
+        timers.delete(id);
+        x.fn();
+      }
+    },
+  };
+}
+
+test("with an injected clock the stall limit is measured on that clock, not on wall time", async () => {
+  const clock = manualClock();
+  const p = pool({ size: 1, minStallMs: 60_000, clock });
+  try {
+    let settled = false;
+    const hung = p.decode([seg("HANG")]).finally(() => (settled = true));
+    hung.catch(() => {});
+    await new Promise((r) => setTimeout(r, 300));
+    clock.advance(59_999);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(settled, false, "not stuck yet by the pool's clock");
+    clock.advance(1);
+    await assert.rejects(hung, (e: unknown) => e instanceof DecoderError && /took longer than 60 s on a 1\.0 s segment/.test(e.message));
+    assert.deepEqual((await p.decode([seg("ok")]))[0]![0]!.text, "w2", "a fresh decoder took the next call");
   } finally {
     await p.close();
   }

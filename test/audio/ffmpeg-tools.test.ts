@@ -45,7 +45,7 @@ const unusedText: TextModel = {
   generateSummary: () => Promise.reject(new Error("unused")),
 };
 /** an engine that must not be called (silent tracks never reach the decoder) */
-const refusingAsr: AsrEngine = { name: "refusing", transcribe: () => Promise.reject(new Error("the decoder was called")) };
+const refusingAsr: AsrEngine = { name: "refusing", capabilities: { preload: false, sharedChild: false }, transcribe: () => Promise.reject(new Error("the decoder was called")) };
 const deps = (storageDir: string, scratchDir: string): StepDeps => ({
   storage: createLocalStorage(storageDir),
   audio: tools,

@@ -19,7 +19,7 @@ const unused = (what: string) => () => {
 const deps: StepDeps = {
   storage: createLocalStorage(dir),
   audio: { decodeToWav: unused("audio"), mixdownMp3: unused("audio") } as AudioTools,
-  asr: { name: "none", transcribe: unused("asr") } as AsrEngine,
+  asr: { name: "none", capabilities: { preload: false, sharedChild: false }, transcribe: unused("asr") } as AsrEngine,
   text: createOfflineTextModel(),
   scratchDir: dir,
   bleedThresholdDb: 10,

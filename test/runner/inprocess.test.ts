@@ -104,7 +104,7 @@ function engineWith(runStepImpl: typeof runStep, scratchRoot: string, concurrenc
     stepDeps: (scratchDir, extras = {}) => ({
       storage,
       audio: { decodeToWav: unused, mixdownMp3: unused } as AudioTools,
-      asr: { name: "none", transcribe: unused } as AsrEngine,
+      asr: { name: "none", capabilities: { preload: false, sharedChild: false }, transcribe: unused } as AsrEngine,
       text,
       scratchDir,
       bleedThresholdDb: 10,

@@ -1,19 +1,21 @@
 /**
- * Runs pipeline steps in child processes (lesson 12): `createChildStepRunner(options)`
+ * Runs pipeline steps in child processes: `createChildStepRunner(options)`
  * keeps up to `maxChildren` warm children, each running one step at a time. A child that
  * crashed, hung or timed out is dropped and a fresh one is started for the next call.
  *
- * `sharedSteps` (transcribe_track) instead run in ONE child, up to `maxSharedCalls` at
- * once: their work is done by the ASR engine's decoder pool inside that child, which then
- * sees every track at once and balances the decoding across cores (one child per track
- * would give each track its own pool: more decoders than cores, none shared). The decoders
- * are processes of their own, so a decoder crash still fails one track only; a crash of
- * the shared child itself fails the calls it held (Conductor or BullMQ retries them).
+ * `sharedSteps` instead run in ONE child, up to `maxSharedCalls` at once. From the config,
+ * that is transcribe_track when the ASR engine declares `sharedChild`: the engine inside
+ * that child then sees every track at once and spreads their work over its own workers
+ * (one child per track would give each track its own: more workers than cores, none
+ * shared). Those workers are processes of their own, so one of them crashing still fails
+ * one track only; a crash of the shared child itself fails the calls it held (Conductor or
+ * BullMQ retries them).
  * The child (step-child.ts) builds its own config, storage and engines from the
- * environment it is given (lesson 10: nothing inherited).
+ * environment it is given (nothing inherited).
  */
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
+import { asrCapabilities } from "../../pipeline/asr/index.ts";
 import { transcribeConcurrency, type Config } from "../../pipeline/config.ts";
 import { ChildChannel, type ChildChannelOptions } from "./channel.ts";
 import { ChildChannelClosedError, PayloadTooLargeError } from "./errors.ts";
@@ -86,7 +88,7 @@ export function childStepRunnerOptions(config: Config, extra: Partial<ChildStepR
     pingIntervalMs: config.CHILD_PING_INTERVAL_SECONDS * 1000,
     pingTimeoutMs: config.CHILD_PING_TIMEOUT_SECONDS * 1000,
     maxChildren: config.WORKER_CONCURRENCY,
-    sharedSteps: ["transcribe_track"],
+    sharedSteps: asrCapabilities(config).sharedChild ? ["transcribe_track"] : [],
     maxSharedCalls: transcribeConcurrency(config),
     ...extra,
   };

@@ -6,6 +6,7 @@
  * stopped after the host has drained.
  */
 import type { Logger } from "pino";
+import { asrCapabilities } from "../../pipeline/asr/index.ts";
 import type { Config } from "../../pipeline/config.ts";
 import { createHeavyStepIsolation } from "../child/executor.ts";
 import { openStorage } from "../child/open-storage.ts";
@@ -20,14 +21,15 @@ export interface EngineHostDeps {
 }
 
 /**
- * Whether a worker host loads its pocketsphinx decoders as it starts (in the heavy-step child
- * that will use them): when they are kept loaded (ASR_IDLE_SECONDS=0) and the host serves
- * transcribe_track, so that no recording waits for a model load (≈0.5 s of CPU per decoder).
- * Otherwise they load when a recording's first track starts preparing, beside ffmpeg.
+ * Whether a worker host loads its speech recognizer as it starts (in the heavy-step child
+ * that will use it): when the ASR engine declares it worth it (`preload`: pocketsphinx
+ * keeping its decoders loaded, ASR_IDLE_SECONDS=0) and the host serves transcribe_track,
+ * so that no recording waits for a model load (≈0.5 s of CPU per decoder). Otherwise the
+ * engine loads when a recording's first track starts preparing, beside ffmpeg.
  */
 export function preloadsDecoders(engine: WorkerEngine, config: Pick<Config, "ASR_ENGINE" | "ASR_IDLE_SECONDS" | "CONDUCTOR_TASKS">): boolean {
   const transcribes = engine === "bullmq" || !config.CONDUCTOR_TASKS || config.CONDUCTOR_TASKS.split(",").includes("transcribe_track");
-  return transcribes && config.ASR_ENGINE === "pocketsphinx" && config.ASR_IDLE_SECONDS === 0;
+  return transcribes && asrCapabilities(config).preload;
 }
 
 export async function startEngineHost(engine: WorkerEngine, config: Config, deps: EngineHostDeps): Promise<SupervisedHost> {

@@ -2,7 +2,7 @@
  * Wiring of the supervisor process (`trackscribe workers --engine E -j N`): takes the
  * work-directory lock, clears temporary files left by an earlier supervisor's children,
  * forks N children running `child-main.ts`, turns SIGTERM/SIGINT into a drain, and
- * releases the lock at the end. Decisions live in policy.ts; this file only connects.
+ * releases the lock at the end. Decisions live in supervisor-machine.ts; this file only connects.
  */
 import { fork } from "node:child_process";
 import { mkdirSync, readdirSync, rmSync } from "node:fs";
@@ -13,7 +13,7 @@ import type { Logger } from "pino";
 import type { Config } from "../../pipeline/config.ts";
 import { acquireWorkDirLock, systemLockProbe, type LockProbe } from "./lock.ts";
 import { CHILD_ENV } from "./messages.ts";
-import type { SupervisorPolicy } from "./policy.ts";
+import type { SupervisorPolicy } from "./supervisor-machine.ts";
 import { startSupervisor, type Clock, type SpawnChild, type Supervisor } from "./supervisor.ts";
 
 export const CHILD_MAIN = fileURLToPath(new URL("./child-main.ts", import.meta.url));

@@ -1,8 +1,8 @@
 /**
- * The supervisor's thin shell around the pure policy (policy.ts): it turns instructions
- * into child processes, signals, timers and log lines, and feeds what happens back as
- * events. Spawning and the clock are injected, so the same shell runs real processes in
- * production and tests.
+ * The supervisor's thin shell around its state machine (supervisor-machine.ts): it turns
+ * instructions into child processes, signals, timers and log lines, and feeds what happens
+ * back as events, numbered in the order they happen and stamped with the clock. Spawning
+ * and the clock are injected, so the same shell runs real processes in production and tests.
  */
 import type { Logger } from "pino";
 import { FromChild, type ToChild } from "./messages.ts";
@@ -13,7 +13,8 @@ import {
   type SupervisorEvent,
   type SupervisorPolicy,
   type SupervisorState,
-} from "./policy.ts";
+  type TimerEvent,
+} from "./supervisor-machine.ts";
 
 /** A running child as the shell sees it. */
 export interface ChildHandle {
@@ -76,8 +77,12 @@ export function startSupervisor(deps: SupervisorDeps): Supervisor {
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));
 
-  const dispatch = (event: SupervisorEvent): void => {
-    queue.push(event);
+  let eventSeq = 0;
+  /** `id` and `at` for an event happening now */
+  const stamp = (kind: string): { id: string; at: number } => ({ id: `${++eventSeq}:${kind}`, at: clock.now() });
+  type Fields<E> = E extends unknown ? Omit<E, "id" | "at"> : never;
+  const dispatch = (fields: Fields<SupervisorEvent>): void => {
+    queue.push({ ...fields, ...stamp(fields.type) } as SupervisorEvent);
     if (busy) return;
     busy = true;
     try {
@@ -103,64 +108,65 @@ export function startSupervisor(deps: SupervisorDeps): Supervisor {
           return;
         }
         const m = parsed.data;
-        const base = { at: clock.now(), slot, pid: handleRef.pid };
-        if (m.type === "ready") dispatch({ ...base, type: "ready", worker_id: m.worker_id });
-        else if (m.type === "inflight") dispatch({ ...base, type: "inflight", task_ids: m.task_ids });
-        else dispatch({ ...base, type: "drained", cut_off: m.cut_off });
+        const child = { slot, pid: handleRef.pid };
+        if (m.type === "ready") dispatch({ type: "ChildReady", ...child, worker_id: m.worker_id });
+        else if (m.type === "inflight") dispatch({ type: "ChildInflight", ...child, task_ids: m.task_ids });
+        else dispatch({ type: "ChildDrained", ...child, cut_off: m.cut_off });
       },
       onExit(code, signal) {
         if (!handleRef) return;
         if (handles.get(slot) === handleRef) handles.delete(slot);
-        dispatch({ at: clock.now(), type: "exited", slot, pid: handleRef.pid, code, signal });
+        dispatch({ type: "ChildExited", slot, pid: handleRef.pid, code, signal });
       },
     };
     try {
       handleRef = deps.spawnChild(slot, hooks);
     } catch (err) {
-      dispatch({ at: clock.now(), type: "spawn_failed", slot, error: err instanceof Error ? err.message : String(err) });
+      dispatch({ type: "ChildSpawnFailed", slot, error: err instanceof Error ? err.message : String(err) });
       return;
     }
     handles.set(slot, handleRef);
-    dispatch({ at: clock.now(), type: "spawned", slot, pid: handleRef.pid });
+    dispatch({ type: "ChildSpawned", slot, pid: handleRef.pid });
   };
 
   const execute = (i: Instruction): void => {
     switch (i.type) {
-      case "spawn": {
+      case "SpawnChild": {
         // never start a slot's new child while the old one's files are being removed
         const pending = cleanups.get(i.slot) ?? Promise.resolve();
         void pending.then(() => spawn(i.slot));
         break;
       }
-      case "set_timer": {
+      case "SetTimer": {
         const old = timers.get(i.key);
         if (old !== undefined) clock.clearTimeout(old);
+        const event: TimerEvent = i.event;
         timers.set(
           i.key,
           clock.setTimeout(() => {
             timers.delete(i.key);
-            dispatch({ ...i.event, at: clock.now() });
+            dispatch(event);
           }, i.delay_ms),
         );
         break;
       }
-      case "cancel_timer": {
+      case "CancelTimer": {
         const h = timers.get(i.key);
         if (h !== undefined) clock.clearTimeout(h);
         timers.delete(i.key);
         break;
       }
-      case "send_stop": {
+      case "SendStop": {
         const h = handles.get(i.slot);
         if (h && h.pid === i.pid) h.send({ type: "stop", drain_ms: i.drain_ms });
         break;
       }
-      case "kill": {
+      case "KillChild": {
         const h = handles.get(i.slot);
         if (h && h.pid === i.pid) h.kill(i.signal);
         break;
       }
-      case "cleanup_slot": {
+      case "CleanupSlot": {
         const prev = cleanups.get(i.slot) ?? Promise.resolve();
         const next = prev
           .then(() => deps.cleanupSlot(i.slot))
@@ -168,10 +174,10 @@ export function startSupervisor(deps: SupervisorDeps): Supervisor {
         cleanups.set(i.slot, next);
         break;
       }
-      case "log":
+      case "Log":
         log[i.level](i.fields, i.msg);
         break;
-      case "exit": {
+      case "Exit": {
         for (const h of timers.values()) clock.clearTimeout(h);
         timers.clear();
         void Promise.all(cleanups.values()).then(() => resolveDone(i.code));
@@ -180,10 +186,10 @@ export function startSupervisor(deps: SupervisorDeps): Supervisor {
     }
   };
 
-  dispatch({ at: clock.now(), type: "start" });
+  dispatch({ type: "SupervisorStarted" });
 
   return {
-    shutdown: (signal) => dispatch({ at: clock.now(), type: "shutdown", signal }),
+    shutdown: (signal) => dispatch({ type: "ShutdownRequested", signal }),
     done,
     state: () => state,
     children: () => [...handles.entries()].map(([slot, h]) => ({ slot, pid: h.pid })),
