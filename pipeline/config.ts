@@ -209,3 +209,82 @@ export const knownVariables = (): string[] => Object.keys(EnvSchema.shape);
 export function transcribeConcurrency(config: Pick<Config, "TRANSCRIBE_CONCURRENCY" | "ASR_CONCURRENCY" | "WORKER_CONCURRENCY">): number {
   return config.TRANSCRIBE_CONCURRENCY ?? Math.max(config.WORKER_CONCURRENCY, config.ASR_CONCURRENCY + 1);
 }
+
+/**
+ * The configuration by layer: each adapter and shell part is handed only its section
+ * (`configSection(config, "storage")`), so what a part can read is what it declares.
+ * Every variable belongs to exactly one section (test/config.test.ts).
+ */
+export const CONFIG_SECTIONS = {
+  process: ["NODE_ENV", "BUILD_COMMIT", "LOG_LEVEL", "WORK_DIR"],
+  storage: ["STORAGE_DRIVER", "LOCAL_STORAGE_DIR", "S3_ENDPOINT", "S3_REGION", "S3_BUCKET", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "S3_FORCE_PATH_STYLE", "S3_UPLOAD_QUEUE_SIZE"],
+  database: ["DATABASE_URL", "DATABASE_SCHEMA", "DATABASE_POOL_MAX", "MIGRATE_ON_START"],
+  redis: ["REDIS_URL"],
+  conductor: [
+    "CONDUCTOR_SERVER_URL",
+    "CONDUCTOR_WAIT_SECONDS",
+    "CONDUCTOR_POLL_INTERVAL_MS",
+    "CONDUCTOR_LONG_POLL_MS",
+    "CONDUCTOR_HELD_POLLS",
+    "CONDUCTOR_POLL_SLICE_MS",
+    "CONDUCTOR_POLL_IDLE_MAX_MS",
+    "CONDUCTOR_REGISTER",
+    "CONDUCTOR_TASKS",
+    "RECONCILER_ENABLED",
+    "RECONCILER_INTERVAL_SECONDS",
+    "RECONCILER_STALL_SECONDS",
+    "SUSPICIOUS_FAST_MS",
+  ],
+  asr: ["ASR_ENGINE", "ASR_URL", "ASR_API_KEY", "ASR_MODEL", "ASR_CONCURRENCY", "ASR_IDLE_SECONDS", "POCKETSPHINX_HMM", "POCKETSPHINX_DICT", "POCKETSPHINX_LM", "POCKETSPHINX_PRUNE_DICT"],
+  text: ["TEXT_ENGINE", "LLM_URL", "LLM_MODEL", "LLM_API_KEY", "LLM_TIMEOUT_SECONDS", "LLM_MAX_ATTEMPTS"],
+  pipeline: ["BLEED_THRESHOLD_DB"],
+  api: [
+    "PORT",
+    "HOST",
+    "API_TOKEN",
+    "AUTH_DISABLED",
+    "MAX_TRACKS",
+    "INCOMING_PREFIX",
+    "MAX_TRACK_BYTES",
+    "API_RECONCILE_SECONDS",
+    "SSE_HEARTBEAT_SECONDS",
+    "STORAGE_SWEEP_SECONDS",
+    "STORAGE_SWEEP_UPLOAD_STALE_SECONDS",
+  ],
+  workers: [
+    "WORKER_SLOT",
+    "WORKER_CONCURRENCY",
+    "TRANSCRIBE_CONCURRENCY",
+    "DRAIN_TIMEOUT_SECONDS",
+    "WORKER_ID_PID",
+    "SUPERVISOR_HEALTHY_SECONDS",
+    "SUPERVISOR_BACKOFF_SCALE",
+    "CHILD_CALL_TIMEOUT_SECONDS",
+    "CHILD_STALL_TIMEOUT_SECONDS",
+    "CHILD_PING_INTERVAL_SECONDS",
+    "CHILD_PING_TIMEOUT_SECONDS",
+    "CHILD_MAX_PAYLOAD_BYTES",
+    "HEAVY_STEPS_IN_CHILD",
+  ],
+  shadow: [
+    "SHADOW_MODE",
+    "SHADOW_SAMPLE_RATE",
+    "SHADOW_WER_TOLERANCE",
+    "SHADOW_TIME_TOLERANCE_SECONDS",
+    "SHADOW_IGNORE",
+    "SHADOW_WORKERS_IN_API",
+    "SHADOW_WAIT_SECONDS",
+    "SHADOW_TEST_PERTURB",
+  ],
+  bullmq: ["BULLMQ_PREFIX", "BULLMQ_LOCK_MS", "BULLMQ_STALLED_INTERVAL_MS", "BULLMQ_MAX_STALLED", "BULLMQ_SWEEP_MS", "BULLMQ_MAX_ATTEMPTS", "BULLMQ_RETRY_BASE_MS"],
+} as const satisfies Record<string, readonly (keyof Env)[]>;
+
+export type ConfigSectionName = keyof typeof CONFIG_SECTIONS;
+export type ConfigSection<S extends ConfigSectionName> = Pick<Config, (typeof CONFIG_SECTIONS)[S][number]>;
+
+/** Only the variables of section `name` (a copy: the part cannot read the rest). */
+export function configSection<S extends ConfigSectionName>(config: Config, name: S): ConfigSection<S> {
+  const out: Record<string, unknown> = {};
+  for (const key of CONFIG_SECTIONS[name]) if (config[key] !== undefined) out[key] = config[key];
+  return out as ConfigSection<S>;
+}

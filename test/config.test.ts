@@ -41,3 +41,14 @@ test("held-poll settings: defaults on with a 1 s slice; a bad switch or a slice 
     (e: unknown) => e instanceof ConfigError && /CONDUCTOR_HELD_POLLS/.test(e.message) && /CONDUCTOR_POLL_SLICE_MS.*>=5/.test(e.message),
   );
 });
+
+test("every variable belongs to exactly one config section, and a section holds only its own", async () => {
+  const { CONFIG_SECTIONS, configSection } = await import("../pipeline/config.ts");
+  const all = Object.values(CONFIG_SECTIONS).flat() as string[];
+  assert.deepEqual([...all].sort(), knownVariables().sort());
+  assert.equal(new Set(all).size, all.length, "no variable in two sections");
+  const c = loadConfig({ STORAGE_DRIVER: "s3", S3_ENDPOINT: "http://127.0.0.1:9", API_TOKEN: "operator-token-0123456789" });
+  const storage = configSection(c, "storage");
+  assert.equal(storage.S3_ENDPOINT, "http://127.0.0.1:9");
+  assert.ok(!("API_TOKEN" in storage) && !("DATABASE_URL" in storage), "the storage section holds no other layer's variables");
+});
