@@ -1,5 +1,5 @@
 /**
- * Lesson 1: after FORK_JOIN_DYNAMIC the JOIN output is a dict keyed by task reference
+ * After FORK_JOIN_DYNAMIC the JOIN output is a dict keyed by task reference
  * name, in no useful order (`transcribe_10` sorts before `transcribe_2`), and a fork task
  * with an empty output is missing from it entirely. Normalize to an array ordered by the
  * track index carried inside each output, rebuild each element with its zod schema, and

@@ -254,7 +254,7 @@ export async function isConductorHealthy(url: string): Promise<boolean> {
   }
 }
 
-/** Wait for a Conductor server with back-off and a clear message (lesson 7). */
+/** Wait for a Conductor server with back-off and a clear message (its health check is slow and flaky at start). */
 export async function waitForConductorHealth(url: string, timeoutMs: number, log: (s: string) => void = () => {}): Promise<void> {
   let lastNote = 0;
   await waitUntil(() => isConductorHealthy(url), {

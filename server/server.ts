@@ -76,7 +76,7 @@ export async function startServer(config: Config, opts: StartServerOptions = {})
     closers.push(() => storage.close());
 
     const workflows = opts.workflows ?? (await createConductorGateway({ serverUrl: config.CONDUCTOR_SERVER_URL, log }));
-    // the API starts without Conductor (lesson 7): /readyz says so and uploads answer 503 until it is back
+    // the API starts without Conductor (it is slow to start): /readyz says so and uploads answer 503 until it is back
     workflows.ping().catch((err: unknown) => log.warn({ err: (err as Error).message, conductor: config.CONDUCTOR_SERVER_URL }, "Conductor is not reachable yet"));
 
     const hub = createEventHub(

@@ -1,5 +1,5 @@
 /**
- * Worker identity (lesson 8): every worker process has an id `host/slot/pid` and a build id
+ * Worker identity (an old build still polling must be traceable): every worker process has an id `host/slot/pid` and a build id
  * `<package version>+<git commit>`; every task output records both.
  */
 import { execFileSync } from "node:child_process";

@@ -142,7 +142,7 @@ export async function shadowState(eventLog: EventLog, recordingId: string, runId
 
 /**
  * Poll until the workflow has ended. Conductor being briefly unreachable is not an error
- * (lesson 7): failed look-ups are retried until the deadline.
+ * (it can be slow or away for a while): failed look-ups are retried until the deadline.
  */
 async function waitForConductor(
   lookup: ConductorLookup,

@@ -3,7 +3,7 @@
  *  - BullMQ: the state machine's state (from the live run or a replay of its event log).
  *  - Conductor: the workflow execution JSON (`GET /api/workflow/{id}?includeTasks=true`).
  * Tasks are keyed by step and by the track index carried inside their own input/output,
- * never by Conductor reference names (lesson 14).
+ * never by Conductor reference names (engine-specific keys do not compare like with like).
  */
 import { Result, StepName } from "../../pipeline/contracts/index.ts";
 import { orderedTasks, type PipelineState } from "../../pipeline/state/index.ts";

@@ -1,5 +1,5 @@
 /**
- * Lesson 2: everything crossing Conductor, BullMQ or HTTP is JSON. For every schema in
+ * Everything crossing Conductor, BullMQ or HTTP is JSON. For every schema in
  * pipeline/contracts, a typed value serialized to JSON and parsed back with the same
  * schema must rebuild an equal value (nested objects such as Topic.words included).
  * A schema added to the contracts without a sample here fails the first test.

@@ -70,7 +70,7 @@ test("a silent track is an empty word list and counts as present", async () => {
 });
 
 test("a missing track is an error that names it", async () => {
-  // lesson 1: a fork task with an empty output is missing from the JOIN entirely
+  // a fork task with an empty output is missing from the JOIN entirely
   const dict = { transcribe_track_0: track(0, [1]), transcribe_track_2: track(2, [2]), transcribe_track_3: {} };
   await assert.rejects(mergeTranscripts({ expected_tracks: [0, 1, 2, 3], transcripts: dict }), (err: unknown) => {
     assert.ok(err instanceof JoinNormalizationError);

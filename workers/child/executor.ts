@@ -35,7 +35,7 @@ export function createStepExecutor(o: StepExecutorOptions): StepExecutor {
       ...(deps.signal ? { signal: deps.signal } : {}),
       ...(deps.progress ? { onProgress: (p: unknown) => deps.progress!(p as Parameters<NonNullable<StepDeps["progress"]>>[0]) } : {}),
     });
-    // everything crossing a process boundary is JSON: validate it again (lesson 2)
+    // everything crossing a process boundary is JSON: validate it again
     const checked = def.output.safeParse(out);
     if (!checked.success) throw new StepOutputError(name, checked.error);
     return checked.data as z.infer<StepTable[typeof name]["output"]>;

@@ -1,6 +1,6 @@
 /**
  * Entry of a step child (started by createChildStepRunner): builds its own config,
- * storage and engines from its environment (lesson 10), then serves `run_step`, which
+ * storage and engines from its environment (never inherited from its parent), then serves `run_step`, which
  * runs one pipeline step with `runStep`, the same function every engine uses.
  */
 import os from "node:os";

@@ -1,5 +1,5 @@
 /**
- * Ghost workers and suspicious results (lessons 8, 9), as pure functions over what
+ * Ghost workers and suspicious results (an old build still polling; a too-fast "result"), as pure functions over what
  * Conductor reports: `inspect` rows per task of a workflow, `audit` rows per poller.
  */
 import type { TaskRecord, WorkflowRecord } from "./client.ts";

@@ -1,7 +1,7 @@
 /**
  * A small typed client for the Conductor REST API calls the product makes besides task
  * polling (which the SDK's TaskManager does): metadata, workflow lifecycle, poll data.
- * Every response that can carry per-item errors is checked (lesson 5).
+ * Every response that can carry per-item errors is checked (a bulk upsert can answer 200 and still refuse items).
  */
 import { z } from "zod/v4";
 
@@ -162,7 +162,7 @@ export function createConductorApi(url: string, opts: { timeoutMs?: number } = {
   };
 }
 
-/** Lesson 7: wait for the server itself, with back-off and a clear message. */
+/** Wait for the server itself (its health check is slow and flaky at start), with back-off and a clear message. */
 export async function waitForConductor(api: ConductorApi, opts: { timeoutMs: number; log?: (msg: string) => void }): Promise<void> {
   const start = Date.now();
   let delay = 500;

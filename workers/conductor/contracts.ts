@@ -1,6 +1,6 @@
 /**
  * Conductor-only task contracts: the tasks that build dynamic forks. Their outputs extend
- * the pure step outputs with the fork list and input map (lesson 4).
+ * the pure step outputs with the fork list and input map (which must agree on reference names).
  */
 import { z } from "zod/v4";
 import { PipelineInput, SpeechPlan, TranscribeTrackOutput } from "../../pipeline/contracts/index.ts";

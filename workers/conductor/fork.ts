@@ -1,5 +1,5 @@
 /**
- * Dynamic fork lists (lesson 4): the task list and the input map must agree on reference
+ * Dynamic fork lists: the task list and the input map must agree on reference
  * names, names must be unique, the input must be a map keyed by reference name, and no
  * input key may look like a task field (`optional`, `retryCount`, …), since Conductor would
  * read it as a change to the task itself.

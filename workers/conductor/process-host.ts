@@ -1,6 +1,6 @@
 /**
  * A Conductor worker process's resources, created here at start and closed on stop
- * (lesson 10): storage, the Postgres pool (when DATABASE_URL is set: finalize's result
+ * (nothing inherited from another process): storage, the Postgres pool (when DATABASE_URL is set: finalize's result
  * sink and the per-task progress events), the step ports, the runtime (host + reconciler).
  * Used by `trackscribe workers --engine conductor` and by supervised children.
  */

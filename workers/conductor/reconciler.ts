@@ -1,5 +1,5 @@
 /**
- * Lesson 3: a workflow can stop moving (a lost lock or a sweeper gap leaves a JOIN
+ * A workflow can stop moving (a lost lock or a sweeper gap leaves a JOIN
  * COMPLETED with the next task never scheduled). The reconciler looks at RUNNING workflows
  * of ours; one with no task progress for longer than the threshold gets a forced decision
  * (`PUT /api/workflow/decide/{id}`). Every rescue is logged and counted.

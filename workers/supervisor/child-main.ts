@@ -3,7 +3,7 @@
  * The supervisor sets WORKER_SLOT, WORKER_ID_PID (its own pid, so the worker id
  * `host/slot/pid` survives restarts) and WORK_DIR (the slot's private directory, removed
  * when the child dies). Everything (config, storage, connections) is built here, in this
- * process (lesson 10: nothing inherited from the supervisor).
+ * process (nothing inherited from the supervisor).
  */
 import os from "node:os";
 import { pino } from "pino";

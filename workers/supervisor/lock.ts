@@ -1,5 +1,5 @@
 /**
- * One supervisor per work directory (lesson 11). The lock is a file created with O_EXCL
+ * One supervisor per work directory (two would fight over its slots). The lock is a file created with O_EXCL
  * holding the owner's pid, host and process start time. A lock whose owner is gone (no
  * such pid, or the pid now belongs to a process that started later: pid reuse) is taken
  * over; a live owner's lock is refused with a message naming it.
