@@ -4,6 +4,7 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { open, stat, writeFile } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
 import type { AudioTools } from "../ports.ts";
+import { describeFormats, FFMPEG_DEMUXER, sniffAudio, SNIFF_BYTES, type AudioFormat } from "./sniff.ts";
 import { canonicalPcmData, wavHeader } from "./wav.ts";
 
 export class NotAudioError extends Error {
@@ -54,8 +55,39 @@ async function canonicalData(inputPath: string, size: number): Promise<{ offset:
   }
 }
 
-export function createFfmpegAudioTools(opts: { ffmpeg?: string } = {}): AudioTools {
+/**
+ * ffmpeg reads only local files (`-protocol_whitelist file`: no http, no concat of other
+ * files, no HLS segments), with the demuxer pinned to the format sniffed from the file's
+ * first bytes (`-f`): a playlist or an ffconcat file is refused before ffmpeg starts, and
+ * ffmpeg never probes its way into a demuxer that follows references.
+ */
+export function decodeArgs(inputPath: string, outPath: string, format: AudioFormat, maxSeconds?: number): string[] {
+  return [
+    "-nostdin", "-hide_banner", "-v", "error", "-y",
+    "-protocol_whitelist", "file",
+    "-f", FFMPEG_DEMUXER[format],
+    "-i", inputPath,
+    "-vn", "-map_metadata", "-1", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", "-bitexact",
+    // a lying header cannot make it decode past the limit
+    ...(maxSeconds !== undefined ? ["-t", String(maxSeconds)] : []),
+    "-f", "wav", outPath,
+  ];
+}
+
+async function sniffFile(inputPath: string): Promise<AudioFormat | undefined> {
+  const fh = await open(inputPath, "r");
+  try {
+    const head = Buffer.alloc(SNIFF_BYTES);
+    const { bytesRead } = await fh.read(head, 0, head.length, 0);
+    return sniffAudio(head.subarray(0, bytesRead));
+  } finally {
+    await fh.close();
+  }
+}
+
+export function createFfmpegAudioTools(opts: { ffmpeg?: string; ffprobe?: string; maxSeconds?: number } = {}): AudioTools {
   const ffmpeg = opts.ffmpeg ?? "ffmpeg";
+  const ffprobe = opts.ffprobe ?? "ffprobe";
   return {
     async decodeToWav(inputPath, outPath, signal) {
       let size: number;
@@ -69,17 +101,18 @@ export function createFfmpegAudioTools(opts: { ffmpeg?: string } = {}): AudioToo
       // would write, byte for byte) instead of starting ffmpeg (≈0.12 s of CPU per track)
       const data = await canonicalData(inputPath, size);
       if (data) {
-        await writeFile(outPath, wavHeader(data.length, 16000));
-        await pipeline(createReadStream(inputPath, { start: data.offset, end: data.offset + data.length - 1 }), createWriteStream(outPath, { flags: "a" }), {
-          ...(signal ? { signal } : {}),
-        });
-        return { duration: data.length / 32000 };
+        const length = opts.maxSeconds !== undefined ? Math.min(data.length, Math.floor(opts.maxSeconds * 16000) * 2) : data.length;
+        await writeFile(outPath, wavHeader(length, 16000));
+        if (length > 0) {
+          await pipeline(createReadStream(inputPath, { start: data.offset, end: data.offset + length - 1 }), createWriteStream(outPath, { flags: "a" }), {
+            ...(signal ? { signal } : {}),
+          });
+        }
+        return { duration: length / 32000 };
       }
-      const { code, stderr } = await runTool(
-        ffmpeg,
-        ["-nostdin", "-hide_banner", "-v", "error", "-y", "-i", inputPath, "-vn", "-map_metadata", "-1", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", "-bitexact", "-f", "wav", outPath],
-        signal,
-      );
+      const format = await sniffFile(inputPath);
+      if (!format) throw new NotAudioError(inputPath, `not a recognized audio format (accepted: ${describeFormats}; judged from its first bytes)`);
+      const { code, stderr } = await runTool(ffmpeg, decodeArgs(inputPath, outPath, format, opts.maxSeconds), signal);
       if (code !== 0) throw new NotAudioError(inputPath, lastLine(stderr));
       const duration = await wavDuration(outPath);
       if (duration <= 0) throw new NotAudioError(inputPath, "no audio stream or no samples");
@@ -88,21 +121,22 @@ export function createFfmpegAudioTools(opts: { ffmpeg?: string } = {}): AudioToo
     async mixdownMp3(inputs, outPath, signal) {
       if (inputs.length === 0) throw new AudioToolError("mixdown needs at least one track");
       const args = ["-nostdin", "-hide_banner", "-v", "error", "-y"];
-      for (const i of inputs) args.push("-i", i.path);
+      // our own WAVs, read as such and from local files only
+      for (const i of inputs) args.push("-protocol_whitelist", "file", "-f", "wav", "-i", i.path);
       const chains = inputs.map((i, n) => `[${n}:a]adelay=${Math.round(i.offset_seconds * 1000)}:all=1[a${n}]`);
       const mix = `${inputs.map((_, n) => `[a${n}]`).join("")}amix=inputs=${inputs.length}:normalize=0:duration=longest[out]`;
       args.push("-filter_complex", [...chains, mix].join(";"), "-map", "[out]", "-ac", "1", "-c:a", "libmp3lame", "-b:a", "64k", outPath);
       const { code, stderr } = await runTool(ffmpeg, args, signal);
       if (code !== 0) throw new AudioToolError(`mixdown failed: ${lastLine(stderr)}`);
-      return { duration: await probeDuration(outPath, signal) };
+      return { duration: await probeDuration(outPath, signal, ffprobe) };
     },
   };
 }
 
 /** Duration of any media file, via ffprobe. */
-export async function probeDuration(path: string, signal?: AbortSignal): Promise<number> {
+export async function probeDuration(path: string, signal?: AbortSignal, ffprobe = "ffprobe"): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn("ffprobe", ["-v", "error", "-show_entries", "format=duration", "-of", "default=nw=1:nk=1", path], {
+    const child = spawn(ffprobe, ["-v", "error", "-protocol_whitelist", "file", "-show_entries", "format=duration", "-of", "default=nw=1:nk=1", path], {
       stdio: ["ignore", "pipe", "pipe"],
       signal,
     });
