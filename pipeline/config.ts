@@ -86,6 +86,12 @@ export const EnvSchema = z.object({
   /** JSON-referenced tracks must live under this prefix (an API key: under <prefix><key name>/) */
   INCOMING_PREFIX: z.string().regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*\/$/, "must be a relative key prefix ending in '/'").refine((p) => !p.startsWith("recordings/") && !p.split("/").includes(".."), "must not be under recordings/").default("incoming/"),
   MAX_TRACK_BYTES: int(2 * 1024 * 1024 * 1024, 1024),
+  /** the bytes of all tracks of one upload together */
+  MAX_UPLOAD_BYTES: int(8 * 1024 * 1024 * 1024, 1024),
+  /** longest track (its audio); workers decode no further (-t) */
+  MAX_TRACK_SECONDS: num(4 * 3600, 1, 48 * 3600),
+  /** longest timeline of a recording, offsets included */
+  MAX_RECORDING_SECONDS: num(6 * 3600, 1, 72 * 3600),
   /** Postgres schema for the API's tables (default: the connection's search_path, usually public) */
   DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lowercase SQL identifier").optional(),
   DATABASE_POOL_MAX: int(10, 1, 200),
@@ -237,7 +243,7 @@ export const CONFIG_SECTIONS = {
   ],
   asr: ["ASR_ENGINE", "ASR_URL", "ASR_API_KEY", "ASR_MODEL", "ASR_CONCURRENCY", "ASR_IDLE_SECONDS", "POCKETSPHINX_HMM", "POCKETSPHINX_DICT", "POCKETSPHINX_LM", "POCKETSPHINX_PRUNE_DICT"],
   text: ["TEXT_ENGINE", "LLM_URL", "LLM_MODEL", "LLM_API_KEY", "LLM_TIMEOUT_SECONDS", "LLM_MAX_ATTEMPTS"],
-  pipeline: ["BLEED_THRESHOLD_DB"],
+  pipeline: ["BLEED_THRESHOLD_DB", "MAX_TRACK_SECONDS", "MAX_RECORDING_SECONDS"],
   api: [
     "PORT",
     "HOST",
@@ -246,6 +252,7 @@ export const CONFIG_SECTIONS = {
     "MAX_TRACKS",
     "INCOMING_PREFIX",
     "MAX_TRACK_BYTES",
+    "MAX_UPLOAD_BYTES",
     "API_RECONCILE_SECONDS",
     "SSE_HEARTBEAT_SECONDS",
     "STORAGE_SWEEP_SECONDS",

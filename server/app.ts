@@ -29,10 +29,11 @@ import { createShadowStore } from "./shadow/store.ts";
 import { createStorageSweeper } from "./storage-sweep.ts";
 import type { ShadowDeps } from "./shadow/runner.ts";
 import type { TrackSink } from "./upload/receive.ts";
+import type { UploadLimits } from "./upload/limits.ts";
 
 export type AppConfig = Pick<
   Config,
-  "API_TOKEN" | "AUTH_DISABLED" | "HOST" | "MAX_TRACKS" | "MAX_TRACK_BYTES" | "INCOMING_PREFIX" | "API_RECONCILE_SECONDS" | "SSE_HEARTBEAT_SECONDS" | "STORAGE_SWEEP_SECONDS" | "STORAGE_SWEEP_UPLOAD_STALE_SECONDS"
+  "API_TOKEN" | "AUTH_DISABLED" | "HOST" | "MAX_TRACKS" | "MAX_TRACK_BYTES" | "MAX_UPLOAD_BYTES" | "MAX_TRACK_SECONDS" | "MAX_RECORDING_SECONDS" | "INCOMING_PREFIX" | "API_RECONCILE_SECONDS" | "SSE_HEARTBEAT_SECONDS" | "STORAGE_SWEEP_SECONDS" | "STORAGE_SWEEP_UPLOAD_STALE_SECONDS"
 >;
 
 export interface RouteEntry {
@@ -77,6 +78,15 @@ export function isLoopbackHost(host: string): boolean {
   return h === "localhost" || h === "::1" || /^127(\.\d{1,3}){3}$/.test(h) || h === "::ffff:127.0.0.1";
 }
 
+/** What one request may cause (server/upload/limits.ts). */
+export const uploadLimits = (c: AppConfig): UploadLimits => ({
+  maxTracks: c.MAX_TRACKS,
+  maxTrackBytes: c.MAX_TRACK_BYTES,
+  maxUploadBytes: c.MAX_UPLOAD_BYTES,
+  maxTrackSeconds: c.MAX_TRACK_SECONDS,
+  maxRecordingSeconds: c.MAX_RECORDING_SECONDS,
+});
+
 export async function build(deps: AppDeps): Promise<FastifyInstance> {
   const { config, log, pool, storage, workflows } = deps;
   const app = Fastify({
@@ -120,7 +130,7 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     workflows,
     results,
     log,
-    limits: { maxTracks: config.MAX_TRACKS, maxTrackBytes: config.MAX_TRACK_BYTES },
+    limits: uploadLimits(config),
     incomingPrefix: config.INCOMING_PREFIX,
     onStarted: (id, input, workflowId) => {
       if (deps.shadow && deps.startShadowRun) {
@@ -167,7 +177,7 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     storage,
     ...(deps.hub ? { hub: deps.hub } : {}),
     metrics,
-    limits: { maxTracks: config.MAX_TRACKS, maxTrackBytes: config.MAX_TRACK_BYTES },
+    limits: uploadLimits(config),
     heartbeatMs: config.SSE_HEARTBEAT_SECONDS * 1000,
     shutdown: shutdown.signal,
   });

@@ -14,6 +14,7 @@ import type { RecordingRow, RecordingsRepo, RecordingStatus, StepRunRow, TrackRo
 import { describeIssues, receiveUpload, type TrackSink, type UploadPart } from "./upload/receive.ts";
 import { sniffAudio, SNIFF_BYTES, describeFormats } from "./upload/sniff.ts";
 import { recordingPrefix } from "./storage-sweep.ts";
+import { checkOffsets, type UploadLimits } from "./upload/limits.ts";
 import { canSee, ownerOf, type Principal } from "./auth/plugin.ts";
 import { clientFailure } from "../pipeline/failures.ts";
 
@@ -25,7 +26,7 @@ export interface RecordingServiceDeps {
   workflows: WorkflowGateway;
   results: ResultSink;
   log: Logger;
-  limits: { maxTracks: number; maxTrackBytes: number };
+  limits: UploadLimits;
   /** tracks referenced by key must be under this prefix (a key's: under <prefix><key name>/) */
   incomingPrefix: string;
   /** called after a workflow started (shadow mode) */
@@ -177,6 +178,7 @@ export function createRecordingService(deps: RecordingServiceDeps) {
     if (m.tracks.length > deps.limits.maxTracks) {
       throw badRequest("too_many_tracks", `the manifest lists ${m.tracks.length} tracks; at most ${deps.limits.maxTracks} are accepted`);
     }
+    checkOffsets(m.tracks, deps.limits);
     const scope = incomingScope(who);
     for (const [i, t] of m.tracks.entries()) {
       if (!t.key.startsWith(scope) || t.key.split("/").includes("..")) {

@@ -18,6 +18,7 @@ import { renderTranscript, TRANSCRIPT_CONTENT_TYPES } from "../transcript.ts";
 import { Result } from "../../pipeline/contracts/index.ts";
 import { Accepted, errors, IdempotencyKey, ListQuery, RecordingList, RecordingParams, RecordingView, TranscriptQuery } from "../http/schemas.ts";
 import type { UploadPart } from "../upload/receive.ts";
+import type { UploadLimits } from "../upload/limits.ts";
 
 export interface RecordingRoutesOptions {
   service: RecordingService;
@@ -25,7 +26,7 @@ export interface RecordingRoutesOptions {
   storage: Storage;
   hub?: EventHub;
   metrics: ApiMetrics;
-  limits: { maxTracks: number; maxTrackBytes: number };
+  limits: UploadLimits;
   heartbeatMs: number;
   shutdown: AbortSignal;
 }

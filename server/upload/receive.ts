@@ -11,6 +11,7 @@ import type { z } from "zod/v4";
 import { UploadManifest } from "../../pipeline/contracts/index.ts";
 import { ApiError, badRequest, ClientGoneError, DependencyError } from "../errors.ts";
 import type { TrackRow } from "../db/recordings-repo.ts";
+import { checkOffsets, uploadTooLarge } from "./limits.ts";
 import { EmptyTrackError, filenameProblem, NotAudioError, TooLargeError, TrackGuard, trackKey } from "./sniff.ts";
 
 /** What @fastify/multipart yields (only what we read). */
@@ -25,6 +26,8 @@ export interface ReceiveOptions {
   recordingId: string;
   maxTracks: number;
   maxTrackBytes: number;
+  maxUploadBytes: number;
+  maxRecordingSeconds: number;
   sink: TrackSink;
   /** true once the client has disconnected */
   clientGone: () => boolean;
@@ -66,7 +69,7 @@ function trackError(err: unknown, label: string, clientGone: boolean): Error {
     if (code === "FST_REQ_FILE_TOO_LARGE") return new ApiError(413, "track_too_large", `${label} is larger than the limit`);
     return new ClientGoneError(`the client disconnected while sending ${label}`);
   }
-  return new DependencyError("s3", `storing ${label} failed: ${(err as Error)?.message ?? String(err)}`);
+  return new DependencyError("s3", `storing ${label} failed; try again later`, err);
 }
 
 export async function receiveUpload(
@@ -82,6 +85,7 @@ export async function receiveUpload(
         if (manifest) throw badRequest("invalid_manifest", "the manifest field was sent twice");
         if (part.valueTruncated) throw badRequest("invalid_manifest", "the manifest field is too large");
         manifest = parseUploadManifest(part.value, opts.maxTracks);
+        checkOffsets(manifest.tracks, opts);
         continue;
       }
       if (part.fieldname !== "track") {
@@ -100,7 +104,11 @@ export async function receiveUpload(
         throw badRequest("invalid_filename", `${label} ${problem}`);
       }
       const key = trackKey(opts.recordingId, index, part.filename);
-      const guard = new TrackGuard(label, opts.maxTrackBytes);
+      // the request's byte budget: what is left of MAX_UPLOAD_BYTES bounds this track too
+      const received = tracks.reduce((n, t) => n + (t.size_bytes ?? 0), 0);
+      const budget = opts.maxUploadBytes - received;
+      const byBudget = budget < opts.maxTrackBytes;
+      const guard = new TrackGuard(label, Math.min(opts.maxTrackBytes, budget));
       // the guard holds bytes back until it has judged the format, so a refused file never reaches storage
       const stored = opts.sink(key, guard, "application/octet-stream").catch((err: unknown) => {
         guard.destroy(err as Error); // unblocks the pipeline below
@@ -112,6 +120,7 @@ export async function receiveUpload(
         // the guard's own verdict explains the failure best; then the storage error; then the source's
         const reasons = [pipeResult, storeResult].filter((r): r is PromiseRejectedResult => r.status === "rejected").map((r) => r.reason as unknown);
         const verdict = reasons.find((r) => r instanceof TooLargeError || r instanceof NotAudioError || r instanceof EmptyTrackError) ?? reasons[0];
+        if (verdict instanceof TooLargeError && byBudget) throw uploadTooLarge(opts.maxUploadBytes);
         throw trackError(verdict, label, opts.clientGone());
       }
       const row: TrackRow = {

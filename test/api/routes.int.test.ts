@@ -19,7 +19,7 @@ let workflows: WorkflowGateway;
 const auth = { authorization: `Bearer ${TOKEN}` };
 
 before(async () => {
-  svc = await startApiServices({ API_TOKEN: TOKEN, MAX_TRACKS: "3", MAX_TRACK_BYTES: String(64 * 1024) });
+  svc = await startApiServices({ API_TOKEN: TOKEN, MAX_TRACKS: "3", MAX_TRACK_BYTES: String(64 * 1024), MAX_UPLOAD_BYTES: String(100 * 1024), MAX_RECORDING_SECONDS: "3600" });
   workflows = await createConductorGateway({ serverUrl: svc.conductorUrl, log: svc.log });
   app = await build({
     config: svc.config,
@@ -61,6 +61,24 @@ describe("bad input: 4xx JSON {error, message}, nothing left in the database, th
       status: 400,
       error: "too_many_tracks",
       run: () => upload({ tracks: ["A", "B", "C", "D"].map((p) => ({ participant: p })) }, ["a", "b", "c", "d"].map((n) => ({ name: `${n}.wav`, data: wav }))),
+    },
+    {
+      name: "tracks together over MAX_UPLOAD_BYTES (each under MAX_TRACK_BYTES)",
+      status: 413,
+      error: "upload_too_large",
+      run: () => upload(manifest2, [{ name: "a.wav", data: wavBytes(1.8) }, { name: "b.wav", data: wavBytes(1.8) }]),
+    },
+    {
+      name: "an offset past MAX_RECORDING_SECONDS",
+      status: 422,
+      error: "recording_too_long",
+      run: () => upload({ language: "en", tracks: [{ participant: "A", offset_seconds: 0 }, { participant: "B", offset_seconds: 4000 }] }, [{ name: "a.wav", data: wav }, { name: "b.wav", data: wav }]),
+    },
+    {
+      name: "JSON body with an offset past MAX_RECORDING_SECONDS",
+      status: 422,
+      error: "recording_too_long",
+      run: () => app.inject({ method: "POST", url: "/v1/recordings", headers: auth, payload: { tracks: [{ key: "incoming/a.wav", participant: "A", offset_seconds: 86_000 }] } }),
     },
     { name: "fewer files than the manifest lists", status: 400, error: "track_count_mismatch", run: () => upload(manifest2, [{ name: "a.wav", data: wav }]) },
     {
