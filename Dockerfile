@@ -26,6 +26,7 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY package.json tsconfig.json ./
 COPY bin ./bin
 COPY pipeline ./pipeline
+COPY adapters ./adapters
 COPY server ./server
 COPY workers ./workers
 COPY workflows ./workflows

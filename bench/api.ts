@@ -143,7 +143,7 @@ async function main(): Promise<number> {
   let api: ChildProcess | undefined;
   const pool = new pg.Pool({ connectionString: env.DATABASE_URL, max: 1 });
   try {
-    const { createConductorApi } = await import("../workers/conductor/client.ts");
+    const { createConductorApi } = await import("../adapters/conductor/client.ts");
     const { registerDefinitions } = await import("../workers/conductor/definitions.ts");
     await registerDefinitions(createConductorApi(env.CONDUCTOR_SERVER_URL!));
 

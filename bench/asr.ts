@@ -18,7 +18,7 @@ import { FileManifest } from "../pipeline/contracts/index.ts";
 import { wordErrorRate } from "../pipeline/metrics/wer.ts";
 import { stageManifest } from "../pipeline/runner/stage.ts";
 import { buildFixtures, defaultFixtureDir, type Reference } from "../scripts/build-fixtures.ts";
-import { createLocalStorage } from "../server/storage/local.ts";
+import { createLocalStorage } from "../adapters/storage/local.ts";
 import { meetingRecognizer, transcribeMeeting } from "../test/audio/harness.ts";
 import { cpuSeconds } from "../workers/supervisor/proc-stat.ts";
 import { describeProbes, speedProbeMs } from "./speed-probe.ts";

@@ -16,8 +16,8 @@ import { createInProcessEngine } from "../pipeline/runner/inprocess.ts";
 import { stageManifest } from "../pipeline/runner/stage.ts";
 import { buildFixtures, defaultFixtureDir } from "../scripts/build-fixtures.ts";
 import { startConductor } from "../scripts/conductor.ts";
-import { createLocalStorage } from "../server/storage/local.ts";
-import type { WorkflowRecord } from "../workers/conductor/client.ts";
+import { createLocalStorage } from "../adapters/storage/local.ts";
+import type { WorkflowRecord } from "../adapters/conductor/client.ts";
 import { createConductorEngine } from "../workers/conductor/engine.ts";
 import { createStepPorts } from "../workers/step-ports.ts";
 import { cpuByCommandSince, cpuSeconds, cpuSnapshot, threadCpuSeconds } from "../workers/supervisor/proc-stat.ts";
@@ -183,7 +183,7 @@ try {
     tC += tc;
     perRound.push({ inproc: ti, conductor: tc, workflow, inSpans, server: roundServer });
   }
-  const { createConductorApi } = await import("../workers/conductor/client.ts");
+  const { createConductorApi } = await import("../adapters/conductor/client.ts");
   const capi = createConductorApi(url);
   /** each round's Conductor workflow, with its tasks (server clock) */
   const workflows: WorkflowRecord[] = [];

@@ -21,9 +21,9 @@ import { FileManifest, type PipelineInput, type Result } from "../pipeline/contr
 import type { PipelineEngine } from "../pipeline/runner/engine.ts";
 import { createInProcessEngine } from "../pipeline/runner/inprocess.ts";
 import { stageManifest } from "../pipeline/runner/stage.ts";
-import { migrate } from "../server/db/migrate.ts";
-import { createPool } from "../server/db/pool.ts";
-import { createLocalStorage } from "../server/storage/local.ts";
+import { migrate } from "../adapters/postgres/migrate.ts";
+import { createPool } from "../adapters/postgres/pool.ts";
+import { createLocalStorage } from "../adapters/storage/local.ts";
 import { createBullmqEngine, createBullmqRedis } from "../workers/bullmq/engine.ts";
 import { dropPrefix } from "../workers/bullmq/queues.ts";
 import { buildInfo, workerIdentity } from "../workers/identity.ts";

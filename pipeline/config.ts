@@ -101,7 +101,7 @@ export const EnvSchema = z.object({
   API_RECONCILE_SECONDS: num(5, 0),
   /** SSE keep-alive comment interval */
   SSE_HEARTBEAT_SECONDS: num(15, 0.05),
-  /** how often the API's storage sweeper looks for objects to remove (0: never; server/storage-sweep.ts) */
+  /** how often the API's storage sweeper looks for objects to remove (0: never; adapters/storage/sweeper.ts) */
   STORAGE_SWEEP_SECONDS: num(30, 0),
   /** an upload not finished after this long is abandoned (the API stopped mid-upload): its objects are removed */
   STORAGE_SWEEP_UPLOAD_STALE_SECONDS: num(6 * 3600, 60),

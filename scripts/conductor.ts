@@ -56,7 +56,7 @@ export const CONDUCTOR_SYSTEM_TASK_POLL = "50ms";
  * A JOIN evaluated this soon can lose a race in the server's workflow retry (it re-queues a
  * canceled JOIN before it creates the retried branch task): one CI run failed a retried
  * workflow that way until the API's retry learned to notice and retry again
- * (retryWorkflow in server/conductor.ts).
+ * (retryWorkflow in adapters/conductor/gateway.ts).
  */
 export const CONDUCTOR_SYSTEM_TASK_POP_TIMEOUT = "0ms";
 

@@ -11,10 +11,10 @@ import type pg from "pg";
 import type { Logger } from "pino";
 import type { Config } from "../pipeline/config.ts";
 import type { Storage } from "../pipeline/ports.ts";
-import type { WorkflowGateway } from "./conductor.ts";
-import type { EventHub } from "./db/notify.ts";
-import { createRecordingsRepo } from "./db/recordings-repo.ts";
-import { createPgResultSink } from "./db/sinks.ts";
+import type { WorkflowGateway } from "../adapters/conductor/gateway.ts";
+import type { EventHub } from "../adapters/postgres/notify.ts";
+import { createRecordingsRepo } from "../adapters/postgres/recordings-repo.ts";
+import { createPgResultSink } from "../adapters/postgres/sinks.ts";
 import authPlugin from "./auth/plugin.ts";
 import backgroundPlugin from "./plugins/background.ts";
 import errorsPlugin from "./plugins/errors.ts";
@@ -26,7 +26,7 @@ import { createRecordingService } from "./recordings.ts";
 import { recordingRoutes } from "./routes/recordings.ts";
 import { shadowRoutes } from "./routes/shadow.ts";
 import { createShadowStore } from "./shadow/store.ts";
-import { createStorageSweeper } from "./storage-sweep.ts";
+import { createStorageSweeper } from "../adapters/storage/sweeper.ts";
 import type { ShadowDeps } from "./shadow/runner.ts";
 import type { TrackSink } from "./upload/receive.ts";
 import type { UploadLimits } from "./upload/limits.ts";
@@ -184,7 +184,7 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   // with shadow mode off the comparison routes still answer (404 "not shadowed", the summary empty)
   await app.register(shadowRoutes, { store: deps.shadow?.store ?? createShadowStore(pool), assertVisible: (id, who) => service.assertVisible(id, who) });
 
-  // ---- background loops: reconciliation with Conductor; the storage sweeper (server/storage-sweep.ts)
+  // ---- background loops: reconciliation with Conductor; the storage sweeper (adapters/storage/sweeper.ts)
   const sweeper = createStorageSweeper({
     pool,
     storage,

@@ -1,6 +1,6 @@
 /** Prometheus metrics of one API instance (its own registry: no global state). */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { RecordingStatus } from "./db/recordings-repo.ts";
+import type { RecordingStatus } from "../adapters/postgres/recordings-repo.ts";
 
 export interface ApiMetrics {
   registry: Registry;

@@ -8,12 +8,12 @@ import type { Logger } from "pino";
 import { KeyManifest, PipelineInput, Result } from "../pipeline/contracts/index.ts";
 import type { Storage } from "../pipeline/ports.ts";
 import type { ResultSink } from "../pipeline/steps/deps.ts";
-import type { WorkflowGateway, WorkflowSnapshot } from "./conductor.ts";
+import type { WorkflowGateway, WorkflowSnapshot } from "../adapters/conductor/gateway.ts";
 import { ApiError, badRequest, ClientGoneError, conflict, DependencyError, notFound } from "./errors.ts";
-import type { RecordingRow, RecordingsRepo, RecordingStatus, StepRunRow, TrackRow } from "./db/recordings-repo.ts";
+import type { RecordingRow, RecordingsRepo, RecordingStatus, StepRunRow, TrackRow } from "../adapters/postgres/recordings-repo.ts";
 import { describeIssues, receiveUpload, type TrackSink, type UploadPart } from "./upload/receive.ts";
 import { sniffAudio, SNIFF_BYTES, describeFormats } from "./upload/sniff.ts";
-import { recordingPrefix } from "./storage-sweep.ts";
+import { recordingPrefix } from "../adapters/storage/sweeper.ts";
 import { checkOffsets, type UploadLimits } from "./upload/limits.ts";
 import { canSee, ownerOf, type Principal } from "./auth/plugin.ts";
 import { clientFailure } from "../pipeline/failures.ts";
@@ -74,7 +74,7 @@ export function createRecordingService(deps: RecordingServiceDeps) {
   /**
    * Remove what a failed or cancelled upload left: objects, rows. Never throws. The upload's
    * intent row goes only once its objects are gone; else the storage sweeper removes them
-   * later (server/storage-sweep.ts).
+   * later (adapters/storage/sweeper.ts).
    */
   async function discard(id: string, why: string): Promise<void> {
     const [objects, rows] = await Promise.allSettled([storage.deletePrefix(recordingPrefix(id)), repo.delete(id)]);
@@ -389,7 +389,7 @@ export function createRecordingService(deps: RecordingServiceDeps) {
       const removed = await storage.deletePrefix(recordingPrefix(id));
       // a task that was already running when the workflow was terminated may still write
       // derived audio: repo.delete left a row from which the storage sweeper clears the prefix
-      // again on a schedule (server/storage-sweep.ts)
+      // again on a schedule (adapters/storage/sweeper.ts)
       log.info({ recording_id: id, workflow_id: rec.workflow_id, removed_objects: removed }, "recording deleted");
     },
 

@@ -7,13 +7,13 @@ import { pino, type Logger } from "pino";
 import type { Config } from "../pipeline/config.ts";
 import { build, isLoopbackHost } from "./app.ts";
 import { createApiKeys } from "./auth/keys.ts";
-import { createConductorGateway, type WorkflowGateway } from "./conductor.ts";
-import { migrate } from "./db/migrate.ts";
-import { createEventHub } from "./db/notify.ts";
-import { createPool } from "./db/pool.ts";
-import { createPgResultSink } from "./db/sinks.ts";
-import { collectStartupGarbage } from "./memory.ts";
-import { createStorage } from "./storage/index.ts";
+import { createConductorGateway, type WorkflowGateway } from "../adapters/conductor/gateway.ts";
+import { migrate } from "../adapters/postgres/migrate.ts";
+import { createEventHub } from "../adapters/postgres/notify.ts";
+import { createPool } from "../adapters/postgres/pool.ts";
+import { createPgResultSink } from "../adapters/postgres/sinks.ts";
+import { collectStartupGarbage } from "../adapters/memory.ts";
+import { createStorage } from "../adapters/storage/index.ts";
 
 /** `serve` would expose recordings to anyone: it refuses to start (the CLI prints the message). */
 export class InsecureStartError extends Error {

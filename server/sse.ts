@@ -7,9 +7,9 @@
  */
 import type { ServerResponse } from "node:http";
 import { clientFailure } from "../pipeline/failures.ts";
-import type { StoredEvent } from "./db/events.ts";
-import type { EventHub } from "./db/notify.ts";
-import type { RecordingRow, RecordingsRepo, RecordingStatus } from "./db/recordings-repo.ts";
+import type { StoredEvent } from "../adapters/postgres/events.ts";
+import type { EventHub } from "../adapters/postgres/notify.ts";
+import type { RecordingRow, RecordingsRepo, RecordingStatus } from "../adapters/postgres/recordings-repo.ts";
 import { totalSteps } from "./recordings.ts";
 
 export interface EventStreamDeps {

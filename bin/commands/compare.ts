@@ -7,7 +7,7 @@
  */
 import type { Command } from "commander";
 import { loadConfig } from "../../pipeline/config.ts";
-import { createPool } from "../../server/db/pool.ts";
+import { createPool } from "../../adapters/postgres/pool.ts";
 import { compareRuns, rulesFromConfig, type ShadowReport } from "../../server/shadow/compare.ts";
 import { formatReport } from "../../server/shadow/format.ts";
 import { conductorHttpLookup, shadowState } from "../../server/shadow/runner.ts";
@@ -45,7 +45,7 @@ export async function compareCommand(recordingId: string, opts: CompareOptions, 
     let report: ShadowReport | null = record?.report ?? null;
     if (opts.recompute) {
       const { state, runId } = await shadowState(createPgEventLog(pool), recordingId, record?.bullmq_run_id ?? undefined);
-      const { createStorage } = await import("../../server/storage/index.ts");
+      const { createStorage } = await import("../../adapters/storage/index.ts");
       const storage = createStorage(config);
       let wf;
       try {

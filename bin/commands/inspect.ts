@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { loadConfig } from "../../pipeline/config.ts";
 import { inspectWorkflow, formatTable } from "../../workers/conductor/audit.ts";
-import { ConductorError, createConductorApi } from "../../workers/conductor/client.ts";
+import { ConductorError, createConductorApi } from "../../adapters/conductor/client.ts";
 import { buildInfo } from "../../workers/identity.ts";
 import { CliError } from "../errors.ts";
 

@@ -10,8 +10,8 @@ import { CliError } from "../errors.ts";
 async function withKeys<T>(f: (keys: import("../../server/auth/keys.ts").ApiKeys) => Promise<T>): Promise<T> {
   const config: Config = loadConfig(process.env);
   if (!config.DATABASE_URL) throw new CliError("set DATABASE_URL (npm run services:start prints it)");
-  const { migrate } = await import("../../server/db/migrate.ts");
-  const { createPool } = await import("../../server/db/pool.ts");
+  const { migrate } = await import("../../adapters/postgres/migrate.ts");
+  const { createPool } = await import("../../adapters/postgres/pool.ts");
   const { createApiKeys } = await import("../../server/auth/keys.ts");
   try {
     if (config.MIGRATE_ON_START) await migrate(config);

@@ -6,7 +6,7 @@ import { CliError } from "../errors.ts";
 export function register(program: Command): void {
   program
     .command("migrate")
-    .description("apply pending database migrations (server/db/migrations) to DATABASE_URL")
+    .description("apply pending database migrations (adapters/postgres/migrations) to DATABASE_URL")
     .option("--down", "roll back instead (one migration unless --count)")
     .option("--count <n>", "how many migrations to apply or roll back")
     .action(async (opts: { down?: boolean; count?: string }) => {
@@ -14,7 +14,7 @@ export function register(program: Command): void {
       if (!config.DATABASE_URL) throw new CliError("set DATABASE_URL (npm run services:start prints it)");
       const count = opts.count === undefined ? undefined : Number(opts.count);
       if (count !== undefined && (!Number.isInteger(count) || count < 1)) throw new CliError("--count must be a positive integer");
-      const { migrate } = await import("../../server/db/migrate.ts");
+      const { migrate } = await import("../../adapters/postgres/migrate.ts");
       let applied: string[];
       try {
         applied = await migrate(config, { direction: opts.down ? "down" : "up", ...(count !== undefined ? { count } : {}) });

@@ -21,7 +21,7 @@ import type { Storage } from "../../pipeline/ports.ts";
 import type { PipelineEngine } from "../../pipeline/runner/engine.ts";
 import { createInProcessEngine, PipelineAbortedError, PipelineStepError } from "../../pipeline/runner/inprocess.ts";
 import { ManifestFileError, stageManifest } from "../../pipeline/runner/stage.ts";
-import { createLocalStorage } from "../../server/storage/local.ts";
+import { createLocalStorage } from "../../adapters/storage/local.ts";
 import { buildInfo, workerIdentity } from "../../workers/identity.ts";
 import { CliError } from "../errors.ts";
 import { formatResult } from "../format-result.ts";
@@ -84,9 +84,9 @@ export async function readManifest(file: string, shown = file): Promise<FileMani
 /** Storage shared with out-of-process workers: the configured local directory or S3. */
 async function openConfiguredStorage(config: Config): Promise<Storage> {
   if (config.STORAGE_DRIVER === "local") return createLocalStorage(config.LOCAL_STORAGE_DIR);
-  const mod = await importOptional("../../server/storage/s3.ts", "S3 storage (server/storage/s3.ts)");
+  const mod = await importOptional("../../adapters/storage/s3.ts", "S3 storage (adapters/storage/s3.ts)");
   const create = mod.createS3Storage as ((c: Config) => Storage | Promise<Storage>) | undefined;
-  if (typeof create !== "function") throw new CliError("server/storage/s3.ts does not export createS3Storage(config)");
+  if (typeof create !== "function") throw new CliError("adapters/storage/s3.ts does not export createS3Storage(config)");
   return await create(config);
 }
 

@@ -7,7 +7,7 @@
 import { isDeepStrictEqual } from "node:util";
 import type { Command } from "commander";
 import { loadConfig } from "../../pipeline/config.ts";
-import { createPool } from "../../server/db/pool.ts";
+import { createPool } from "../../adapters/postgres/pool.ts";
 import { replay } from "../../pipeline/state/index.ts";
 import { formatInstruction, formatState, formatTable } from "../../server/shadow/format.ts";
 import { createPgEventLog } from "../../workers/bullmq/event-log.ts";

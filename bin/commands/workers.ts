@@ -8,7 +8,7 @@ import { Option, type Command } from "commander";
 import { pino } from "pino";
 import { loadConfig } from "../../pipeline/config.ts";
 import { auditPollers, formatTable } from "../../workers/conductor/audit.ts";
-import { createConductorApi, waitForConductor } from "../../workers/conductor/client.ts";
+import { createConductorApi, waitForConductor } from "../../adapters/conductor/client.ts";
 import { CONDUCTOR_TASKS } from "../../workers/conductor/definitions.ts";
 import { buildInfo, workerIdentity } from "../../workers/identity.ts";
 import { CliError } from "../errors.ts";

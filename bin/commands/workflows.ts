@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { loadConfig } from "../../pipeline/config.ts";
 import { checkWorkflow } from "../../workflows/check.ts";
-import { createConductorApi, waitForConductor } from "../../workers/conductor/client.ts";
+import { createConductorApi, waitForConductor } from "../../adapters/conductor/client.ts";
 import { CONDUCTOR_TASKS, loadTaskDefs, loadWorkflowDef, registerDefinitions } from "../../workers/conductor/definitions.ts";
 import { CliError } from "../errors.ts";
 

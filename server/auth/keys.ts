@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
 import type pg from "pg";
-import { pgCode, PgCode } from "../db/pool.ts";
+import { pgCode, PgCode } from "../../adapters/postgres/pool.ts";
 
 export const KEY_PREFIX = "tsk_";
 const PREFIX_LENGTH = KEY_PREFIX.length + 8;

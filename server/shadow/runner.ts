@@ -97,7 +97,7 @@ export function startShadowRun(deps: ShadowDeps, recordingId: string, input: Pip
  * no comparison is stored, and this resolves once the run has stopped, so that the caller
  * can then remove what it wrote. A step already running on a worker finishes first; what
  * it writes afterwards is removed by the API's storage sweeper, which sweeps a deleted
- * recording's prefix again on a schedule (server/storage-sweep.ts).
+ * recording's prefix again on a schedule (adapters/storage/sweeper.ts).
  */
 export async function cancelShadowRun(deps: ShadowDeps, recordingId: string): Promise<boolean> {
   const run = deps.active?.get(recordingId);

@@ -5,7 +5,7 @@
  * for p50/p95 per step and engine).
  */
 import type pg from "pg";
-import { withTransaction } from "../db/pool.ts";
+import { withTransaction } from "../../adapters/postgres/pool.ts";
 import type { ShadowReport } from "./compare.ts";
 
 export type ShadowStatus = "running" | "matched" | "mismatched" | "error";

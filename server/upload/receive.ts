@@ -10,7 +10,7 @@ import { pipeline } from "node:stream/promises";
 import type { z } from "zod/v4";
 import { UploadManifest } from "../../pipeline/contracts/index.ts";
 import { ApiError, badRequest, ClientGoneError, DependencyError } from "../errors.ts";
-import type { TrackRow } from "../db/recordings-repo.ts";
+import type { TrackRow } from "../../adapters/postgres/recordings-repo.ts";
 import { checkOffsets, uploadTooLarge } from "./limits.ts";
 import { EmptyTrackError, filenameProblem, NotAudioError, TooLargeError, TrackGuard, trackKey } from "./sniff.ts";
 

@@ -12,8 +12,8 @@ import pg from "pg";
 import { pino } from "pino";
 import { loadConfig } from "../../pipeline/config.ts";
 import { build } from "../../server/app.ts";
-import { createConductorGateway } from "../../server/conductor.ts";
-import { createLocalStorage } from "../../server/storage/local.ts";
+import { createConductorGateway } from "../../adapters/conductor/gateway.ts";
+import { createLocalStorage } from "../../adapters/storage/local.ts";
 
 let dir: string;
 let app: FastifyInstance;

@@ -18,7 +18,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FastifyInstance } from "fastify";
 import { build } from "../../server/app.ts";
-import { createConductorGateway, type WorkflowGateway } from "../../server/conductor.ts";
+import { createConductorGateway, type WorkflowGateway } from "../../adapters/conductor/gateway.ts";
 import { createShadowStore } from "../../server/shadow/store.ts";
 import { multipartBody, startApiServices, wavBytes, type ApiServices } from "./harness.ts";
 

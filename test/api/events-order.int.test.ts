@@ -8,8 +8,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import { appendEvent, eventsAfter } from "../../server/db/events.ts";
-import { createRecordingsRepo } from "../../server/db/recordings-repo.ts";
+import { appendEvent, eventsAfter } from "../../adapters/postgres/events.ts";
+import { createRecordingsRepo } from "../../adapters/postgres/recordings-repo.ts";
 import type { ProgressEvent } from "../../pipeline/contracts/index.ts";
 import { startApiServices, type ApiServices } from "./harness.ts";
 

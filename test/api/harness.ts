@@ -15,8 +15,8 @@ import { pino, type Logger } from "pino";
 import { wavHeader } from "../../pipeline/audio/wav.ts";
 import { loadConfig, type Config } from "../../pipeline/config.ts";
 import { startS3Server, type S3ServerHandle } from "../../scripts/s3-server.ts";
-import { migrate } from "../../server/db/migrate.ts";
-import { createStorage, type ServiceStorage } from "../../server/storage/index.ts";
+import { migrate } from "../../adapters/postgres/migrate.ts";
+import { createStorage, type ServiceStorage } from "../../adapters/storage/index.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 

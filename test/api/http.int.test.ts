@@ -15,7 +15,7 @@ import http from "node:http";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Result } from "../../pipeline/contracts/index.ts";
-import { createConductorTaskEventHandler, createPgResultSink } from "../../server/db/sinks.ts";
+import { createConductorTaskEventHandler, createPgResultSink } from "../../adapters/postgres/sinks.ts";
 import { startServer, type RunningServer } from "../../server/server.ts";
 import { startApiServices, wavBytes, type ApiServices } from "./harness.ts";
 

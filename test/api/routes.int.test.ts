@@ -8,8 +8,8 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { FastifyInstance } from "fastify";
 import { build } from "../../server/app.ts";
-import { createConductorGateway, type WorkflowGateway } from "../../server/conductor.ts";
-import { createPgEventSink, createPgResultSink } from "../../server/db/sinks.ts";
+import { createConductorGateway, type WorkflowGateway } from "../../adapters/conductor/gateway.ts";
+import { createPgEventSink, createPgResultSink } from "../../adapters/postgres/sinks.ts";
 import { multipartBody, startApiServices, wavBytes, type ApiServices } from "./harness.ts";
 
 const TOKEN = "test-token-123456";

@@ -7,7 +7,7 @@ import path from "node:path";
 import { Readable } from "node:stream";
 import { ListMultipartUploadsCommand } from "@aws-sdk/client-s3";
 import { StorageKeyNotFoundError } from "../../pipeline/ports.ts";
-import { createS3Client, createS3Storage, type S3Storage } from "../../server/storage/s3.ts";
+import { createS3Client, createS3Storage, type S3Storage } from "../../adapters/storage/s3.ts";
 import { startS3Server, type S3ServerHandle } from "../../scripts/s3-server.ts";
 
 let dir: string;

@@ -1,5 +1,5 @@
 /**
- * The storage sweeper (server/storage-sweep.ts) against a fresh Postgres schema, a real
+ * The storage sweeper (adapters/storage/sweeper.ts) against a fresh Postgres schema, a real
  * s3rver over HTTP and the real Conductor server:
  *  - objects written under a deleted recording after its DELETE (a step that was already
  *    running) are removed on the schedule kept in the database, and the schedule ends;
@@ -15,9 +15,9 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import { build } from "../../server/app.ts";
-import { createConductorGateway, type WorkflowGateway } from "../../server/conductor.ts";
-import { createRecordingsRepo } from "../../server/db/recordings-repo.ts";
-import { createStorageSweeper, DELETED_SWEEPS_AFTER_SECONDS } from "../../server/storage-sweep.ts";
+import { createConductorGateway, type WorkflowGateway } from "../../adapters/conductor/gateway.ts";
+import { createRecordingsRepo } from "../../adapters/postgres/recordings-repo.ts";
+import { createStorageSweeper, DELETED_SWEEPS_AFTER_SECONDS } from "../../adapters/storage/sweeper.ts";
 import { multipartBody, startApiServices, wavBytes, type ApiServices } from "./harness.ts";
 
 const TOKEN = "test-token-sweeper-1";

@@ -15,7 +15,7 @@ import { wordErrorRate } from "../../pipeline/metrics/wer.ts";
 import { FileManifest, type TranscribeTrackOutput } from "../../pipeline/contracts/index.ts";
 import { stageManifest } from "../../pipeline/runner/stage.ts";
 import { buildFixtures, defaultFixtureDir, type Reference } from "../../scripts/build-fixtures.ts";
-import { createLocalStorage } from "../../server/storage/local.ts";
+import { createLocalStorage } from "../../adapters/storage/local.ts";
 import { transcribeMeeting } from "./harness.ts";
 import { readFileSync } from "node:fs";
 

@@ -16,7 +16,7 @@ import type { AsrEngine, TextModel } from "../../pipeline/ports.ts";
 import { StorageKeyNotFoundError } from "../../pipeline/ports.ts";
 import type { StepDeps } from "../../pipeline/steps/deps.ts";
 import { runStep } from "../../pipeline/steps/index.ts";
-import { createLocalStorage } from "../../server/storage/local.ts";
+import { createLocalStorage } from "../../adapters/storage/local.ts";
 import { speechTracks } from "../../pipeline/steps/transcribe_track.ts";
 
 let dir: string;

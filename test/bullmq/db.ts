@@ -1,12 +1,12 @@
 /**
- * A fresh Postgres schema with every migration of server/db/migrations applied (by the
+ * A fresh Postgres schema with every migration of adapters/postgres/migrations applied (by the
  * app's own `migrate`), for one test file; dropped afterwards. Uses DATABASE_URL (set by
  * `npm test`) or the local `test` database.
  */
 import { randomBytes } from "node:crypto";
 import type pg from "pg";
-import { createPool } from "../../server/db/pool.ts";
-import { migrate } from "../../server/db/migrate.ts";
+import { createPool } from "../../adapters/postgres/pool.ts";
+import { migrate } from "../../adapters/postgres/migrate.ts";
 
 export const testDatabaseUrl = (): string => process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 

@@ -11,7 +11,7 @@ import type { Redis } from "ioredis";
 import { pino } from "pino";
 import { loadConfig, type Config } from "../../pipeline/config.ts";
 import type { Storage } from "../../pipeline/ports.ts";
-import { createLocalStorage } from "../../server/storage/local.ts";
+import { createLocalStorage } from "../../adapters/storage/local.ts";
 import { createBullmqEngine, createBullmqRedis, type BullmqEngine } from "../../workers/bullmq/engine.ts";
 import { createPgEventLog, type EventLog } from "../../workers/bullmq/event-log.ts";
 import { dropPrefix } from "../../workers/bullmq/queues.ts";

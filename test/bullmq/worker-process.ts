@@ -5,7 +5,7 @@
  */
 import { pino } from "pino";
 import { loadConfig } from "../../pipeline/config.ts";
-import { createLocalStorage } from "../../server/storage/local.ts";
+import { createLocalStorage } from "../../adapters/storage/local.ts";
 import { startBullmqWorkerHostFromConfig } from "../../workers/bullmq/main.ts";
 import { buildInfo, workerIdentity } from "../../workers/identity.ts";
 

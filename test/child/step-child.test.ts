@@ -13,7 +13,7 @@ import { after, test } from "node:test";
 import { pino } from "pino";
 import { loadConfig } from "../../pipeline/config.ts";
 import { runStep, StepInputError } from "../../pipeline/steps/index.ts";
-import { createLocalStorage } from "../../server/storage/local.ts";
+import { createLocalStorage } from "../../adapters/storage/local.ts";
 import { WorkerCrashError } from "../../workers/child/errors.ts";
 import { createStepExecutor } from "../../workers/child/executor.ts";
 import { childStepRunnerOptions, createChildStepRunner } from "../../workers/child/runner.ts";

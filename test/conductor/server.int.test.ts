@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { createConductorApi } from "../../workers/conductor/client.ts";
+import { createConductorApi } from "../../adapters/conductor/client.ts";
 
 const url = process.env.CONDUCTOR_SERVER_URL;
 const NAME = `trackscribe_test_many_tasks_${process.pid}`;

@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import type { TranscribeTrackOutput } from "../../pipeline/contracts/index.ts";
-import { createLocalStorage } from "../../server/storage/local.ts";
+import { createLocalStorage } from "../../adapters/storage/local.ts";
 import { TranscribeTrackConductorOutput } from "../../workers/conductor/contracts.ts";
 import { loadTranscript, loadTranscripts, storeTranscript, TranscriptUnavailableError } from "../../workers/conductor/transcripts.ts";
 

@@ -6,9 +6,9 @@ import { CONDUCTOR_TASKS } from "../../workers/conductor/host.ts";
 import { buildForkPlan, ForkPlanError, validateForkPlan } from "../../workers/conductor/fork.ts";
 import { isStalled, startReconciler, taskStates } from "../../workers/conductor/reconciler.ts";
 import { pino } from "pino";
-import type { ConductorApi } from "../../workers/conductor/client.ts";
+import type { ConductorApi } from "../../adapters/conductor/client.ts";
 import { auditPollers, inspectWorkflow } from "../../workers/conductor/audit.ts";
-import { WorkflowRecord } from "../../workers/conductor/client.ts";
+import { WorkflowRecord } from "../../adapters/conductor/client.ts";
 import { createStepExecutor } from "../../workers/child/executor.ts";
 import { StepInputError, type StepDeps } from "../../pipeline/steps/index.ts";
 

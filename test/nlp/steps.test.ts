@@ -6,7 +6,7 @@ import { after, test } from "node:test";
 import { createOfflineTextModel } from "../../pipeline/nlp/offline.ts";
 import type { AsrEngine, AudioTools } from "../../pipeline/ports.ts";
 import { runStep, StepInputError, type StepDeps } from "../../pipeline/steps/index.ts";
-import { createLocalStorage } from "../../server/storage/local.ts";
+import { createLocalStorage } from "../../adapters/storage/local.ts";
 import { BUDGET, HIRING, RELEASE, timedWords } from "./synthetic.ts";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "nlp-steps-"));

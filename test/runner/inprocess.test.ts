@@ -8,7 +8,7 @@ import { createOfflineTextModel } from "../../pipeline/nlp/offline.ts";
 import type { AsrEngine, AudioTools } from "../../pipeline/ports.ts";
 import { createInProcessEngine, PipelineAbortedError, PipelineStepError } from "../../pipeline/runner/inprocess.ts";
 import { runStep, type StepDeps } from "../../pipeline/steps/index.ts";
-import { createLocalStorage } from "../../server/storage/local.ts";
+import { createLocalStorage } from "../../adapters/storage/local.ts";
 
 const root = mkdtempSync(path.join(os.tmpdir(), "runner-"));
 after(() => rmSync(root, { recursive: true, force: true }));

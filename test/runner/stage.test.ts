@@ -6,7 +6,7 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import { FileManifest, PipelineInput } from "../../pipeline/contracts/index.ts";
 import { ManifestFileError, safeFileName, stageManifest } from "../../pipeline/runner/stage.ts";
-import { createLocalStorage } from "../../server/storage/local.ts";
+import { createLocalStorage } from "../../adapters/storage/local.ts";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "stage-"));
 const storage = createLocalStorage(path.join(dir, "storage"));

@@ -13,7 +13,7 @@ import { pino } from "pino";
 import { compareCommand } from "../../bin/commands/compare.ts";
 import { FileManifest, type PipelineInput } from "../../pipeline/contracts/index.ts";
 import type { PipelineEngine } from "../../pipeline/runner/engine.ts";
-import { createConductorTaskEventHandler, createPgResultSink } from "../../server/db/sinks.ts";
+import { createConductorTaskEventHandler, createPgResultSink } from "../../adapters/postgres/sinks.ts";
 import { startServer } from "../../server/server.ts";
 import type { ShadowReport } from "../../server/shadow/compare.ts";
 import { conductorHttpLookup, startShadowRun, type ShadowDeps } from "../../server/shadow/runner.ts";

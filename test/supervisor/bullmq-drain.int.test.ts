@@ -11,7 +11,7 @@ import path from "node:path";
 import { after, test } from "node:test";
 import { Queue, QueueEvents } from "bullmq";
 import { loadConfig } from "../../pipeline/config.ts";
-import { createLocalStorage } from "../../server/storage/local.ts";
+import { createLocalStorage } from "../../adapters/storage/local.ts";
 import { createBullmqRedis } from "../../workers/bullmq/engine.ts";
 import { StepJobResult, type StepJobData } from "../../workers/bullmq/job-data.ts";
 import { dropPrefix, queueName } from "../../workers/bullmq/queues.ts";

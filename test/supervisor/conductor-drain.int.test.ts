@@ -12,8 +12,8 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { loadConfig } from "../../pipeline/config.ts";
-import { createLocalStorage } from "../../server/storage/local.ts";
-import { createConductorApi, waitForConductor, type ConductorApi } from "../../workers/conductor/client.ts";
+import { createLocalStorage } from "../../adapters/storage/local.ts";
+import { createConductorApi, waitForConductor, type ConductorApi } from "../../adapters/conductor/client.ts";
 import { ROOT, sleep, startProcess, type Proc } from "./harness.ts";
 import { stageSlowTranscription } from "./slow-task.ts";
 

@@ -2,7 +2,7 @@
  * The event log of pipeline runs: every event the state machine handled, in order, with
  * its outcome, appended BEFORE the event's instructions run; plus one row per run with
  * the final state. `trackscribe replay` rebuilds a run's state from it.
- * Postgres tables: pipeline_runs, pipeline_events (server/db/migrations).
+ * Postgres tables: pipeline_runs, pipeline_events (adapters/postgres/migrations).
  */
 import type pg from "pg";
 import type { PipelineEventInput, PipelineState, Outcome } from "../../pipeline/state/index.ts";

@@ -3,6 +3,6 @@ import type { Config } from "../../pipeline/config.ts";
 import type { Storage } from "../../pipeline/ports.ts";
 
 export async function openStorage(config: Config): Promise<Storage> {
-  const { createStorage } = await import("../../server/storage/index.ts");
+  const { createStorage } = await import("../../adapters/storage/index.ts");
   return createStorage(config);
 }

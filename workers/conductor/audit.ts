@@ -2,7 +2,7 @@
  * Ghost workers and suspicious results (an old build still polling; a too-fast "result"), as pure functions over what
  * Conductor reports: `inspect` rows per task of a workflow, `audit` rows per poller.
  */
-import type { TaskRecord, WorkflowRecord } from "./client.ts";
+import type { TaskRecord, WorkflowRecord } from "../../adapters/conductor/client.ts";
 
 export interface InspectRow {
   ref: string;

@@ -3,8 +3,8 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { steps } from "../../pipeline/steps/index.ts";
-import type { ConductorApi } from "./client.ts";
-import { ConductorError } from "./client.ts";
+import type { ConductorApi } from "../../adapters/conductor/client.ts";
+import { ConductorError } from "../../adapters/conductor/client.ts";
 
 const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "workflows");
 

@@ -10,7 +10,7 @@ import type { PipelineEngine } from "../../pipeline/runner/engine.ts";
 import type { Logger } from "pino";
 import type { Storage } from "../../pipeline/ports.ts";
 import { createStepPorts } from "../step-ports.ts";
-import { createConductorApi, waitForConductor, type ConductorApi, type WorkflowRecord } from "./client.ts";
+import { createConductorApi, waitForConductor, type ConductorApi, type WorkflowRecord } from "../../adapters/conductor/client.ts";
 import { registerDefinitions, WORKFLOW_NAME, WORKFLOW_VERSION } from "./definitions.ts";
 import { startConductorRuntime, type ConductorRuntime } from "./runtime.ts";
 

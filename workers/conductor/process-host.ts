@@ -25,8 +25,8 @@ export async function startConductorProcessHost(
   let results;
   let onTaskEvent;
   if (config.DATABASE_URL) {
-    const { createPool } = await import("../../server/db/pool.ts");
-    const sinks = await import("../../server/db/sinks.ts");
+    const { createPool } = await import("../../adapters/postgres/pool.ts");
+    const sinks = await import("../../adapters/postgres/sinks.ts");
     pool = createPool(config, { max: 4 });
     results = sinks.createPgResultSink(pool, { log: deps.log });
     onTaskEvent = sinks.createConductorTaskEventHandler(pool, { log: deps.log });

@@ -5,7 +5,7 @@
  * (`PUT /api/workflow/decide/{id}`). Every rescue is logged and counted.
  */
 import type { Logger } from "pino";
-import type { ConductorApi, WorkflowRecord } from "./client.ts";
+import type { ConductorApi, WorkflowRecord } from "../../adapters/conductor/client.ts";
 
 export interface ReconcilerOptions {
   workflowName: string;

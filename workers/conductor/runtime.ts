@@ -7,7 +7,7 @@ import { transcribeConcurrency, type Config } from "../../pipeline/config.ts";
 import type { Storage } from "../../pipeline/ports.ts";
 import type { StepDepsFactory } from "../step-ports.ts";
 import { buildInfo, workerIdentity, type WorkerIdentity } from "../identity.ts";
-import { createConductorApi, waitForConductor, type ConductorApi } from "./client.ts";
+import { createConductorApi, waitForConductor, type ConductorApi } from "../../adapters/conductor/client.ts";
 import { FORKED_BY, loadWorkflowDef, registerDefinitions, WORKFLOW_NAME, type TaskDef } from "./definitions.ts";
 import { createPollHints, type PollHints } from "./poll-hints.ts";
 import { successorMap, type SuccessorMap } from "./successors.ts";

@@ -1,6 +1,6 @@
 /**
  * Live event notifications: one dedicated Postgres connection LISTENs on the events
- * channel (workers in any process NOTIFY through server/db/events.ts) and wakes the SSE
+ * channel (workers in any process NOTIFY through adapters/postgres/events.ts) and wakes the SSE
  * streams of that recording. Reconnects with back-off; SSE streams also poll, so a lost
  * connection only delays updates.
  */

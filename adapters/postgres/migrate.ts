@@ -1,5 +1,5 @@
 /**
- * Migrations (node-pg-migrate, SQL files in server/db/migrations): applied by
+ * Migrations (node-pg-migrate, SQL files in adapters/postgres/migrations): applied by
  * `trackscribe migrate` and when the server starts. node-pg-migrate holds an advisory
  * lock while it runs, so several API processes starting at once apply each file once.
  */

@@ -2,13 +2,13 @@
  * The API's view of Conductor: start the pipeline workflow for a recording, read its
  * state, retry it from the failed task, terminate and remove it. The workflow definition
  * and its registration belong to workflows/ and workers/conductor/; this module only names
- * it. Calls go through the project's typed REST client (workers/conductor/client.ts) rather
+ * it. Calls go through the project's typed REST client (adapters/conductor/client.ts) rather
  * than the SDK's WorkflowExecutor: loading the SDK bundle costs the API ~15 MB of resident
  * memory (~90 MB through tsx's ESM loader) against a 150 MB budget, for four REST calls.
  */
 import type { Logger } from "pino";
-import type { PipelineInput } from "../pipeline/contracts/index.ts";
-import { ConductorError, createConductorApi, type ConductorApi, type WorkflowRecord } from "../workers/conductor/client.ts";
+import type { PipelineInput } from "../../pipeline/contracts/index.ts";
+import { ConductorError, createConductorApi, type ConductorApi, type WorkflowRecord } from "./client.ts";
 
 export const WORKFLOW_NAME = "multitrack_diarization";
 export const WORKFLOW_VERSION = 1;

@@ -20,7 +20,7 @@
  */
 import type pg from "pg";
 import type { Logger } from "pino";
-import type { Storage } from "../pipeline/ports.ts";
+import type { Storage } from "../../pipeline/ports.ts";
 
 /**
  * When a deleted recording's prefix is swept again, seconds after the deletion: soon for a

@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import { Result } from "../../pipeline/contracts/index.ts";
 import { appendEvent, eventsAfter, PRIMARY_ENGINE, type StoredEvent } from "./events.ts";
-import { DELETED_SWEEPS_AFTER_SECONDS } from "../storage-sweep.ts";
+import { DELETED_SWEEPS_AFTER_SECONDS } from "../storage/sweeper.ts";
 import { withTransaction } from "./pool.ts";
 
 export type RecordingStatus = "queued" | "processing" | "completed" | "failed";
@@ -215,7 +215,7 @@ export function createRecordingsRepo(pool: pg.Pool) {
           await client.query(`DELETE FROM shadow_runs WHERE recording_id = $1`, [id]);
           await client.query(`DELETE FROM pipeline_runs WHERE recording_id = $1`, [id]);
           // a step already running may still write under the recording's prefix: the storage
-          // sweeper clears it again on a schedule (server/storage-sweep.ts)
+          // sweeper clears it again on a schedule (adapters/storage/sweeper.ts)
           await client.query(
             // one clock reading for both columns: the schedule is counted from the deletion exactly
             `INSERT INTO deleted_recordings (id, deleted_at, next_sweep_at)

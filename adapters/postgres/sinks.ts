@@ -98,9 +98,23 @@ export function createPgEventSink(pool: pg.Pool, opts: SinkOptions = {}): EventS
   };
 }
 
-/** What the Conductor worker host reports per task (a type-only import: the SDK is not loaded here). */
-export type { TaskEvent as ConductorTaskEvent } from "../../workers/conductor/host.ts";
-import type { TaskEvent as ConductorTaskEvent } from "../../workers/conductor/host.ts";
+/**
+ * What a Conductor worker host reports per task attempt and status (the host's TaskEvent
+ * has this shape; declared here so this adapter knows no shell).
+ */
+export interface ConductorTaskEvent {
+  task: string;
+  task_id: string;
+  workflow_id: string;
+  recording_id?: string;
+  namespace?: string;
+  track_index?: number;
+  status: "started" | "succeeded" | "failed";
+  terminal?: boolean;
+  message?: string;
+  duration_ms?: number;
+  worker_id: string;
+}
 
 /**
  * The host's `onTaskEvent` hook writing into Postgres: one event per task attempt and

@@ -1,5 +1,5 @@
 -- Up Migration
--- What the API's storage sweeper (server/storage-sweep.ts) works from, so that no object under
+-- What the API's storage sweeper (adapters/storage/sweeper.ts) works from, so that no object under
 -- recordings/<id>/ outlives the recording it belongs to, whatever process stops when:
 --  - upload_intents: an upload's objects are written before its recording row exists; the row
 --    is created in the same transaction that drops the intent, and a refused upload drops it

@@ -1,5 +1,5 @@
 -- Up Migration
--- The API's tables (server/db/recordings-repo.ts, server/db/sinks.ts). Owned by the API engineer.
+-- The API's tables (adapters/postgres/recordings-repo.ts, adapters/postgres/sinks.ts). Owned by the API engineer.
 
 -- One uploaded (or bucket-referenced) multitrack recording. `status` is what users see:
 -- queued (stored, workflow started) → processing (first task event) → completed | failed.
