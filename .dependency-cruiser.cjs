@@ -17,6 +17,13 @@ module.exports = {
       to: { path: "^(adapters|server|workers|bin|scripts|bench|web)/" },
     },
     {
+      name: "pipeline-spawns-and-calls-nothing",
+      comment: "processes and network calls belong to adapters; the core decides, the adapters act",
+      severity: "error",
+      from: { path: "^pipeline/", pathNot: "^pipeline/runner/" },
+      to: { dependencyTypes: ["core"], path: "^(node:)?(child_process|http|https|http2|net|dgram|tls)$" },
+    },
+    {
       name: "adapters-only-use-the-core",
       comment: "an adapter implements a port of pipeline/; it knows no shell",
       severity: "error",

@@ -5,8 +5,8 @@
  * by the worker hosts, so all engines run the steps with identical dependencies.
  */
 import type { Logger } from "pino";
-import { createAsrEngine } from "../pipeline/asr/index.ts";
-import { createFfmpegAudioTools } from "../pipeline/audio/index.ts";
+import { createAsrEngine } from "../adapters/asr/index.ts";
+import { createFfmpegAudioTools } from "../adapters/audio/ffmpeg.ts";
 import type { Config } from "../pipeline/config.ts";
 import { createTextModel } from "../pipeline/nlp/index.ts";
 import type { AsrEngine, AudioTools, Storage, TextModel } from "../pipeline/ports.ts";

@@ -1,4 +1,5 @@
-export { createFfmpegAudioTools, NotAudioError, AudioToolError, probeDuration } from "./ffmpeg.ts";
+export { NotAudioError, AudioToolError } from "./errors.ts";
+export * from "./sniff.ts";
 export * from "./envelope.ts";
 export * from "./planner.ts";
 export * from "./bleed.ts";

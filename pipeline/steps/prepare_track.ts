@@ -6,7 +6,7 @@
 import path from "node:path";
 import type { PrepareTrackInput, PreparedTrack } from "../contracts/index.ts";
 import { envelopeToBytes, frameEnergies, FRAME_SECONDS } from "../audio/envelope.ts";
-import { NotAudioError } from "../audio/ffmpeg.ts";
+import { NotAudioError } from "../audio/errors.ts";
 import { readWav } from "../audio/wav.ts";
 import { readFile } from "node:fs/promises";
 import type { StepDeps } from "./deps.ts";

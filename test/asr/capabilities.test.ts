@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { asrCapabilities, createAsrEngine } from "../../pipeline/asr/index.ts";
+import { asrCapabilities, createAsrEngine } from "../../adapters/asr/index.ts";
 import { loadConfig } from "../../pipeline/config.ts";
 import { childStepRunnerOptions } from "../../workers/child/runner.ts";
 

@@ -12,8 +12,8 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { DecoderError, DecoderPool, type DecoderPoolOptions } from "../../pipeline/asr/decoder-pool.ts";
-import { parseCtm } from "../../pipeline/asr/pocketsphinx.ts";
+import { DecoderError, DecoderPool, type DecoderPoolOptions } from "../../adapters/asr/decoder-pool.ts";
+import { parseCtm } from "../../adapters/asr/pocketsphinx.ts";
 
 const FAKE = path.join(path.dirname(fileURLToPath(import.meta.url)), "fake-decoder.mjs");
 let tmpRoot: string;

@@ -9,7 +9,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { pruneDictionary, prunedDictionary, readLmVocabulary } from "../../pipeline/asr/dict-prune.ts";
+import { pruneDictionary, prunedDictionary, readLmVocabulary } from "../../adapters/asr/dict-prune.ts";
 import { loadConfig } from "../../pipeline/config.ts";
 
 const config = loadConfig({});

@@ -11,7 +11,7 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { AsrError, createAsrEngine, createOpenAiAsrEngine } from "../../pipeline/asr/index.ts";
+import { AsrError, createAsrEngine, createOpenAiAsrEngine } from "../../adapters/asr/index.ts";
 import { readWav, writeWav } from "../../pipeline/audio/wav.ts";
 import { loadConfig } from "../../pipeline/config.ts";
 

@@ -9,7 +9,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { AsrError, createPocketsphinxEngine } from "../../pipeline/asr/index.ts";
+import { AsrError, createPocketsphinxEngine } from "../../adapters/asr/index.ts";
 import { readWav, writeWav } from "../../pipeline/audio/wav.ts";
 import { loadConfig } from "../../pipeline/config.ts";
 import { wordErrorRate } from "../../pipeline/metrics/wer.ts";

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { createAsrEngine } from "../../pipeline/asr/index.ts";
+import { createAsrEngine } from "../../adapters/asr/index.ts";
 import { loadConfig } from "../../pipeline/config.ts";
 import { wordErrorRate } from "../../pipeline/metrics/wer.ts";
 import { FileManifest, type TranscribeTrackOutput } from "../../pipeline/contracts/index.ts";

@@ -2,8 +2,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { createAsrEngine } from "../../pipeline/asr/index.ts";
-import { createFfmpegAudioTools } from "../../pipeline/audio/index.ts";
+import { createAsrEngine } from "../../adapters/asr/index.ts";
+import { createFfmpegAudioTools } from "../../adapters/audio/ffmpeg.ts";
 import { loadConfig } from "../../pipeline/config.ts";
 import type { PipelineInput, TranscribeTrackOutput, Word } from "../../pipeline/contracts/index.ts";
 import type { StepDeps } from "../../pipeline/steps/deps.ts";

@@ -11,7 +11,7 @@ import { chmod, mkdtemp, readFile, rm, writeFile, mkdir } from "node:fs/promises
 import { existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { createFfmpegAudioTools, decodeArgs, NotAudioError } from "../../pipeline/audio/ffmpeg.ts";
+import { createFfmpegAudioTools, decodeArgs, NotAudioError } from "../../adapters/audio/ffmpeg.ts";
 import { wavHeader } from "../../pipeline/audio/wav.ts";
 
 async function withDirs<T>(f: (dirs: { scratch: string; outside: string; calls: string; spy: string }) => Promise<T>): Promise<T> {

@@ -4,7 +4,7 @@ import { suppressBleedWords } from "../../pipeline/audio/bleed.ts";
 import { envelopeFromBytes, envelopeToBytes, frameEnergies, meanDb, waveformPeaks } from "../../pipeline/audio/envelope.ts";
 import { cutLongSpan, planSpeechSpans, totalSeconds } from "../../pipeline/audio/planner.ts";
 import { readWav, writeWav } from "../../pipeline/audio/wav.ts";
-import { parseCtm } from "../../pipeline/asr/pocketsphinx.ts";
+import { parseCtm } from "../../adapters/asr/pocketsphinx.ts";
 import { wordErrorRate } from "../../pipeline/metrics/wer.ts";
 
 const F = 0.02;

@@ -15,7 +15,7 @@
  */
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
-import { asrCapabilities } from "../../pipeline/asr/index.ts";
+import { asrCapabilities } from "../../adapters/asr/index.ts";
 import { transcribeConcurrency, type Config } from "../../pipeline/config.ts";
 import { ChildChannel, type ChildChannelOptions } from "./channel.ts";
 import { ChildChannelClosedError, PayloadTooLargeError } from "./errors.ts";

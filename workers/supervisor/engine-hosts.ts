@@ -6,7 +6,7 @@
  * stopped after the host has drained.
  */
 import type { Logger } from "pino";
-import { asrCapabilities } from "../../pipeline/asr/index.ts";
+import { asrCapabilities } from "../../adapters/asr/index.ts";
 import type { Config } from "../../pipeline/config.ts";
 import { createHeavyStepIsolation } from "../child/executor.ts";
 import { openStorage } from "../child/open-storage.ts";

@@ -10,11 +10,11 @@
 import { readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import type { AsrCapabilities, AsrEngine, AsrWord } from "../ports.ts";
-import { rawSlice, readWav } from "../audio/wav.ts";
+import type { AsrCapabilities, AsrEngine, AsrWord } from "../../pipeline/ports.ts";
+import { rawSlice, readWav } from "../../pipeline/audio/wav.ts";
 import { DecoderError, DecoderPool } from "./decoder-pool.ts";
 import { prunedDictionary } from "./dict-prune.ts";
-import { segmentsToDecode } from "./spans.ts";
+import { segmentsToDecode } from "../../pipeline/asr/spans.ts";
 
 export interface PocketsphinxOptions {
   hmm: string;

@@ -6,10 +6,10 @@
  */
 import { readFile } from "node:fs/promises";
 import { z } from "zod/v4";
-import type { AsrCapabilities, AsrEngine, AsrWord } from "../ports.ts";
-import { readWav, writeWav } from "../audio/wav.ts";
+import type { AsrCapabilities, AsrEngine, AsrWord } from "../../pipeline/ports.ts";
+import { readWav, writeWav } from "../../pipeline/audio/wav.ts";
 import { AsrError } from "./pocketsphinx.ts";
-import { segmentsToDecode } from "./spans.ts";
+import { segmentsToDecode } from "../../pipeline/asr/spans.ts";
 
 const VerboseJson = z.object({
   text: z.string().optional(),

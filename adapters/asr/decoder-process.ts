@@ -16,7 +16,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { closeSync, constants, openSync, writeSync } from "node:fs";
 import { open, rm } from "node:fs/promises";
 import path from "node:path";
-import type { AsrWord } from "../ports.ts";
+import type { AsrWord } from "../../pipeline/ports.ts";
 
 export class DecoderError extends Error {
   override readonly name = "DecoderError";

@@ -39,7 +39,7 @@
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import type { AsrWord } from "../ports.ts";
+import type { AsrWord } from "../../pipeline/ports.ts";
 import { DecoderError, DecoderProcess } from "./decoder-process.ts";
 import {
   DEFAULT_SCHEDULER_CONFIG,
@@ -49,7 +49,7 @@ import {
   type SchedulerEvent,
   type SchedulerInstruction,
   type SchedulerState,
-} from "./decoder-scheduler.ts";
+} from "../../pipeline/asr/decoder-scheduler.ts";
 import { createPoolDir } from "./work-dir.ts";
 
 export { DecoderError } from "./decoder-process.ts";

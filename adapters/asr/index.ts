@@ -1,6 +1,6 @@
 /** Chooses the ASR engine from the config: pocketsphinx (offline default) or OpenAI-compatible HTTP. */
-import type { Config } from "../config.ts";
-import type { AsrCapabilities, AsrEngine } from "../ports.ts";
+import type { Config } from "../../pipeline/config.ts";
+import type { AsrCapabilities, AsrEngine } from "../../pipeline/ports.ts";
 import { createOpenAiAsrEngine, OPENAI_ASR_CAPABILITIES } from "./openai.ts";
 import { createPocketsphinxEngine, pocketsphinxCapabilities } from "./pocketsphinx.ts";
 

@@ -3,21 +3,13 @@ import { spawn } from "node:child_process";
 import { createReadStream, createWriteStream } from "node:fs";
 import { open, stat, writeFile } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
-import type { AudioTools } from "../ports.ts";
-import { describeFormats, FFMPEG_DEMUXER, sniffAudio, SNIFF_BYTES, type AudioFormat } from "./sniff.ts";
-import { canonicalPcmData, wavHeader } from "./wav.ts";
+import type { AudioTools } from "../../pipeline/ports.ts";
+import { describeFormats, FFMPEG_DEMUXER, sniffAudio, SNIFF_BYTES, type AudioFormat } from "../../pipeline/audio/sniff.ts";
+import { canonicalPcmData, wavHeader } from "../../pipeline/audio/wav.ts";
 
-export class NotAudioError extends Error {
-  override readonly name = "NotAudioError";
-  readonly retryable = false;
-  constructor(readonly file: string, readonly reason: string) {
-    super(`${file} is not readable audio: ${reason}`);
-  }
-}
+import { AudioToolError, NotAudioError } from "../../pipeline/audio/errors.ts";
 
-export class AudioToolError extends Error {
-  override readonly name = "AudioToolError";
-}
+export { AudioToolError, NotAudioError };
 
 function runTool(cmd: string, args: string[], signal?: AbortSignal): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve, reject) => {
