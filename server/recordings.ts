@@ -14,6 +14,7 @@ import type { RecordingRow, RecordingsRepo, RecordingStatus, StepRunRow, TrackRo
 import { describeIssues, receiveUpload, type TrackSink, type UploadPart } from "./upload/receive.ts";
 import { sniffAudio, SNIFF_BYTES, describeFormats } from "./upload/sniff.ts";
 import { recordingPrefix } from "./storage-sweep.ts";
+import { taskCount } from "../pipeline/state/index.ts";
 
 export interface RecordingServiceDeps {
   repo: RecordingsRepo;
@@ -34,8 +35,8 @@ export interface RecordingServiceDeps {
   reconcileEveryMs?: number;
 }
 
-/** Steps of one run: per track prepare + transcribe, then 8 steps once. */
-export const totalSteps = (tracks: number): number => 2 * tracks + 8;
+/** Steps of one run, counted from the pipeline graph (per-track steps once per track). */
+export const totalSteps = (tracks: number): number => taskCount(tracks);
 
 export interface RecordingView {
   id: string;

@@ -16,7 +16,7 @@ import { isDeepStrictEqual } from "node:util";
 import type { z } from "zod/v4";
 import type { PipelineInput, Result, StepName } from "../contracts/index.ts";
 import { PipelineEvent, type PipelineEventInput, type RetryTimerFired, type StepFailed, type StepSucceeded } from "./events.ts";
-import { jobId, stepOutputSchemas, taskKey, taskSpecs, type TaskSpec } from "./graph.ts";
+import { FINAL_STEP, jobId, stepOutputSchemas, taskKey, taskSpecs, type TaskSpec } from "./graph.ts";
 import type { EmitProgress, Instruction } from "./instructions.ts";
 import { backoffDelayMs, defaultRetryPolicy, maxAttempts, type RetryPolicy } from "./policy.ts";
 
@@ -283,7 +283,7 @@ function onStepResult(ctx: Ctx, task: TaskState, event: StepSucceeded | StepFail
     duration_ms: event.duration_ms,
     worker_id: event.worker_id,
   });
-  if (task.step === "finalize") finishPipeline(ctx, task.output as Result);
+  if (task.step === FINAL_STEP) finishPipeline(ctx, task.output as Result);
   else startReadyTasks(ctx);
   return applied(task.key);
 }

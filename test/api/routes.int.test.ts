@@ -365,6 +365,7 @@ describe("status from workers and Conductor", () => {
       title: "Greeting",
       short_summary: "A says hello.",
       long_summary: "A says hello to the world.",
+      action_items: [],
     };
     await results.saveResult(id, "bullmq", { ...result, title: "Shadow title" });
     rec = (await app.inject({ method: "GET", url: `/v1/recordings/${id}`, headers: auth })).json();

@@ -38,8 +38,11 @@ test("the readable result names speakers and lists topics, title and summaries",
     title: "Budget Review",
     short_summary: "Budget talk.",
     long_summary: "Budget: Budget talk.",
+    action_items: [{ text: "We will send the budget by Friday.", speaker: 1, start: 13 }],
   };
   const text = formatResult(result);
+  assert.match(text, /Action items:\n- \[00:13\.0\] Bob: We will send the budget by Friday\.$/m);
+  assert.match(formatResult({ ...result, action_items: [] }), /Action items:\n {2}\(none\)/);
   assert.match(text, /^\[00:12\.3\] Alice: budget$/m);
   assert.match(text, /^\[00:13\.0\] Bob: yes$/m);
   assert.match(text, /^\[00:12\.3–00:13\.3\] Budget$/m);
