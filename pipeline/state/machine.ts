@@ -179,7 +179,7 @@ export function handle(state: PipelineState, rawEvent: PipelineEventInput | Pipe
   const parsed = PipelineEvent.safeParse(rawEvent);
   if (!parsed.success) throw new EventSchemaError(parsed.error);
   const event = parsed.data;
-  const s = structuredClone(state);
+  const s = copyState(state);
   s.seq += 1;
   const ctx: Ctx = { s, seq: s.seq, eventId: event.id, out: [] };
 
@@ -244,6 +244,25 @@ function dispatch(ctx: Ctx, event: PipelineEvent): Verdict {
       return onStepResult(ctx, task, event);
     }
   }
+}
+
+/**
+ * The machine's private copy of a state: everything it changes is copied (statuses,
+ * attempts, histories, the log, the seen ids); task outputs and the input are shared,
+ * since nothing ever changes them (each is a fresh value the event's schema parse
+ * produced). A deep copy cloned every output (whole transcripts, several times over) on
+ * every event: 10.7 s of `handle` for a 3 × 10 000-word run, 0.1 s with this copy.
+ */
+function copyState(state: PipelineState): PipelineState {
+  const tasks: Record<string, TaskState> = {};
+  for (const [k, t] of Object.entries(state.tasks)) tasks[k] = { ...t, attempts: t.attempts.map((a) => ({ ...a })), history: [...t.history] };
+  return {
+    ...state,
+    tasks,
+    seen: { ...state.seen },
+    log: [...state.log],
+    failure: state.failure ? { ...state.failure } : null,
+  };
 }
 
 // ---- handlers ---------------------------------------------------------------------

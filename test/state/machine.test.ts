@@ -296,6 +296,39 @@ test("handle never mutates the state it is given", () => {
   assert.deepEqual(snapshot, frozen);
 });
 
+test("a whole run with a retry through deep-frozen states: no state, output or input is ever changed after it was handed out", () => {
+  const deepFreeze = <T>(o: T): T => {
+    if (o && typeof o === "object" && !Object.isFrozen(o)) {
+      Object.freeze(o);
+      for (const v of Object.values(o)) deepFreeze(v);
+    }
+    return o;
+  };
+  let state = deepFreeze(initialState());
+  const pending: RunStep[] = [];
+  const feed = (e: PipelineEventInput): void => {
+    const r = handle(state, e);
+    state = deepFreeze(r.state);
+    for (const i of r.instructions) if (i.type === "RunStep") pending.push(deepFreeze(i));
+  };
+  feed({ type: "RecordingAccepted", id: "a", input: pipelineInput(2) });
+  let failedOnce = false;
+  while (pending.length) {
+    const run = pending.shift()!;
+    const base = { step: run.step, ...(run.track_index === undefined ? {} : { track_index: run.track_index }), attempt: run.attempt };
+    if (run.step === "merge_transcripts" && !failedOnce) {
+      failedOnce = true;
+      feed({ type: "StepFailed", id: `f:${run.job_id}`, ...base, error: "flaky", retryable: true });
+      feed({ type: "RetryTimerFired", id: `t:${run.job_id}`, ...base, attempt: 2 });
+      continue;
+    }
+    feed({ type: "StepSucceeded", id: `ok:${run.job_id}`, ...base, output: outputFor(run) });
+  }
+  assert.equal(state.status, "succeeded");
+  assert.equal(state.tasks.merge_transcripts!.attempt, 2);
+  assert.equal(state.result!.words.length, 4);
+});
+
 test("malformed events throw EventSchemaError; illegal transitions throw with the task's history", () => {
   assert.throws(() => handle(initialState(), { type: "StepSucceeded", id: "", step: "nope" } as never), EventSchemaError);
   const d = new Driver();
