@@ -33,9 +33,12 @@ export function register(program: Command): void {
       process.stdout.write(`wrote ${WORKFLOW_JSON_PATH}\n`);
     });
   wf.command("check")
-    .description("static wiring check: expressions vs zod schemas, task definitions, workers, required inputs")
+    .description("static wiring check: expressions vs zod schemas, task definitions, workers, required inputs; the JSON is what the graph generates")
     .action(() => {
       const problems = checkWorkflow(loadWorkflowDef() as never, loadTaskDefs(), CONDUCTOR_TASKS);
+      if (readFileSync(WORKFLOW_JSON_PATH, "utf8") !== formatWorkflowJson(buildWorkflow())) {
+        problems.push(`${WORKFLOW_JSON_PATH} is not what the pipeline graph generates: run \`trackscribe workflows build\``);
+      }
       if (problems.length) throw new CliError(`workflow wiring check failed:\n  ${problems.join("\n  ")}`, 1);
       process.stdout.write("workflow wiring check: OK\n");
     });
