@@ -65,7 +65,7 @@ export class PipelineAbortedError extends Error {
 
 const TRACKS_TRANSCRIBED_AT_ONCE = 8;
 
-/** A counting gate: at most `limit` holders; waiters start in arrival order. */
+/** A counting gate: at most `limit` holders; waiters get a slot in arrival order. */
 interface Gate {
   limit: number;
   active: number;
@@ -108,6 +108,7 @@ export function createInProcessEngine(options: InProcessEngineOptions): Pipeline
         hooks.onProgress?.({ recording_id, engine: "inprocess", ...(options.workerId ? { worker_id: options.workerId } : {}), at: new Date().toISOString(), ...e });
       };
       const track = (t: number | undefined): { track_index?: number } => (t === undefined ? {} : { track_index: t });
+      const worker = (): { worker_id?: string } => (options.workerId ? { worker_id: options.workerId } : {});
 
       let settle!: { resolve(r: Result): void; reject(e: unknown): void };
       const done = new Promise<Result>((resolve, reject) => {
@@ -128,24 +129,27 @@ export function createInProcessEngine(options: InProcessEngineOptions): Pipeline
         }
       };
 
+      /** a slot of the step's gate, or false when the run ended while waiting for one */
       const acquire = async (step: StepName): Promise<boolean> => {
         const limit = limits[step];
         if (limit === undefined) return !closed;
         let gate = gates.get(step);
         if (!gate) gates.set(step, (gate = { limit, active: 0, waiting: [] }));
-        if (gate.active >= gate.limit) await new Promise<void>((r) => gate.waiting.push(r));
+        if (gate.active < gate.limit) gate.active++;
+        // a finishing task hands its slot straight to the next waiter (no one can slip in between)
+        else await new Promise<void>((r) => gate.waiting.push(r));
         if (closed) {
           release(step);
           return false;
         }
-        gate.active++;
         return true;
       };
       const release = (step: StepName): void => {
         const gate = gates.get(step);
         if (!gate) return;
-        gate.active = Math.max(0, gate.active - 1);
-        gate.waiting.shift()?.();
+        const next = gate.waiting.shift();
+        if (next) next();
+        else gate.active = Math.max(0, gate.active - 1);
       };
 
       const runTask = async (i: RunStep): Promise<void> => {
@@ -179,8 +183,6 @@ export function createInProcessEngine(options: InProcessEngineOptions): Pipeline
         }
         feed(event);
       };
-      const worker = (): { worker_id?: string } => (options.workerId ? { worker_id: options.workerId } : {});
-
       const failure = (i: Extract<Instruction, { type: "Fail" }>): Error => {
         if (hooks.signal?.aborted || !i.step) return hooks.signal?.aborted ? new PipelineAbortedError() : new Error(i.reason);
         const task = state.tasks[taskKey(i.step, i.track_index)];
