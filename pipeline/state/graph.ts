@@ -230,7 +230,11 @@ export function graphProblems(nodes: { readonly [K in C.StepName]: NodeDef<K> } 
       if ((b.from === "item" || b.from === "computed") && !node.forEachTrack) problems.push(`step ${s}.${field}: item and computed bindings are for per-track steps only`);
     }
     if (typeof stages[at] !== "string" && perTrack(s)) problems.push(`per-track step ${s} cannot run inside a parallel stage`);
+    if (node.forEachTrack?.from === "output" && perTrack(node.forEachTrack.step)) problems.push(`per-track step ${s} cannot fork over the outputs of per-track step ${node.forEachTrack.step}`);
   }
+  // Conductor: a task's output carries one fork list (fork_tasks, fork_inputs)
+  const sources = C.StepName.options.map((s) => nodes[s].forEachTrack).map((o) => (o?.from === "output" ? o.step : o ? "(input)" : null)).filter((x) => x !== null);
+  for (const dup of new Set(sources.filter((x, i) => sources.indexOf(x) !== i))) problems.push(`more than one per-track step forks over ${dup}`);
   const last = stages[stages.length - 1];
   if (last === undefined || stageSteps(last).join() !== FINAL_STEP) problems.push(`the last stage must be ${FINAL_STEP} alone`);
   return problems;

@@ -43,6 +43,9 @@ test("the checks name a step left out of the stages, a read from a later stage a
   const early = { ...NODES, detect_topics: { input: { language: bind.input("language"), words: bind.output("extract_action_items", "action_items") } } };
   assert.deepEqual(graphProblems(early as never), ["step detect_topics reads extract_action_items, which does not run in an earlier stage"]);
 
+  const twoForks = { ...NODES, mixdown: { ...NODES.mixdown, forEachTrack: { from: "output", step: "plan_speech", field: "tracks" } } };
+  assert.ok(graphProblems(twoForks as never).includes("more than one per-track step forks over plan_speech"), graphProblems(twoForks as never).join("\n"));
+
   const badJoin = { ...NODES, merge_transcripts: { input: { expected_tracks: bind.expectedTracks(), transcripts: bind.joined("plan_speech") } } };
   assert.deepEqual(graphProblems(badJoin as never), ["step merge_transcripts.transcripts joins plan_speech, which does not run per track"]);
 });

@@ -1,7 +1,8 @@
 /**
  * The Conductor worker host: one TaskManager polling every task type of the workflow,
- * each task run as "parse input with its zod schema → step → validate output → stamp with
- * the worker's identity". Invalid input is a terminal failure whose reason names the
+ * each task run as "before hook → parse input with its zod schema → step → validate output
+ * → after hook → stamp with the worker's identity" (hooks.ts: the per-step table, and the
+ * fork lists built from the graph). Invalid input is a terminal failure whose reason names the
  * field; any other error fails the attempt and Conductor retries per the task definition.
  * stop() stops polling and then WAITS for in-flight tasks (the SDK's stopPolling does not).
  */
@@ -18,7 +19,6 @@ import type { WorkerIdentity } from "../identity.ts";
 import type { SdkClient } from "./sdk.ts";
 import type { PollHints } from "./poll-hints.ts";
 import { forkPlanFor, planTracks, STEP_HOOKS, type HookDeps, type TaskHooks } from "./hooks.ts";
-
 import { CONDUCTOR_TASKS, type ConductorTaskName } from "./definitions.ts";
 import { PLAN_TRACKS } from "./contracts.ts";
 export { CONDUCTOR_TASKS, type ConductorTaskName };
@@ -112,8 +112,8 @@ export function startConductorWorkerHost(deps: ConductorHostDeps): ConductorHost
     const out = (await run(step as keyof StepTable, stepInput, deps.stepDeps(scratchDir, { log: deps.log }))) as Record<string, unknown>;
     const carried = hooks.after ? await hooks.after(out, stepInput, hookDeps) : out;
     // a step whose output lists a per-track step's items also hands Conductor that fork list
-    const forks = forkSources().filter((f) => f.source === step);
-    return forks.length ? { ...carried, ...forkPlanFor(forks[0]!.step, stepInput, { [step]: out }) } : carried;
+    const forked = forkSources().find((f) => f.source === step);
+    return forked ? { ...carried, ...forkPlanFor(forked.step, stepInput, { [step]: out }) } : carried;
   }
 
   const workers: ConductorWorker[] = (deps.only ?? CONDUCTOR_TASKS).map((name) => ({
