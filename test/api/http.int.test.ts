@@ -251,7 +251,7 @@ describe("the whole pipeline", { skip: haveWorkers ? false : "the Conductor work
     const result = Result.parse(rec.result);
     assert.deepEqual(result.participants.map((p) => p.name), ["Alice", "Bob", "Carol"]);
     assert.deepEqual([...new Set(result.words.map((w) => w.speaker))].sort(), [0, 1, 2], "every speaker has words");
-    assert.equal(rec.progress.completed_steps, 14);
+    assert.equal(rec.progress.completed_steps, 15);
 
     const get = (format: string) => fetch(`${server.url}/v1/recordings/${id}/transcript?format=${format}`, { headers: auth });
     const json = (await (await get("json")).json()) as { segments: { name: string; text: string }[]; words: unknown[] };

@@ -184,7 +184,7 @@ describe("accepted uploads", () => {
         [1, "Bob", 1.5, b.length, "wav"],
       ],
     );
-    assert.deepEqual(rec.progress, { completed_steps: 0, total_steps: 12, steps: [] });
+    assert.deepEqual(rec.progress, { completed_steps: 0, total_steps: 13, steps: [] });
     assert.equal(rec.result, undefined);
 
     const wf = (await (await svc.conductor(`/workflow/${rec.workflow_id}?includeTasks=false`)).json()) as { status: string; correlationId: string; input: Record<string, unknown>; workflowName: string };
