@@ -20,8 +20,8 @@ export const PHASES = [
   "transcription (all tracks)",
   "→ merge",
   "merge → topics",
-  "→ title ∥ summary ∥ mixdown",
-  "title ∥ summary ∥ mixdown",
+  "→ title ∥ summary ∥ actions ∥ mixdown",
+  "title ∥ summary ∥ actions ∥ mixdown",
   "→ finalize",
   "finalize",
   "finalize → end",
@@ -37,7 +37,7 @@ export function phaseDurations(spans: readonly StepSpan[], end: number): number[
   const T = ["transcribe_track"];
   const M = ["merge_transcripts"];
   const D = ["detect_topics"];
-  const F = ["generate_title", "generate_summary", "mixdown"];
+  const F = ["generate_title", "generate_summary", "extract_action_items", "mixdown"];
   const Z = ["finalize"];
   const marks = [0, first(P), last(P), first(S), last(S), first(T), last(T), first(M), last(D), first(F), last(F), first(Z), last(Z), end];
   const out: number[] = [];

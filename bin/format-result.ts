@@ -37,6 +37,15 @@ export function transcriptLines(words: readonly Word[], pauseSeconds = 2): Trans
   return lines;
 }
 
+/**
+ * `- [00:41.2] Alice: We will send the draft by Friday.`: one line per action item, owner
+ * named. A Result stored before the step existed may have none.
+ */
+export function actionItemLines(result: Pick<Result, "participants" | "action_items">): string[] {
+  const names = new Map(result.participants.map((p) => [p.speaker, p.name]));
+  return (result.action_items ?? []).map((a) => `- [${clock(a.start)}] ${names.get(a.speaker) ?? `Speaker ${a.speaker}`}: ${a.text}`);
+}
+
 export function formatResult(result: Result): string {
   const names = new Map(result.participants.map((p) => [p.speaker, p.name]));
   const name = (s: number): string => names.get(s) ?? `Speaker ${s}`;
@@ -55,5 +64,9 @@ export function formatResult(result: Result): string {
   }
   out.push("", "Short summary:", result.short_summary || "(empty)");
   out.push("", "Long summary:", result.long_summary || "(empty)");
+  out.push("", "Action items:");
+  const items = actionItemLines(result);
+  if (items.length === 0) out.push("  (none)");
+  out.push(...items);
   return `${out.join("\n")}\n`;
 }

@@ -3,7 +3,7 @@
  * process start (one wiring point per process) and pass them to the steps.
  */
 import type { Readable } from "node:stream";
-import type { Span, Topic, Word } from "./contracts/index.ts";
+import type { ActionItem, Span, Topic, Word } from "./contracts/index.ts";
 
 /** Object storage (local directory for the CLI, S3 for the service). */
 export interface Storage {
@@ -91,6 +91,8 @@ export interface TextModel {
   detectTopics(words: Word[], language: string): Promise<Topic[]>;
   generateTitle(topics: Topic[], language: string): Promise<string>;
   generateSummary(topics: Topic[], language: string): Promise<{ short_summary: string; long_summary: string }>;
+  /** sentences that commit someone to do something, in time order; owner = the sentence's speaker */
+  extractActionItems(words: Word[], language: string): Promise<ActionItem[]>;
 }
 
 /** Audio tools (ffmpeg/sox behind a small interface). */

@@ -17,6 +17,7 @@ import { recordingPrefix } from "../adapters/storage/sweeper.ts";
 import { checkOffsets, type UploadLimits } from "./upload/limits.ts";
 import { canSee, ownerOf, type Principal } from "./auth/plugin.ts";
 import { clientFailure } from "../pipeline/failures.ts";
+import { taskCount } from "../pipeline/state/index.ts";
 
 export interface RecordingServiceDeps {
   repo: RecordingsRepo;
@@ -39,8 +40,8 @@ export interface RecordingServiceDeps {
   reconcileEveryMs?: number;
 }
 
-/** Steps of one run: per track prepare + transcribe, then 8 steps once. */
-export const totalSteps = (tracks: number): number => 2 * tracks + 8;
+/** Steps of one run, counted from the pipeline graph (per-track steps once per track). */
+export const totalSteps = (tracks: number): number => taskCount(tracks);
 
 export interface RecordingView {
   id: string;

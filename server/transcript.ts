@@ -1,9 +1,11 @@
 /**
  * A Result's transcript in four formats. Lines are grouped the same way as the CLI's text
  * output (bin/format-result.ts): consecutive words of one speaker, split at long pauses.
+ * JSON and text carry the action items too (text: a section after the transcript, only
+ * when there are any); the cue formats (VTT, SRT) are the transcript alone.
  */
 import type { Result } from "../pipeline/contracts/index.ts";
-import { clock, transcriptLines } from "../bin/format-result.ts";
+import { actionItemLines, clock, transcriptLines } from "../bin/format-result.ts";
 
 export const TRANSCRIPT_FORMATS = ["json", "text", "vtt", "srt"] as const;
 export type TranscriptFormat = (typeof TRANSCRIPT_FORMATS)[number];
@@ -42,9 +44,13 @@ export function renderTranscript(result: Result, format: TranscriptFormat): stri
         participants: result.participants,
         segments: lines.map((l) => ({ speaker: l.speaker, name: name(l.speaker), start: l.start, end: l.end, text: l.text })),
         words: result.words,
+        action_items: (result.action_items ?? []).map((a) => ({ ...a, name: name(a.speaker) })),
       });
-    case "text":
-      return lines.map((l) => `[${clock(l.start)}] ${name(l.speaker)}: ${l.text}`).join("\n") + (lines.length ? "\n" : "");
+    case "text": {
+      const text = lines.map((l) => `[${clock(l.start)}] ${name(l.speaker)}: ${l.text}`).join("\n") + (lines.length ? "\n" : "");
+      const items = actionItemLines(result);
+      return items.length ? `${text}${text ? "\n" : ""}Action items:\n${items.join("\n")}\n` : text;
+    }
     case "vtt":
       return (
         "WEBVTT\n\n" +

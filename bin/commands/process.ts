@@ -21,6 +21,7 @@ import type { Storage } from "../../pipeline/ports.ts";
 import type { PipelineEngine } from "../../pipeline/runner/engine.ts";
 import { createInProcessEngine, PipelineAbortedError, PipelineStepError } from "../../pipeline/runner/inprocess.ts";
 import { ManifestFileError, stageManifest } from "../../pipeline/runner/stage.ts";
+import { taskCount } from "../../pipeline/state/index.ts";
 import { createLocalStorage } from "../../adapters/storage/local.ts";
 import { buildInfo, workerIdentity } from "../../workers/identity.ts";
 import { CliError } from "../errors.ts";
@@ -199,7 +200,7 @@ export async function processCommand(opts: ProcessOptions): Promise<void> {
     }
     cleanups.push(() => engine.close());
 
-    bar = createProgressBar(2 * input.tracks.length + 8);
+    bar = createProgressBar(taskCount(input.tracks.length));
     const onProgress = (e: ProgressEvent): void => {
       bar?.onEvent(e);
       log.debug({ progress: e }, "progress");

@@ -39,6 +39,16 @@ export const Topic = z.object({
 });
 export type Topic = z.infer<typeof Topic>;
 
+/** Something a participant said would be done: the sentence, who said it (the owner) and when. */
+export const ActionItem = z.object({
+  text: z.string().min(1),
+  /** the speaker who said it (track index), taken as the item's owner */
+  speaker: z.number().int().nonnegative(),
+  /** start of the sentence's first word, seconds on the global timeline */
+  start: seconds,
+});
+export type ActionItem = z.infer<typeof ActionItem>;
+
 export const Result = z.object({
   duration: seconds,
   participants: z.array(Participant),
@@ -47,6 +57,8 @@ export const Result = z.object({
   title: z.string().min(1),
   short_summary: z.string(),
   long_summary: z.string(),
+  /** Results stored before the step existed have none */
+  action_items: z.array(ActionItem).default([]),
 });
 export type Result = z.infer<typeof Result>;
 

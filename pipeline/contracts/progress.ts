@@ -10,6 +10,7 @@ export const StepName = z.enum([
   "detect_topics",
   "generate_title",
   "generate_summary",
+  "extract_action_items",
   "mixdown",
   "finalize",
 ]);

@@ -4,7 +4,8 @@
  * Audio never travels in a payload: only storage keys do.
  */
 import { z } from "zod/v4";
-import { Language, ParticipantName, Span, Topic, TrackTranscript, Word } from "./domain.ts";
+import { ActionItem, Language, ParticipantName, Result, Span, Topic, TrackTranscript, Word } from "./domain.ts";
+import type { StepName } from "./progress.ts";
 
 const seconds = z.number().finite().nonnegative();
 const TrackIndex = z.number().int().nonnegative();
@@ -165,6 +166,12 @@ export type GenerateSummaryInput = z.infer<typeof GenerateSummaryInput>;
 export const GenerateSummaryOutput = z.object({ short_summary: z.string(), long_summary: z.string() });
 export type GenerateSummaryOutput = z.infer<typeof GenerateSummaryOutput>;
 
+// ---- extract_action_items ---------------------------------------------------------
+export const ExtractActionItemsInput = z.object({ language: Language, words: z.array(Word) });
+export type ExtractActionItemsInput = z.infer<typeof ExtractActionItemsInput>;
+export const ExtractActionItemsOutput = z.object({ action_items: z.array(ActionItem) });
+export type ExtractActionItemsOutput = z.infer<typeof ExtractActionItemsOutput>;
+
 // ---- mixdown -----------------------------------------------------------------------
 export const MixdownInput = z.object({
   recording_id: RecordingId,
@@ -191,9 +198,31 @@ export const FinalizeInput = z.object({
   title: z.string().min(1),
   short_summary: z.string(),
   long_summary: z.string(),
+  action_items: z.array(ActionItem),
   audio_key: StorageKey.optional(),
   waveform: z.array(z.number()).optional(),
 });
 export type FinalizeInput = z.infer<typeof FinalizeInput>;
 
 export { TrackTranscript };
+
+/**
+ * Input and output contract of every step, by step name (the step table, the state
+ * machine and the graph all read them from here). A step without an entry is a compile error.
+ */
+export const stepContracts = {
+  prepare_track: { input: PrepareTrackInput, output: PreparedTrack },
+  plan_speech: { input: PlanSpeechInput, output: SpeechPlan },
+  transcribe_track: { input: TranscribeTrackInput, output: TranscribeTrackOutput },
+  merge_transcripts: { input: MergeTranscriptsInput, output: MergeTranscriptsOutput },
+  suppress_bleed: { input: SuppressBleedInput, output: SuppressBleedOutput },
+  detect_topics: { input: DetectTopicsInput, output: DetectTopicsOutput },
+  generate_title: { input: GenerateTitleInput, output: GenerateTitleOutput },
+  generate_summary: { input: GenerateSummaryInput, output: GenerateSummaryOutput },
+  extract_action_items: { input: ExtractActionItemsInput, output: ExtractActionItemsOutput },
+  mixdown: { input: MixdownInput, output: MixdownOutput },
+  finalize: { input: FinalizeInput, output: Result },
+} as const satisfies { readonly [K in StepName]: { input: z.ZodType; output: z.ZodType } };
+export type StepContracts = typeof stepContracts;
+export type StepInputOf<K extends StepName> = z.input<StepContracts[K]["input"]>;
+export type StepOutputOf<K extends StepName> = z.infer<StepContracts[K]["output"]>;

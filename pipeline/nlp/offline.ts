@@ -1,11 +1,12 @@
 /**
  * The offline text model: topics by lexical cohesion (tiling.ts), keyphrase titles
  * (keyphrases.ts) and extractive summaries (summarize.ts) over pause-delimited segments
- * (segments.ts). Pure computation, no network: the same words always give the same
+ * (segments.ts), action items by cue phrases (actions.ts). Pure computation, no network: the same words always give the same
  * topics, titles and summaries.
  */
-import type { Topic, Word } from "../contracts/index.ts";
+import type { ActionItem, Topic, Word } from "../contracts/index.ts";
 import type { TextModel } from "../ports.ts";
+import { extractActionItemsOffline } from "./actions.ts";
 import { createLanguageTools, type LanguageTools } from "./language.ts";
 import { extractCandidates, joinPhrases, pickDistinct, scoreCandidates, tfidfWeights, titleCase, type ScoredPhrase } from "./keyphrases.ts";
 import { orderWords, segmentWords, type Segment, type SegmentOptions } from "./segments.ts";
@@ -142,6 +143,10 @@ export function createOfflineTextModel(options: OfflineTextModelOptions = {}): T
         })
         .filter(Boolean);
       return { short_summary: short || EMPTY_SUMMARY, long_summary: paragraphs.join("\n\n") || EMPTY_SUMMARY };
+    },
+
+    async extractActionItems(words: Word[], language: string): Promise<ActionItem[]> {
+      return extractActionItemsOffline(words, lang(language), options.segments);
     },
   };
 }

@@ -9,7 +9,7 @@
  */
 import type { Logger } from "pino";
 import { z } from "zod/v4";
-import type { Topic, Word } from "../contracts/index.ts";
+import type { ActionItem, Topic, Word } from "../contracts/index.ts";
 import type { TextModel } from "../ports.ts";
 import { createLanguageTools, type LanguageTools } from "./language.ts";
 import { EMPTY_SUMMARY, EMPTY_TITLE } from "./offline.ts";
@@ -248,6 +248,37 @@ export function createChatTextModel(options: ChatTextModelOptions): TextModel {
         }),
       );
       return answer;
+    },
+
+    async extractActionItems(words: Word[], language: string): Promise<ActionItem[]> {
+      if (words.length === 0) return [];
+      const segments = segmentWords(words, lang(language), options.segments);
+      const n = segments.length;
+      const answer = await askJson(
+        "extract_action_items",
+        "You list the action items of meetings. Answer with one JSON object and nothing else.",
+        [
+          `The meeting transcript below has ${n} numbered segments, one per line: #index [mm:ss] speaker: text.`,
+          "List every action item: something a participant commits to do, is asked to do, or proposes the group does (often with a deadline).",
+          'Answer {"action_items":[{"segment":<index of the segment where it is said>,"text":"<the action, one short sentence>"}]}, in time order;',
+          'answer {"action_items":[]} when there is none. Questions, past events and opinions are not action items.',
+          `Write the text in language '${language}'.`,
+          "",
+          transcript(segments),
+        ].join("\n"),
+        z.object({
+          action_items: z.array(
+            z.object({
+              segment: z.number().int().min(0).max(n - 1, `segment must be at most ${n - 1}`),
+              text: z.string().trim().min(1, "text must not be empty").max(500),
+            }),
+          ),
+        }),
+      );
+      // owner and time come from the transcript: the segment's speaker and first word
+      return answer.action_items
+        .map((a) => ({ text: a.text, speaker: segments[a.segment]!.speaker, start: segments[a.segment]!.start }))
+        .sort((x, y) => x.start - y.start || x.speaker - y.speaker);
     },
   };
 }

@@ -16,7 +16,7 @@ import { isDeepStrictEqual } from "node:util";
 import type { z } from "zod/v4";
 import type { PipelineInput, Result, StepName } from "../contracts/index.ts";
 import { PipelineEvent, type PipelineEventInput, type RetryTimerFired, type StepFailed, type StepSucceeded } from "./events.ts";
-import { jobId, stepOutputSchemas, taskKey, taskSpecs, type TaskSpec } from "./graph.ts";
+import { FINAL_STEP, jobId, stepOutputSchemas, taskKey, taskSpecs, type TaskSpec } from "./graph.ts";
 import type { EmitProgress, Instruction } from "./instructions.ts";
 import { backoffDelayMs, defaultRetryPolicy, maxAttempts, type RetryPolicy } from "./policy.ts";
 
@@ -179,7 +179,7 @@ export function handle(state: PipelineState, rawEvent: PipelineEventInput | Pipe
   const parsed = PipelineEvent.safeParse(rawEvent);
   if (!parsed.success) throw new EventSchemaError(parsed.error);
   const event = parsed.data;
-  const s = structuredClone(state);
+  const s = copyState(state);
   s.seq += 1;
   const ctx: Ctx = { s, seq: s.seq, eventId: event.id, out: [] };
 
@@ -246,6 +246,25 @@ function dispatch(ctx: Ctx, event: PipelineEvent): Verdict {
   }
 }
 
+/**
+ * The machine's private copy of a state: everything it changes is copied (statuses,
+ * attempts, histories, the log, the seen ids); task outputs and the input are shared,
+ * since nothing ever changes them (each is a fresh value the event's schema parse
+ * produced). A deep copy cloned every output (whole transcripts, several times over) on
+ * every event: 10.7 s of `handle` for a 3 × 10 000-word run, 0.1 s with this copy.
+ */
+function copyState(state: PipelineState): PipelineState {
+  const tasks: Record<string, TaskState> = {};
+  for (const [k, t] of Object.entries(state.tasks)) tasks[k] = { ...t, attempts: t.attempts.map((a) => ({ ...a })), history: [...t.history] };
+  return {
+    ...state,
+    tasks,
+    seen: { ...state.seen },
+    log: [...state.log],
+    failure: state.failure ? { ...state.failure } : null,
+  };
+}
+
 // ---- handlers ---------------------------------------------------------------------
 
 function onStepResult(ctx: Ctx, task: TaskState, event: StepSucceeded | StepFailed): Verdict {
@@ -283,7 +302,7 @@ function onStepResult(ctx: Ctx, task: TaskState, event: StepSucceeded | StepFail
     duration_ms: event.duration_ms,
     worker_id: event.worker_id,
   });
-  if (task.step === "finalize") finishPipeline(ctx, task.output as Result);
+  if (task.step === FINAL_STEP) finishPipeline(ctx, task.output as Result);
   else startReadyTasks(ctx);
   return applied(task.key);
 }

@@ -17,6 +17,7 @@ export function assembleResult(input: FinalizeInput): Result {
     title: input.title,
     short_summary: input.short_summary,
     long_summary: input.long_summary,
+    action_items: input.action_items,
   });
 }
 

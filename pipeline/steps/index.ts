@@ -14,6 +14,7 @@ import { suppressBleed } from "./suppress_bleed.ts";
 import { detectTopics } from "./detect_topics.ts";
 import { generateTitle } from "./generate_title.ts";
 import { generateSummary } from "./generate_summary.ts";
+import { extractActionItems } from "./extract_action_items.ts";
 import { mixdown } from "./mixdown.ts";
 import { finalize } from "./finalize.ts";
 
@@ -39,9 +40,10 @@ export const steps = {
   detect_topics: step({ name: "detect_topics", input: C.DetectTopicsInput, output: C.DetectTopicsOutput, heavy: false, run: detectTopics }),
   generate_title: step({ name: "generate_title", input: C.GenerateTitleInput, output: C.GenerateTitleOutput, heavy: false, run: generateTitle }),
   generate_summary: step({ name: "generate_summary", input: C.GenerateSummaryInput, output: C.GenerateSummaryOutput, heavy: false, run: generateSummary }),
+  extract_action_items: step({ name: "extract_action_items", input: C.ExtractActionItemsInput, output: C.ExtractActionItemsOutput, heavy: false, run: extractActionItems }),
   mixdown: step({ name: "mixdown", input: C.MixdownInput, output: C.MixdownOutput, heavy: true, run: mixdown }),
   finalize: step({ name: "finalize", input: C.FinalizeInput, output: C.Result, heavy: false, run: finalize }),
-} as const;
+} as const satisfies { readonly [K in C.StepName]: StepDefinition<C.StepContracts[K]["input"], C.StepContracts[K]["output"]> };
 
 export type StepTable = typeof steps;
 export type { StepDeps } from "./deps.ts";

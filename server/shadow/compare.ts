@@ -8,7 +8,7 @@
  *   speakers               speaker of every aligned word
  *   timing                 start/end of aligned words within SHADOW_TIME_TOLERANCE_SECONDS
  *   topics.count / topics.boundaries / topics.titles
- *   title, summary.short, summary.long
+ *   title, summary.short, summary.long, action_items
  *   audio.duration, audio.waveform, plan.duration, plan.spans, track.duration, bleed.dropped
  *   duration               each engine's step duration (informational: always ignored)
  *
@@ -16,7 +16,8 @@
  * (`summary` matches `summary.short`), its step (`mixdown`) or `step:check`
  * (`transcribe_track:timing`). Matching items are classified ignored with the rule named.
  */
-import { StepName, type Result, type Word } from "../../pipeline/contracts/index.ts";
+import type { ActionItem, Result, StepName, StepOutputOf, Word } from "../../pipeline/contracts/index.ts";
+import { orderedSteps } from "../../pipeline/state/index.ts";
 import { alignWords, AlignmentTooLargeError, type Alignment } from "./align.ts";
 
 export type Classification = "matched" | "mismatched" | "ignored";
@@ -98,8 +99,8 @@ export function rulesFromConfig(c: { SHADOW_WER_TOLERANCE: number; SHADOW_TIME_T
   };
 }
 
-/** the steps in pipeline order: the contract lists them so */
-const STEP_ORDER: readonly StepName[] = StepName.options;
+/** the steps in pipeline order (the graph's stages) */
+const STEP_ORDER: readonly StepName[] = orderedSteps();
 
 const keyOf = (step: string, track: number | null): string => (track === null ? step : `${step}[${track}]`);
 const fmtT = (s: number): string => `${s.toFixed(2)}s`;
@@ -200,78 +201,101 @@ export function ruleMatches(rule: string, step: string, check: string): boolean 
 
 type Add = (step: StepName, track: number | null, check: string, ok: boolean, summary: string, details?: unknown, informational?: boolean) => void;
 
+/** What a comparator gets besides the two outputs. */
+interface CompareContext {
+  step: StepName;
+  track: number | null;
+  rules: CompareRules;
+  add: Add;
+  /** within SHADOW_TIME_TOLERANCE_SECONDS */
+  near(x: number, y: number): boolean;
+}
+
+/** Compares one step's outputs of the two engines, adding its checks through `c.add`. */
+export type Comparator<K extends StepName> = (primary: StepOutputOf<K>, shadow: StepOutputOf<K>, c: CompareContext) => void;
+
+/**
+ * One comparator per step: a step without one is a compile error, so a new step cannot
+ * silently go uncompared.
+ */
+export const COMPARATORS: { readonly [K in StepName]: Comparator<K> } = {
+  prepare_track: (o1, o2, { step, track, add, near }) => {
+    add(step, track, "track.duration", near(o1.duration_seconds, o2.duration_seconds), `track duration ${fmtT(o1.duration_seconds)} vs ${fmtT(o2.duration_seconds)}`);
+  },
+  plan_speech: (o1, o2, { step, track, add, near }) => {
+    add(step, track, "plan.duration", near(o1.duration, o2.duration), `recording duration ${fmtT(o1.duration)} vs ${fmtT(o2.duration)}`);
+    const t2 = new Map(o2.tracks.map((t) => [t.track_index, t]));
+    for (const t of o1.tracks) {
+      const other = t2.get(t.track_index)?.spans ?? [];
+      const off = t.spans.length !== other.length || t.spans.some((s, i) => !near(s.start, other[i]!.start) || !near(s.end, other[i]!.end));
+      add(step, t.track_index, "plan.spans", !off, `track ${t.track_index}: ${t.spans.length} vs ${other.length} speech span(s)${off ? " (boundaries differ)" : ""}`, off ? { primary: t.spans, shadow: other } : undefined);
+    }
+  },
+  transcribe_track: (o1, o2, { step, track, rules, add }) => compareWords(step, track, o1.words, o2.words, rules, add, false),
+  merge_transcripts: (o1, o2, { step, track, rules, add }) => compareWords(step, track, o1.words, o2.words, rules, add, true),
+  suppress_bleed: (o1, o2, { step, track, rules, add }) => {
+    compareWords(step, track, o1.words, o2.words, rules, add, true);
+    add(step, track, "bleed.dropped", o1.dropped === o2.dropped, `bleed words dropped ${String(o1.dropped)} vs ${String(o2.dropped)}`);
+  },
+  detect_topics: (o1, o2, { step, rules, add }) => compareTopics(step, o1.topics, o2.topics, rules.timeToleranceSeconds, add),
+  generate_title: (o1, o2, { step, track, add }) => {
+    add(step, track, "title", o1.title === o2.title, o1.title === o2.title ? `title ${quote(o1.title)}` : `title ${quote(o1.title)} vs ${quote(o2.title)}`);
+  },
+  generate_summary: (o1, o2, { step, track, add }) => {
+    for (const [field, check] of [["short_summary", "summary.short"], ["long_summary", "summary.long"]] as const) {
+      const same = o1[field] === o2[field];
+      add(step, track, check, same, same ? `${field} identical (${o1[field].length} chars)` : `${field} ${quote(o1[field])} vs ${quote(o2[field])}`);
+    }
+  },
+  extract_action_items: (o1, o2, c) => compareActionItems(c, o1.action_items, o2.action_items),
+  mixdown: (o1, o2, { step, track, rules, add, near }) => {
+    add(step, track, "audio.duration", near(o1.duration, o2.duration), `mixdown duration ${fmtT(o1.duration)} vs ${fmtT(o2.duration)}`);
+    const w1 = o1.waveform;
+    const w2 = o2.waveform;
+    const maxDiff = w1.length === w2.length ? w1.reduce((m, v, i) => Math.max(m, Math.abs(v - w2[i]!)), 0) : Infinity;
+    add(
+      step,
+      track,
+      "audio.waveform",
+      maxDiff <= rules.waveformTolerance,
+      w1.length === w2.length ? `waveform ${w1.length} peaks, largest difference ${maxDiff.toFixed(3)}` : `waveform ${w1.length} vs ${w2.length} peaks`,
+    );
+  },
+  finalize: (r1, r2, { step, track, rules, add, near }) => {
+    add(step, track, "result.duration", near(r1.duration, r2.duration), `result duration ${fmtT(r1.duration)} vs ${fmtT(r2.duration)}`);
+    compareWords(step, track, r1.words, r2.words, rules, add, true);
+  },
+};
+
 function compareOutputs(step: StepName, track: number | null, a: unknown, b: unknown, rules: CompareRules, add: Add): void {
   const tol = rules.timeToleranceSeconds;
   const near = (x: number, y: number): boolean => Math.abs(x - y) <= tol + 1e-9;
-  const o1 = a as Record<string, unknown>;
-  const o2 = b as Record<string, unknown>;
-  switch (step) {
-    case "prepare_track": {
-      const d1 = o1.duration_seconds as number;
-      const d2 = o2.duration_seconds as number;
-      add(step, track, "track.duration", near(d1, d2), `track duration ${fmtT(d1)} vs ${fmtT(d2)}`);
-      return;
-    }
-    case "plan_speech": {
-      const d1 = o1.duration as number;
-      const d2 = o2.duration as number;
-      add(step, track, "plan.duration", near(d1, d2), `recording duration ${fmtT(d1)} vs ${fmtT(d2)}`);
-      const t1 = o1.tracks as { track_index: number; spans: { start: number; end: number }[] }[];
-      const t2 = new Map((o2.tracks as typeof t1).map((t) => [t.track_index, t]));
-      for (const t of t1) {
-        const other = t2.get(t.track_index)?.spans ?? [];
-        const off = t.spans.length !== other.length || t.spans.some((s, i) => !near(s.start, other[i]!.start) || !near(s.end, other[i]!.end));
-        add(step, t.track_index, "plan.spans", !off, `track ${t.track_index}: ${t.spans.length} vs ${other.length} speech span(s)${off ? " (boundaries differ)" : ""}`, off ? { primary: t.spans, shadow: other } : undefined);
-      }
-      return;
-    }
-    case "transcribe_track":
-      compareWords(step, track, o1.words as Word[], o2.words as Word[], rules, add, false);
-      return;
-    case "merge_transcripts":
-      compareWords(step, track, o1.words as Word[], o2.words as Word[], rules, add, true);
-      return;
-    case "suppress_bleed": {
-      compareWords(step, track, o1.words as Word[], o2.words as Word[], rules, add, true);
-      add(step, track, "bleed.dropped", o1.dropped === o2.dropped, `bleed words dropped ${String(o1.dropped)} vs ${String(o2.dropped)}`);
-      return;
-    }
-    case "detect_topics":
-      compareTopics(step, o1.topics as TopicLike[], o2.topics as TopicLike[], tol, add);
-      return;
-    case "generate_title":
-      add(step, track, "title", o1.title === o2.title, o1.title === o2.title ? `title ${quote(String(o1.title))}` : `title ${quote(String(o1.title))} vs ${quote(String(o2.title))}`);
-      return;
-    case "generate_summary":
-      for (const [field, check] of [["short_summary", "summary.short"], ["long_summary", "summary.long"]] as const) {
-        const same = o1[field] === o2[field];
-        add(step, track, check, same, same ? `${field} identical (${String(o1[field]).length} chars)` : `${field} ${quote(String(o1[field]))} vs ${quote(String(o2[field]))}`);
-      }
-      return;
-    case "mixdown": {
-      const d1 = o1.duration as number;
-      const d2 = o2.duration as number;
-      add(step, track, "audio.duration", near(d1, d2), `mixdown duration ${fmtT(d1)} vs ${fmtT(d2)}`);
-      const w1 = o1.waveform as number[];
-      const w2 = o2.waveform as number[];
-      const maxDiff = w1.length === w2.length ? w1.reduce((m, v, i) => Math.max(m, Math.abs(v - w2[i]!)), 0) : Infinity;
-      add(
-        step,
-        track,
-        "audio.waveform",
-        maxDiff <= rules.waveformTolerance,
-        w1.length === w2.length ? `waveform ${w1.length} peaks, largest difference ${maxDiff.toFixed(3)}` : `waveform ${w1.length} vs ${w2.length} peaks`,
-      );
-      return;
-    }
-    case "finalize": {
-      const r1 = a as Result;
-      const r2 = b as Result;
-      add(step, track, "result.duration", near(r1.duration, r2.duration), `result duration ${fmtT(r1.duration)} vs ${fmtT(r2.duration)}`);
-      compareWords(step, track, r1.words, r2.words, rules, add, true);
-      return;
+  (COMPARATORS[step] as Comparator<StepName>)(a as never, b as never, { step, track, rules, add, near });
+}
+
+/**
+ * Action items pair up in order: the same number, and each pair with the same text and
+ * owner and starts within the time tolerance.
+ */
+function compareActionItems(c: CompareContext, i1: readonly ActionItem[], i2: readonly ActionItem[]): void {
+  const n = Math.min(i1.length, i2.length);
+  const differ: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const x = i1[i]!;
+    const y = i2[i]!;
+    if (x.text !== y.text || x.speaker !== y.speaker || !c.near(x.start, y.start)) {
+      differ.push(`item ${i}: ${quote(x.text, 40)} (speaker ${x.speaker}, ${fmtT(x.start)}) vs ${quote(y.text, 40)} (speaker ${y.speaker}, ${fmtT(y.start)})`);
     }
   }
+  const ok = differ.length === 0 && i1.length === i2.length;
+  c.add(
+    c.step,
+    c.track,
+    "action_items",
+    ok,
+    `${i1.length} vs ${i2.length} action item(s)` + (differ.length ? `: ${differ.slice(0, 3).join("; ")}${differ.length > 3 ? "; …" : ""}` : ok ? ", identical" : ""),
+    ok ? undefined : { primary: i1.slice(0, 50), shadow: i2.slice(0, 50) },
+  );
 }
 
 function compareWords(step: StepName, track: number | null, ref: Word[], hyp: Word[], rules: CompareRules, add: Add, withSpeakers: boolean): void {
@@ -344,7 +368,7 @@ interface TopicLike {
   duration: number;
 }
 
-function compareTopics(step: StepName, t1: TopicLike[], t2: TopicLike[], tol: number, add: Add): void {
+function compareTopics(step: StepName, t1: readonly TopicLike[], t2: readonly TopicLike[], tol: number, add: Add): void {
   add(step, null, "topics.count", t1.length === t2.length, `${t1.length} vs ${t2.length} topic(s)`);
   const n = Math.min(t1.length, t2.length);
   const moved: string[] = [];

@@ -6,7 +6,7 @@
  * never by Conductor reference names (engine-specific keys do not compare like with like).
  */
 import { Result, StepName } from "../../pipeline/contracts/index.ts";
-import { orderedTasks, type PipelineState } from "../../pipeline/state/index.ts";
+import { orderedTasks, perTrackSteps, type PipelineState } from "../../pipeline/state/index.ts";
 import type { EngineSnapshot, StepRecord } from "./compare.ts";
 
 export function bullmqSnapshot(state: PipelineState, runId: string | null): EngineSnapshot {
@@ -72,7 +72,7 @@ export function stepOfTask(t: ConductorTaskJson): StepName | null {
 }
 
 function trackOfTask(step: StepName, t: ConductorTaskJson): number | null {
-  if (step !== "prepare_track" && step !== "transcribe_track") return null;
+  if (!perTrackSteps.has(step)) return null;
   const fromOut = t.outputData?.track_index;
   if (typeof fromOut === "number") return fromOut;
   const fromIn = (t.inputData?.track as { track_index?: unknown } | undefined)?.track_index;
@@ -99,7 +99,7 @@ export function conductorSnapshot(wf: ConductorWorkflowJson): EngineSnapshot {
     const step = stepOfTask(t);
     if (!step) continue;
     const track = trackOfTask(step, t);
-    if (track === null && (step === "prepare_track" || step === "transcribe_track")) continue; // cannot be keyed honestly
+    if (track === null && perTrackSteps.has(step)) continue; // cannot be keyed honestly
     const key = track === null ? step : `${step}[${track}]`;
     const prev = byKey.get(key);
     byKey.set(key, { task: t, step, track, attempts: (prev?.attempts ?? 0) + 1 });

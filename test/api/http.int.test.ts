@@ -236,13 +236,13 @@ describe("the whole pipeline", { skip: haveWorkers ? false : "the Conductor work
         `${step} succeeded once per track`,
       );
     }
-    for (const step of ["plan_speech", "merge_transcripts", "suppress_bleed", "detect_topics", "generate_title", "generate_summary", "mixdown"]) {
+    for (const step of ["plan_speech", "merge_transcripts", "suppress_bleed", "detect_topics", "generate_title", "generate_summary", "extract_action_items", "mixdown"]) {
       assert.ok(progress.some((e) => e.step === step && e.status === "succeeded"), `${step} succeeded`);
     }
     // finalize stores the Result and so completes the recording (its own 'succeeded' may trail)
     assert.ok(progress.some((e) => e.step === "finalize" && e.status === "started"));
     const completed = progress.find((e) => e.step === "pipeline" && e.status === "completed");
-    assert.deepEqual(completed, { ...completed, completed_steps: 14, total_steps: 14 });
+    assert.deepEqual(completed, { ...completed, completed_steps: 15, total_steps: 15 });
     const ids = progress.map((e) => Number(e.id));
     assert.deepEqual(ids, [...ids].sort((a, b) => a - b), "events arrive in order");
 
@@ -251,7 +251,7 @@ describe("the whole pipeline", { skip: haveWorkers ? false : "the Conductor work
     const result = Result.parse(rec.result);
     assert.deepEqual(result.participants.map((p) => p.name), ["Alice", "Bob", "Carol"]);
     assert.deepEqual([...new Set(result.words.map((w) => w.speaker))].sort(), [0, 1, 2], "every speaker has words");
-    assert.equal(rec.progress.completed_steps, 14);
+    assert.equal(rec.progress.completed_steps, 15);
 
     const get = (format: string) => fetch(`${server.url}/v1/recordings/${id}/transcript?format=${format}`, { headers: auth });
     const json = (await (await get("json")).json()) as { segments: { name: string; text: string }[]; words: unknown[] };

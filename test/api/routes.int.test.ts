@@ -208,7 +208,7 @@ describe("accepted uploads", () => {
         [1, "Bob", 1.5, b.length, "wav"],
       ],
     );
-    assert.deepEqual(rec.progress, { completed_steps: 0, total_steps: 12, steps: [] });
+    assert.deepEqual(rec.progress, { completed_steps: 0, total_steps: 13, steps: [] });
     assert.equal(rec.result, undefined);
 
     const wf = (await (await svc.conductor(`/workflow/${rec.workflow_id}?includeTasks=false`)).json()) as { status: string; correlationId: string; input: Record<string, unknown>; workflowName: string };
@@ -389,6 +389,7 @@ describe("status from workers and Conductor", () => {
       title: "Greeting",
       short_summary: "A says hello.",
       long_summary: "A says hello to the world.",
+      action_items: [],
     };
     await results.saveResult(id, "bullmq", { ...result, title: "Shadow title" });
     rec = (await app.inject({ method: "GET", url: `/v1/recordings/${id}`, headers: auth })).json();

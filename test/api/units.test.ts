@@ -107,6 +107,7 @@ const result: Result = {
   title: "Greetings",
   short_summary: "s",
   long_summary: "l",
+  action_items: [],
 };
 
 test("transcripts: text, WebVTT and SRT cues by speaker; JSON with segments and words", () => {

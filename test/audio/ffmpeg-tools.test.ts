@@ -44,6 +44,7 @@ const unusedText: TextModel = {
   detectTopics: () => Promise.reject(new Error("unused")),
   generateTitle: () => Promise.reject(new Error("unused")),
   generateSummary: () => Promise.reject(new Error("unused")),
+  extractActionItems: () => Promise.reject(new Error("unused")),
 };
 /** an engine that must not be called (silent tracks never reach the decoder) */
 const refusingAsr: AsrEngine = { name: "refusing", capabilities: { preload: false, sharedChild: false }, transcribe: () => Promise.reject(new Error("the decoder was called")) };

@@ -16,6 +16,7 @@ const noText: TextModel = {
   detectTopics: () => Promise.reject(new Error("not used by the audio tests")),
   generateTitle: () => Promise.reject(new Error("not used by the audio tests")),
   generateSummary: () => Promise.reject(new Error("not used by the audio tests")),
+  extractActionItems: () => Promise.reject(new Error("not used by the audio tests")),
 };
 
 export function audioDeps(storage: Storage, scratchDir: string, bleedThresholdDb = 10, asr?: AsrEngine): StepDeps {

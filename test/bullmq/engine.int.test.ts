@@ -50,10 +50,11 @@ test("a recording runs end to end on BullMQ and its event log replays to the sto
   assert.equal(rebuilt.state.status, "succeeded");
   assert.deepEqual(rebuilt.state.result, result);
 
-  // one applied result per task: 2 prepare + plan + 2 transcribe + merge + bleed + topics + title + summary + mixdown + finalize
+  // one applied result per task: 2 prepare + plan + 2 transcribe + merge + bleed + topics + title + summary + action items + mixdown + finalize
   const applied = events.filter((e) => e.event.type === "StepSucceeded" && e.outcome === "applied");
-  assert.equal(applied.length, 12);
-  assert.equal(new Set(applied.map((e) => e.event.id)).size, 12);
+  assert.equal(applied.length, 13);
+  assert.equal(new Set(applied.map((e) => e.event.id)).size, 13);
+  assert.deepEqual((rebuilt.state.tasks.extract_action_items!.output as { action_items: unknown }).action_items, result.action_items);
   // outputs were written in the bullmq namespace only
   const derived = (await h.storage.list(`recordings/${recordingId}/`)).filter((k) => !k.includes("/tracks/"));
   assert.ok(derived.length > 0);

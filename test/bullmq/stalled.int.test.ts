@@ -73,7 +73,7 @@ test("a worker killed mid-transcription is recovered and the run completes with 
     assert.equal(forKilled[0]!.outcome, "applied");
     assert.equal((forKilled[0]!.event as { worker_id?: string }).worker_id, b.workerId, "the surviving worker ran it");
     assert.equal(logged.filter((e) => e.event.type === "StepFailed").length, 0);
-    assert.equal(logged.filter((e) => e.event.type === "StepSucceeded" && e.outcome === "applied").length, 12);
+    assert.equal(logged.filter((e) => e.event.type === "StepSucceeded" && e.outcome === "applied").length, 13);
 
     const stored = await h.eventLog.run(run.workflow_id!);
     assert.equal(stored?.status, "succeeded");

@@ -58,7 +58,9 @@ test("process --json on the fixture meeting prints one valid Result", { timeout:
   const doc = JSON.parse(r.stdout) as Record<string, unknown>;
   assert.ok(!("run" in doc), "the in-process engine adds no run block");
   const result = Result.parse(doc);
-  assert.deepEqual(Object.keys(doc).sort(), ["duration", "long_summary", "participants", "short_summary", "title", "topics", "words"]);
+  assert.deepEqual(Object.keys(doc).sort(), ["action_items", "duration", "long_summary", "participants", "short_summary", "title", "topics", "words"]);
+  // every action item is owned by a participant and starts at one of that participant's words
+  for (const a of result.action_items) assert.ok(result.words.some((w) => w.speaker === a.speaker && w.start === a.start), JSON.stringify(a));
 
   assert.deepEqual(
     result.participants,
@@ -102,6 +104,7 @@ test("process without --json prints a readable transcript, topics, title and sum
   assert.match(r.stdout, /^Topics:\n\[\d\d:\d\d\.\d–\d\d:\d\d\.\d\] \S/m);
   assert.match(r.stdout, /^Short summary:\n\S/m);
   assert.match(r.stdout, /^Long summary:\n\S/m);
+  assert.match(r.stdout, /^Action items:\n(- \[\d\d:\d\d\.\d\] \S|  \(none\))/m);
   // logs go to stderr, never to stdout
   assert.doesNotMatch(r.stdout, /"level":/);
   assert.deepEqual(leftovers(), []);

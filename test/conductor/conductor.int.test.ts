@@ -90,6 +90,11 @@ test("3-track fixture through Conductor = in-process (words, speakers, topics); 
     assert.deepEqual(viaConductor.participants, inproc.participants);
     assert.deepEqual(viaConductor.topics.map((t) => [t.title, t.timestamp]), inproc.topics.map((t) => [t.title, t.timestamp]));
     assert.equal(viaConductor.title, inproc.title);
+    // the action items too: the step ran in its branch of the summaries fork, and finalize carried them
+    assert.deepEqual(viaConductor.action_items, inproc.action_items);
+    const actions = wf.tasks.find((t) => t.referenceTaskName === "extract_action_items")!;
+    assert.equal(actions.status, "COMPLETED");
+    assert.deepEqual(actions.outputData.action_items, viaConductor.action_items);
 
     // the JOIN's real output: a dict keyed by task reference name, not a list
     const join = wf.tasks.find((t) => t.referenceTaskName === "transcribe_join")!;

@@ -29,8 +29,8 @@ test("successors read from the shipped workflow: plain hand-offs, and gated ones
   assert.deepEqual(next(m, "transcribe_track"), ["merge_transcripts (gated)"]);
   assert.deepEqual(next(m, "merge_transcripts"), ["suppress_bleed"]);
   assert.deepEqual(next(m, "suppress_bleed"), ["detect_topics"]);
-  assert.deepEqual(next(m, "detect_topics"), ["generate_summary", "generate_title", "mixdown"]);
-  for (const t of ["generate_title", "generate_summary", "mixdown"]) assert.deepEqual(next(m, t), ["finalize (gated)"]);
+  assert.deepEqual(next(m, "detect_topics"), ["extract_action_items", "generate_summary", "generate_title", "mixdown"]);
+  for (const t of ["generate_title", "generate_summary", "extract_action_items", "mixdown"]) assert.deepEqual(next(m, t), ["finalize (gated)"]);
   assert.deepEqual(next(m, "finalize"), []);
   for (const t of CONDUCTOR_TASKS) assert.ok(m.after.has(t), `${t} is in the table`);
 });
@@ -278,10 +278,10 @@ test("held are the types whose every task is announced in this process: a host s
   assert.deepEqual([...announcedTypes(m, ["transcribe_track"], false)], []);
   // a host with the steps after the transcription: merge waits on transcribe_track (elsewhere); the rest follow steps it runs
   assert.deepEqual(
-    [...announcedTypes(m, ["merge_transcripts", "suppress_bleed", "detect_topics", "generate_title", "generate_summary", "mixdown", "finalize"], false)].sort(),
-    ["detect_topics", "finalize", "generate_summary", "generate_title", "mixdown", "suppress_bleed"],
+    [...announcedTypes(m, ["merge_transcripts", "suppress_bleed", "detect_topics", "generate_title", "generate_summary", "extract_action_items", "mixdown", "finalize"], false)].sort(),
+    ["detect_topics", "extract_action_items", "finalize", "generate_summary", "generate_title", "mixdown", "suppress_bleed"],
   );
-  // finalize follows three steps: one of them elsewhere is enough to leave it on the server
+  // finalize follows four steps: one of them elsewhere is enough to leave it on the server
   assert.ok(!announcedTypes(m, ["generate_title", "generate_summary", "finalize"], false).has("finalize"));
   const hints = createPollHints();
   const o = heldPollOptions({ CONDUCTOR_HELD_POLLS: true, CONDUCTOR_POLL_SLICE_MS: 1000, CONDUCTOR_POLL_IDLE_MAX_MS: 3000 }, hints, m, false, ["transcribe_track"]);

@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { readFileSync } from "node:fs";
 import { checkWorkflow } from "../../workflows/check.ts";
+import { buildWorkflow, formatWorkflowJson, WORKFLOW_JSON_PATH } from "../../workflows/build.ts";
+import { forkPlanFor } from "../../workers/conductor/hooks.ts";
 import { loadTaskDefs, loadWorkflowDef } from "../../workers/conductor/definitions.ts";
 import { CONDUCTOR_TASKS } from "../../workers/conductor/host.ts";
 import { buildForkPlan, ForkPlanError, validateForkPlan } from "../../workers/conductor/fork.ts";
@@ -14,6 +17,57 @@ import { StepInputError, type StepDeps } from "../../pipeline/steps/index.ts";
 
 test("the shipped workflow passes the wiring check", () => {
   assert.deepEqual(checkWorkflow(loadWorkflowDef() as never, loadTaskDefs(), CONDUCTOR_TASKS), []);
+});
+
+test("the committed workflow JSON is what `trackscribe workflows build` generates from the graph", () => {
+  assert.equal(readFileSync(WORKFLOW_JSON_PATH, "utf8"), formatWorkflowJson(buildWorkflow()), "run `trackscribe workflows build`");
+  assert.deepEqual(loadWorkflowDef(), buildWorkflow());
+});
+
+test("the generated workflow: every step once as a task, per-track steps as dynamic forks with their JOIN, the parallel stage as one fork", () => {
+  const wf = buildWorkflow() as { tasks: { name: string; taskReferenceName: string; type: string; forkTasks?: { name: string }[][]; joinOn?: string[]; inputParameters?: Record<string, string> }[]; outputParameters: Record<string, string> };
+  assert.deepEqual(
+    wf.tasks.map((t) => `${t.taskReferenceName}:${t.type}`),
+    [
+      "plan_tracks:SIMPLE",
+      "prepare_fork:FORK_JOIN_DYNAMIC",
+      "prepare_join:JOIN",
+      "plan_speech:SIMPLE",
+      "transcribe_fork:FORK_JOIN_DYNAMIC",
+      "transcribe_join:JOIN",
+      "merge_transcripts:SIMPLE",
+      "suppress_bleed:SIMPLE",
+      "detect_topics:SIMPLE",
+      "summaries_fork:FORK_JOIN",
+      "summaries_join:JOIN",
+      "finalize:SIMPLE",
+    ],
+  );
+  const fork = wf.tasks.find((t) => t.type === "FORK_JOIN")!;
+  assert.deepEqual(fork.forkTasks!.map((b) => b.map((t) => t.name)), [["generate_title"], ["generate_summary"], ["extract_action_items"], ["mixdown"]]);
+  assert.deepEqual(wf.tasks.find((t) => t.taskReferenceName === "summaries_join")!.joinOn, ["generate_title", "generate_summary", "extract_action_items", "mixdown"]);
+  assert.equal(fork.forkTasks![2]![0]!.name, "extract_action_items");
+  assert.deepEqual((fork.forkTasks![2]![0]! as { inputParameters?: Record<string, string> }).inputParameters, {
+    language: "${workflow.input.language}",
+    words: "${suppress_bleed.output.words}",
+  });
+  assert.equal(wf.tasks.find((t) => t.name === "merge_transcripts")!.inputParameters!.transcripts, "${transcribe_join.output}");
+  assert.equal(wf.outputParameters.action_items, "${finalize.output.action_items}");
+  assert.deepEqual(checkWorkflow(wf as never, loadTaskDefs(), CONDUCTOR_TASKS), []);
+});
+
+test("the fork lists are built from the graph: the forked task's input as the other engines build it", () => {
+  const input = { recording_id: "r1", namespace: "conductor", language: "en" };
+  const plan = {
+    duration: 3,
+    track_seconds: 6,
+    planned_seconds: 2,
+    tracks: [1, 0].map((i) => ({ track_index: i, offset_seconds: 0, pcm_key: `p/${i}.wav`, envelope_key: `p/${i}.env`, frame_seconds: 0.02, duration_seconds: 3, spans: i === 0 ? [{ start: 0, end: 2 }] : [] })),
+  };
+  const fork = forkPlanFor("transcribe_track", input, { plan_speech: plan });
+  assert.deepEqual(fork.fork_tasks.map((t) => t.taskReferenceName), ["transcribe_track_1", "transcribe_track_0"]);
+  assert.deepEqual(fork.fork_inputs.transcribe_track_0, { ...input, track: plan.tracks[1], speech_tracks: 1 });
+  assert.throws(() => forkPlanFor("transcribe_track", input, {}), /output of plan_speech is not available/);
 });
 
 test("a renamed output field fails the wiring check, naming task and field", () => {

@@ -38,6 +38,7 @@ const result: C.Result = {
   title: "Budget",
   short_summary: "Hello budget.",
   long_summary: "Budget: Hello budget.",
+  action_items: [{ text: "We will send the budget by Friday.", speaker: 0, start: 0.5 }],
 };
 
 const samples: Record<string, unknown[]> = {
@@ -76,6 +77,9 @@ const samples: Record<string, unknown[]> = {
   GenerateTitleOutput: [{ title: "Budget" }],
   GenerateSummaryInput: [{ language: "en", topics: [topic, topic2] }],
   GenerateSummaryOutput: [{ short_summary: "Hello budget.", long_summary: "Budget: Hello budget.\n\nMore." }],
+  ActionItem: [{ text: "Let's ship the release on Monday.", speaker: 1, start: 12.5 }],
+  ExtractActionItemsInput: [{ language: "en", words }],
+  ExtractActionItemsOutput: [{ action_items: [{ text: "I will send the numbers.", speaker: 0, start: 0.5 }] }, { action_items: [] }],
   MixdownInput: [{ recording_id: "r1", namespace: "inprocess", tracks: [plan(0)] }, { recording_id: "r1", namespace: "inprocess", tracks: [plan(0)], peaks: 64 }],
   MixdownOutput: [{ audio_key: "recordings/r1/inprocess/mix.mp3", waveform: [0, 0.25, 1], duration: 64.25 }],
   FinalizeInput: [
@@ -89,10 +93,11 @@ const samples: Record<string, unknown[]> = {
       title: "Budget",
       short_summary: "s",
       long_summary: "l",
+      action_items: [{ text: "We need to fix the budget.", speaker: 1, start: 3 }],
       audio_key: "recordings/r1/inprocess/mix.mp3",
       waveform: [0.5],
     },
-    { recording_id: "r1", namespace: "inprocess", tracks: [trackSpec(0)], duration: 0, words: [], topics: [], title: "Untitled meeting", short_summary: "", long_summary: "" },
+    { recording_id: "r1", namespace: "inprocess", tracks: [trackSpec(0)], duration: 0, words: [], topics: [], title: "Untitled meeting", short_summary: "", long_summary: "", action_items: [] },
   ],
   StepName: ["prepare_track", "finalize"],
   ProgressEvent: [

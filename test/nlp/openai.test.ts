@@ -3,7 +3,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { after, before, test } from "node:test";
 import { loadConfig } from "../../pipeline/config.ts";
-import { DetectTopicsOutput } from "../../pipeline/contracts/index.ts";
+import { ActionItem, DetectTopicsOutput } from "../../pipeline/contracts/index.ts";
+import { z } from "zod/v4";
 import { createChatTextModel, createTextModel, LlmError, EMPTY_TITLE } from "../../pipeline/nlp/index.ts";
 import { BUDGET, HIRING, timedWords } from "./synthetic.ts";
 
@@ -59,6 +60,7 @@ function reset(answers: Answer[]): void {
 const segmentCount = (req: ChatRequest): number => Number(/has (\d+) numbered segments/.exec(req.body.messages[1]!.content)![1]);
 
 const words = timedWords([...BUDGET, ...HIRING], { speakers: [0, 1] });
+const ActionItems = z.array(ActionItem);
 
 test("detect_topics: a malformed answer is retried with the problem, and the second answer is used", async () => {
   reset([
@@ -154,4 +156,36 @@ test("nothing to analyse: no request is made", async () => {
   assert.deepEqual(await model.detectTopics([], "en"), []);
   assert.equal(await model.generateTitle([], "en"), EMPTY_TITLE);
   assert.equal(requests.length, 0);
+});
+
+test("extract_action_items: a JSON list checked with zod; an index outside the transcript is sent back; owner and time come from the segment", async () => {
+  const meeting = timedWords(["we need to cut the travel budget", "i will send the numbers to finance by friday", "sounds good to me"], { speakers: [0, 1], pause: 1.5 });
+  reset([
+    (req) => ({ content: JSON.stringify({ action_items: [{ segment: segmentCount(req) + 3, text: "Send the numbers." }] }) }),
+    () => ({ content: JSON.stringify({ action_items: [{ segment: 1, text: "Send the numbers to finance by Friday." }, { segment: 0, text: "Cut the travel budget." }] }) }),
+  ]);
+  const model = createChatTextModel({ url: baseUrl, model: "m", maxAttempts: 3, backoffMs: 1 });
+  const items = ActionItems.parse(await model.extractActionItems(meeting, "en"));
+  assert.equal(requests.length, 2);
+  assert.match(requests[0]!.body.messages[1]!.content, /"action_items":\[\{"segment"/);
+  assert.match(requests[0]!.body.messages[1]!.content, /#1 \[00:0\d\.\d\] S1: i will send the numbers to finance by friday/);
+  assert.match(requests[1]!.body.messages[3]!.content, /segment must be at most 2/);
+  const second = meeting.find((w) => w.speaker === 1)!;
+  // in time order, each owned by its segment's speaker, starting at the segment's first word
+  assert.deepEqual(items, [
+    { text: "Cut the travel budget.", speaker: 0, start: 0 },
+    { text: "Send the numbers to finance by Friday.", speaker: 1, start: second.start },
+  ]);
+});
+
+test("extract_action_items: an empty list is an answer; no words, no request", async () => {
+  reset([() => ({ content: '{"action_items": []}' })]);
+  const model = createChatTextModel({ url: baseUrl, model: "m", maxAttempts: 1 });
+  assert.deepEqual(await model.extractActionItems(words.slice(0, 10), "en"), []);
+  assert.equal(requests.length, 1);
+  reset([]);
+  assert.deepEqual(await model.extractActionItems([], "en"), []);
+  assert.equal(requests.length, 0);
+  reset([() => ({ content: '{"action_items": [{"segment": 0, "text": ""}]}' })]);
+  await assert.rejects(model.extractActionItems(words.slice(0, 10), "en"), /extract_action_items: no valid answer .* text must not be empty/);
 });

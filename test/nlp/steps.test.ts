@@ -42,6 +42,15 @@ test("detect_topics → generate_title ∥ generate_summary through the step tab
   assert.equal(title.title, await deps.text.generateTitle(detected.topics, "en"));
 });
 
+test("extract_action_items through the step table: owner = speaker, start = the sentence's first word", async () => {
+  const words = timedWords(["let us start with the budget", "we need to cut travel costs by friday", "agreed"], { speakers: [2, 0, 1] });
+  const out = await runStep("extract_action_items", JSON.parse(JSON.stringify({ language: "en", words })), deps);
+  const first = words.find((w) => w.text === "we")!;
+  assert.deepEqual(out, { action_items: [{ text: "We need to cut travel costs by friday.", speaker: 0, start: first.start }] });
+  await assert.rejects(runStep("extract_action_items", { language: "en" }, deps), StepInputError);
+  assert.deepEqual(await runStep("extract_action_items", { language: "en", words: [] }, deps), { action_items: [] });
+});
+
 test("the text steps reject malformed input before running", async () => {
   await assert.rejects(runStep("detect_topics", { language: "en", words: [{ text: "", start: 0, end: 1, speaker: 0 }] }, deps), StepInputError);
   await assert.rejects(runStep("generate_title", { language: "en", topics: "budget" }, deps), StepInputError);

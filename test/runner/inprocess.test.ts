@@ -137,7 +137,7 @@ test("steps run in the workflow's order, tracks in parallel up to the limit, eac
   assert.ok(last("transcribe_track") < first("merge_transcripts"));
   assert.ok(first("merge_transcripts") < first("suppress_bleed"));
   assert.ok(first("suppress_bleed") < first("detect_topics"));
-  for (const s of ["generate_title", "generate_summary", "mixdown"]) {
+  for (const s of ["generate_title", "generate_summary", "extract_action_items", "mixdown"]) {
     assert.ok(first("detect_topics") < first(s) && first(s) < first("finalize"), s);
   }
   assert.equal(order[order.length - 1], "finalize");

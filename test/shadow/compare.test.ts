@@ -2,11 +2,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { alignWords } from "../../server/shadow/align.ts";
-import { compareRuns, ruleMatches, type CompareRules, type EngineSnapshot } from "../../server/shadow/compare.ts";
+import { COMPARATORS, compareRuns, ruleMatches, type CompareRules, type EngineSnapshot } from "../../server/shadow/compare.ts";
 import { bullmqSnapshot, conductorSnapshot, type ConductorWorkflowJson } from "../../server/shadow/snapshots.ts";
 import { Driver } from "../state/driver.ts";
 import { asPrimary, perturbTrack, runToEnd } from "./runs.ts";
-import type { Word } from "../../pipeline/contracts/index.ts";
+import { StepName, type ActionItem, type Word } from "../../pipeline/contracts/index.ts";
 
 const rules: CompareRules = { werTolerance: 0, timeToleranceSeconds: 0.05, ignore: [], waveformTolerance: 0.02 };
 
@@ -164,7 +164,7 @@ test("a Conductor execution is keyed by step and the track index inside each tas
       task("plan_speech", "plan_speech", "COMPLETED", out("plan_speech"), 6, 7),
       task("transcribe_track", "transcribe_10", "COMPLETED", out("transcribe_track[1]"), 21, 40, 1),
       task("transcribe_track", "transcribe_2", "COMPLETED", out("transcribe_track[0]"), 8, 30),
-      ...["merge_transcripts", "suppress_bleed", "detect_topics", "generate_title", "generate_summary", "mixdown", "finalize"].map((s, i) =>
+      ...["merge_transcripts", "suppress_bleed", "detect_topics", "generate_title", "generate_summary", "extract_action_items", "mixdown", "finalize"].map((s, i) =>
         task(`trackscribe_${s}`, s, "COMPLETED", out(s), 50 + i, 51 + i),
       ),
     ],
@@ -180,4 +180,36 @@ test("a Conductor execution is keyed by step and the track index inside each tas
   assert.equal(r.items.find((i) => i.step === "finalize" && i.check === "words")!.classification, "matched");
   assert.equal(c.status, "succeeded");
   assert.ok(c.result);
+});
+
+test("every step of a run has its output compared (the comparator table covers the graph)", () => {
+  const b = runToEnd();
+  const r = compareRuns(asPrimary(b), b, rules);
+  const outputChecks = new Set(r.items.filter((i) => i.step !== "pipeline" && !["status", "duration", "error"].includes(i.check)).map((i) => i.step));
+  assert.deepEqual([...outputChecks].sort(), [...StepName.options].sort());
+  assert.equal(Object.keys(COMPARATORS).length, StepName.options.length);
+});
+
+test("action items: a changed text, owner or start beyond the tolerance is a mismatch; identical lists match", () => {
+  const b = runToEnd();
+  const same = compareRuns(asPrimary(b), b, rules).items.find((i) => i.step === "extract_action_items" && i.check === "action_items")!;
+  assert.equal(same.classification, "matched");
+  assert.match(same.summary, /^1 vs 1 action item\(s\), identical$/);
+
+  const alter = (change: (a: ActionItem) => ActionItem) => (key: string, o: unknown): unknown =>
+    key === "extract_action_items" ? { action_items: (o as { action_items: ActionItem[] }).action_items.map(change) } : o;
+  const check = (shadow: EngineSnapshot) => compareRuns(asPrimary(b), shadow, rules).items.find((i) => i.step === "extract_action_items" && i.check === "action_items")!;
+
+  const owner = check(runToEnd(alter((a) => ({ ...a, speaker: a.speaker + 1 }))));
+  assert.equal(owner.classification, "mismatched");
+  assert.match(owner.summary, /item 0: "Send hello0 the notes\." \(speaker 0, 0\.10s\) vs "Send hello0 the notes\." \(speaker 1, 0\.10s\)/);
+  assert.equal(check(runToEnd(alter((a) => ({ ...a, text: "Something else." })))).classification, "mismatched");
+  assert.equal(check(runToEnd(alter((a) => ({ ...a, start: a.start + 0.2 })))).classification, "mismatched");
+  assert.equal(check(runToEnd(alter((a) => ({ ...a, start: a.start + 0.04 })))).classification, "matched", "within the time tolerance");
+  const fewer = check(runToEnd((key, o) => (key === "extract_action_items" ? { action_items: [] } : o)));
+  assert.equal(fewer.classification, "mismatched");
+  assert.match(fewer.summary, /^1 vs 0 action item\(s\)$/);
+  // an ignore rule by check name
+  const ignored = compareRuns(asPrimary(b), runToEnd(alter((a) => ({ ...a, text: "x" }))), { ...rules, ignore: ["action_items"] });
+  assert.equal(ignored.verdict, "matched");
 });

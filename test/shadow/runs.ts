@@ -21,6 +21,7 @@ export function runToEnd(alter: (key: string, output: unknown) => unknown = (_k,
     "detect_topics",
     "generate_title",
     "generate_summary",
+    "extract_action_items",
     "mixdown",
     "finalize",
   ];

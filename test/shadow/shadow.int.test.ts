@@ -150,7 +150,9 @@ test("an upload through the API in shadow mode: the fixture meeting ends matched
   const words = report.items.filter((i) => i.step === "transcribe_track" && i.check === "words");
   assert.deepEqual(words.map((i) => i.track_index), [0, 1, 2]);
   assert.ok(report.items.some((i) => i.step === "finalize" && i.check === "words" && i.classification === "matched"));
-  assert.equal(report.durations.length, 3 + 1 + 3 + 7);
+  const actions = report.items.find((i) => i.step === "extract_action_items" && i.check === "action_items");
+  assert.equal(actions?.classification, "matched", JSON.stringify(actions));
+  assert.equal(report.durations.length, 3 + 1 + 3 + 8);
   assert.ok(report.durations.every((d) => d.primary_ms !== null && d.shadow_ms !== null), JSON.stringify(report.durations));
 
   const summary = (await (await fetch(`${server.url}/v1/shadow/summary`)).json()) as { match_rate: number; durations: { engine: string }[] };

@@ -83,7 +83,7 @@ export class Driver {
   /** run every step after plan_speech to the end, in a fixed order */
   finishFromTranscribe(tracks: number) {
     for (let i = 0; i < tracks; i++) this.ok(`transcribe_track[${i}]`);
-    for (const k of ["merge_transcripts", "suppress_bleed", "detect_topics", "generate_title", "generate_summary", "mixdown"]) this.ok(k);
+    for (const k of ["merge_transcripts", "suppress_bleed", "detect_topics", "generate_title", "generate_summary", "extract_action_items", "mixdown"]) this.ok(k);
     return this.ok("finalize");
   }
 }

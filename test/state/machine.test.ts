@@ -12,6 +12,7 @@ import {
   replay,
   resume,
   story,
+  taskCount,
   taskKey,
   transitionTask,
   type HandleResult,
@@ -55,7 +56,8 @@ test("accepting a recording starts prepare_track for every track, with determini
     { type: "EmitProgress", stimulus_id: "accept", step: "prepare_track", track_index: 1, status: "started", attempt: 1 },
   ]);
   assert.equal(d.state.status, "running");
-  assert.equal(Object.keys(d.state.tasks).length, 2 + 1 + 2 + 1 + 1 + 1 + 3 + 1);
+  assert.equal(Object.keys(d.state.tasks).length, 2 + 1 + 2 + 1 + 1 + 1 + 4 + 1);
+  assert.equal(Object.keys(d.state.tasks).length, taskCount(2), "the progress total counts the same tasks");
 });
 
 test("happy path: joins wait for every track, fan-out follows the plan, finalize finishes with the Result", () => {
@@ -102,18 +104,22 @@ test("happy path: joins wait for every track, fan-out follows the plan, finalize
     "progress generate_title started #1",
     `run generate_summary #1 job=${job("generate_summary", "-")}`,
     "progress generate_summary started #1",
+    `run extract_action_items #1 job=${job("extract_action_items", "-")}`,
+    "progress extract_action_items started #1",
     `run mixdown #1 job=${job("mixdown", "-")}`,
     "progress mixdown started #1",
   ]);
   assert.deepEqual(d.ok("mixdown").lines, ["progress mixdown succeeded #1"]);
   assert.deepEqual(d.ok("generate_title").lines, ["progress generate_title succeeded #1"]);
+  assert.deepEqual(d.ok("extract_action_items").lines, ["progress extract_action_items succeeded #1"]);
   assert.deepEqual(d.ok("generate_summary").lines, [
     "progress generate_summary succeeded #1",
     `run finalize #1 job=${job("finalize", "-")}`,
     "progress finalize started #1",
   ]);
-  const fin = d.run("finalize").input as { title: string; audio_key: string; words: unknown[]; duration: number };
+  const fin = d.run("finalize").input as { title: string; audio_key: string; words: unknown[]; duration: number; action_items: unknown[] };
   assert.equal(fin.title, "Greetings all round");
+  assert.deepEqual(fin.action_items, [{ text: "Send hello0 the notes.", speaker: 0, start: 0.1 }]);
   assert.equal(fin.audio_key, "recordings/rec1/bullmq/mixdown.mp3");
   assert.equal(fin.words.length, 6);
   assert.equal(fin.duration, 7); // track 2: offset 1 + 6 s
@@ -122,6 +128,7 @@ test("happy path: joins wait for every track, fan-out follows the plan, finalize
   assert.deepEqual(last.lines, ["progress finalize succeeded #1", "progress pipeline completed", 'finish "Greetings all round" words=6']);
   assert.equal(d.state.status, "succeeded");
   assert.deepEqual(d.state.result!.participants.map((p) => p.speaker), [0, 1, 2]);
+  assert.deepEqual(d.state.result!.action_items, fin.action_items);
   assert.ok(d.state.log.every((l) => l.outcome === "applied"));
 });
 
@@ -289,6 +296,39 @@ test("handle never mutates the state it is given", () => {
   assert.deepEqual(snapshot, frozen);
 });
 
+test("a whole run with a retry through deep-frozen states: no state, output or input is ever changed after it was handed out", () => {
+  const deepFreeze = <T>(o: T): T => {
+    if (o && typeof o === "object" && !Object.isFrozen(o)) {
+      Object.freeze(o);
+      for (const v of Object.values(o)) deepFreeze(v);
+    }
+    return o;
+  };
+  let state = deepFreeze(initialState());
+  const pending: RunStep[] = [];
+  const feed = (e: PipelineEventInput): void => {
+    const r = handle(state, e);
+    state = deepFreeze(r.state);
+    for (const i of r.instructions) if (i.type === "RunStep") pending.push(deepFreeze(i));
+  };
+  feed({ type: "RecordingAccepted", id: "a", input: pipelineInput(2) });
+  let failedOnce = false;
+  while (pending.length) {
+    const run = pending.shift()!;
+    const base = { step: run.step, ...(run.track_index === undefined ? {} : { track_index: run.track_index }), attempt: run.attempt };
+    if (run.step === "merge_transcripts" && !failedOnce) {
+      failedOnce = true;
+      feed({ type: "StepFailed", id: `f:${run.job_id}`, ...base, error: "flaky", retryable: true });
+      feed({ type: "RetryTimerFired", id: `t:${run.job_id}`, ...base, attempt: 2 });
+      continue;
+    }
+    feed({ type: "StepSucceeded", id: `ok:${run.job_id}`, ...base, output: outputFor(run) });
+  }
+  assert.equal(state.status, "succeeded");
+  assert.equal(state.tasks.merge_transcripts!.attempt, 2);
+  assert.equal(state.result!.words.length, 4);
+});
+
 test("malformed events throw EventSchemaError; illegal transitions throw with the task's history", () => {
   assert.throws(() => handle(initialState(), { type: "StepSucceeded", id: "", step: "nope" } as never), EventSchemaError);
   const d = new Driver();
@@ -317,7 +357,7 @@ test("replaying the event log (through JSON, as stored) rebuilds the exact state
   rec(d.timer("transcribe_track[0]", 2));
   rec(d.ok("transcribe_track[0]"));
   rec(d.ok("transcribe_track[1]"));
-  for (const k of ["merge_transcripts", "suppress_bleed", "detect_topics", "generate_title", "generate_summary", "mixdown", "finalize"]) rec(d.ok(k));
+  for (const k of ["merge_transcripts", "suppress_bleed", "detect_topics", "generate_title", "generate_summary", "extract_action_items", "mixdown", "finalize"]) rec(d.ok(k));
   assert.equal(d.state.status, "succeeded");
 
   const stored = JSON.parse(JSON.stringify(d.events)) as PipelineEventInput[];

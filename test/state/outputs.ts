@@ -62,6 +62,12 @@ export function outputFor(run: RunStep): unknown {
       return { title: "Greetings all round" } satisfies C.GenerateTitleOutput;
     case "generate_summary":
       return { short_summary: "They greet.", long_summary: "Everyone says hello and world." } satisfies C.GenerateSummaryOutput;
+    case "extract_action_items": {
+      const first = (input as C.ExtractActionItemsInput).words[0];
+      return {
+        action_items: first ? [{ text: `Send ${first.text} the notes.`, speaker: first.speaker, start: first.start }] : [],
+      } satisfies C.ExtractActionItemsOutput;
+    }
     case "mixdown": {
       const { recording_id, namespace } = input as C.MixdownInput;
       return { audio_key: `recordings/${recording_id}/${namespace}/mixdown.mp3`, waveform: [0, 0.5, 1], duration: 6 } satisfies C.MixdownOutput;

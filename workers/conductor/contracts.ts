@@ -5,6 +5,9 @@
 import { z } from "zod/v4";
 import { PipelineInput, SpeechPlan, TranscribeTrackOutput } from "../../pipeline/contracts/index.ts";
 
+/** The Conductor-only first task: checks the workflow input and forks the per-track steps over its tracks. */
+export const PLAN_TRACKS = "plan_tracks";
+
 export const ForkTask = z.object({
   name: z.string().min(1),
   taskReferenceName: z.string().min(1),

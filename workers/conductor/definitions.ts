@@ -2,21 +2,23 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { steps } from "../../pipeline/steps/index.ts";
+import { forkSources, orderedSteps } from "../../pipeline/state/index.ts";
+import { PLAN_TRACKS } from "./contracts.ts";
 import type { ConductorApi } from "../../adapters/conductor/client.ts";
 import { ConductorError } from "../../adapters/conductor/client.ts";
 
 const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "workflows");
 
 /** Every task type the worker host serves (here, not in host.ts, so commands can list them without loading the SDK). */
-export const CONDUCTOR_TASKS = ["plan_tracks", ...Object.keys(steps)] as const;
+export const CONDUCTOR_TASKS = [PLAN_TRACKS, ...orderedSteps()] as const;
 export type ConductorTaskName = (typeof CONDUCTOR_TASKS)[number];
 
 /**
- * The task type each fork-list builder forks (host.ts builds the lists from this table;
- * successors.ts reads it to know what a FORK_JOIN_DYNAMIC starts).
+ * The task type each fork-list builder forks, from the graph: `{plan_tracks: "prepare_track",
+ * plan_speech: "transcribe_track"}` (hooks.ts builds the lists; successors.ts reads it to
+ * know what a FORK_JOIN_DYNAMIC starts).
  */
-export const FORKED_BY = { plan_tracks: "prepare_track", plan_speech: "transcribe_track" } as const satisfies Partial<Record<ConductorTaskName, ConductorTaskName>>;
+export const FORKED_BY: Readonly<Record<string, ConductorTaskName>> = Object.fromEntries(forkSources().map((f) => [f.source ?? PLAN_TRACKS, f.step]));
 
 export const WORKFLOW_NAME = "multitrack_diarization";
 export const WORKFLOW_VERSION = 1;

@@ -1,7 +1,8 @@
 /**
  * The Conductor worker host: one TaskManager polling every task type of the workflow,
- * each task run as "parse input with its zod schema → step → validate output → stamp with
- * the worker's identity". Invalid input is a terminal failure whose reason names the
+ * each task run as "before hook → parse input with its zod schema → step → validate output
+ * → after hook → stamp with the worker's identity" (hooks.ts: the per-step table, and the
+ * fork lists built from the graph). Invalid input is a terminal failure whose reason names the
  * field; any other error fails the attempt and Conductor retries per the task definition.
  * stop() stops polling and then WAITS for in-flight tasks (the SDK's stopPolling does not).
  */
@@ -9,20 +10,19 @@ import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { TaskManager, TaskRunner, type ConductorWorker, type TaskRunnerEventsListener } from "@io-orkes/conductor-javascript";
 import type { Logger } from "pino";
-import { PipelineInput, type TranscribeTrackInput, type TranscribeTrackOutput } from "../../pipeline/contracts/index.ts";
-import { runStep, steps, StepInputError, type StepTable } from "../../pipeline/steps/index.ts";
+import type { StepName } from "../../pipeline/contracts/index.ts";
+import { forkSources } from "../../pipeline/state/index.ts";
+import { runStep, type StepTable } from "../../pipeline/steps/index.ts";
 import type { Storage } from "../../pipeline/ports.ts";
 import type { StepDepsFactory } from "../step-ports.ts";
 import type { WorkerIdentity } from "../identity.ts";
-import { PlanSpeechConductorOutput, PlanTracksOutput } from "./contracts.ts";
-import { buildForkPlan } from "./fork.ts";
-import { loadTranscripts, storeTranscript } from "./transcripts.ts";
-import { speechTracks } from "../../pipeline/steps/transcribe_track.ts";
 import type { SdkClient } from "./sdk.ts";
 import type { PollHints } from "./poll-hints.ts";
-
-import { CONDUCTOR_TASKS, FORKED_BY, type ConductorTaskName } from "./definitions.ts";
+import { forkPlanFor, planTracks, STEP_HOOKS, type HookDeps, type TaskHooks } from "./hooks.ts";
+import { CONDUCTOR_TASKS, type ConductorTaskName } from "./definitions.ts";
+import { PLAN_TRACKS } from "./contracts.ts";
 export { CONDUCTOR_TASKS, type ConductorTaskName };
+export { UnknownStorageKeyError } from "./hooks.ts";
 
 /** What the host reports about each task it runs (the API writes these as events). */
 export interface TaskEvent {
@@ -68,11 +68,6 @@ export interface ConductorHost {
   stop(drainMs: number): Promise<string[]>;
 }
 
-export class UnknownStorageKeyError extends Error {
-  override readonly name = "UnknownStorageKeyError";
-  readonly retryable = false;
-}
-
 /**
  * A task whose input the server moved to its external payload storage (input above its
  * `taskInputPayloadSizeThreshold`): the poll hands over an empty input and a path into a
@@ -107,37 +102,18 @@ export function startConductorWorkerHost(deps: ConductorHostDeps): ConductorHost
   const stamp = { worker_id: deps.identity.worker_id, build: deps.identity.build };
   const run = deps.runStepFn ?? runStep;
 
+  const hookDeps: HookDeps = { storage: deps.storage };
+
   async function handle(name: ConductorTaskName, input: Record<string, unknown>, scratchDir: string): Promise<Record<string, unknown>> {
-    const depsFor = deps.stepDeps(scratchDir, { log: deps.log });
-    if (name === "plan_tracks") {
-      const parsed = PipelineInput.safeParse(input);
-      if (!parsed.success) throw new StepInputError("plan_tracks", parsed.error);
-      const wf = parsed.data;
-      const missing: string[] = [];
-      for (const t of wf.tracks) if (!(await deps.storage.exists(t.source_key))) missing.push(t.source_key);
-      if (missing.length) throw new UnknownStorageKeyError(`unknown storage key(s): ${missing.join(", ")} (in ${deps.storage.describe})`);
-      const plan = buildForkPlan(
-        FORKED_BY.plan_tracks,
-        wf.tracks.map((track) => ({ track_index: track.track_index, input: { recording_id: wf.recording_id, namespace: wf.namespace, track } })),
-      );
-      return PlanTracksOutput.parse({ ...plan, expected_tracks: wf.tracks.map((t) => t.track_index).sort((a, b) => a - b) });
-    }
-    // transcripts travel through storage, not through Conductor (transcripts.ts)
-    if (name === "merge_transcripts") input = { ...input, transcripts: await loadTranscripts(deps.storage, input.transcripts) };
-    const out = (await run(name as keyof StepTable, input, depsFor)) as Record<string, unknown>;
-    if (name === "transcribe_track") return storeTranscript(deps.storage, input as TranscribeTrackInput, out as unknown as TranscribeTrackOutput);
-    if (name === "plan_speech") {
-      const plan = out as unknown as PlanSpeechConductorOutput;
-      const fork = buildForkPlan(
-        FORKED_BY.plan_speech,
-        plan.tracks.map((track) => ({
-          track_index: track.track_index,
-          input: { recording_id: input.recording_id, namespace: input.namespace, language: input.language, track, speech_tracks: speechTracks(plan) },
-        })),
-      );
-      return PlanSpeechConductorOutput.parse({ ...out, ...fork });
-    }
-    return out;
+    if (name === PLAN_TRACKS) return planTracks(input, deps.storage);
+    const step = name as StepName;
+    const hooks: TaskHooks = STEP_HOOKS[step];
+    const stepInput = hooks.before ? await hooks.before(input, hookDeps) : input;
+    const out = (await run(step as keyof StepTable, stepInput, deps.stepDeps(scratchDir, { log: deps.log }))) as Record<string, unknown>;
+    const carried = hooks.after ? await hooks.after(out, stepInput, hookDeps) : out;
+    // a step whose output lists a per-track step's items also hands Conductor that fork list
+    const forked = forkSources().find((f) => f.source === step);
+    return forked ? { ...carried, ...forkPlanFor(forked.step, stepInput, { [step]: out }) } : carried;
   }
 
   const workers: ConductorWorker[] = (deps.only ?? CONDUCTOR_TASKS).map((name) => ({
