@@ -16,7 +16,7 @@ import os from "node:os";
 import path from "node:path";
 import { FileManifest } from "../pipeline/contracts/index.ts";
 import { wordErrorRate } from "../pipeline/metrics/wer.ts";
-import { stageManifest } from "../pipeline/runner/stage.ts";
+import { stageManifest } from "../workers/inprocess/stage.ts";
 import { buildFixtures, defaultFixtureDir, type Reference } from "../scripts/build-fixtures.ts";
 import { createLocalStorage } from "../adapters/storage/local.ts";
 import { meetingRecognizer, transcribeMeeting } from "../test/audio/harness.ts";

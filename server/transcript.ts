@@ -1,11 +1,11 @@
 /**
  * A Result's transcript in four formats. Lines are grouped the same way as the CLI's text
- * output (bin/format-result.ts): consecutive words of one speaker, split at long pauses.
+ * output (pipeline/render/format-result.ts): consecutive words of one speaker, split at long pauses.
  * JSON and text carry the action items too (text: a section after the transcript, only
  * when there are any); the cue formats (VTT, SRT) are the transcript alone.
  */
 import type { Result } from "../pipeline/contracts/index.ts";
-import { actionItemLines, clock, transcriptLines } from "../bin/format-result.ts";
+import { actionItemLines, clock, transcriptLines } from "../pipeline/render/format-result.ts";
 
 export const TRANSCRIPT_FORMATS = ["json", "text", "vtt", "srt"] as const;
 export type TranscriptFormat = (typeof TRANSCRIPT_FORMATS)[number];

@@ -8,7 +8,7 @@ import type { Logger } from "pino";
 import { createAsrEngine } from "../adapters/asr/index.ts";
 import { createFfmpegAudioTools } from "../adapters/audio/ffmpeg.ts";
 import type { Config } from "../pipeline/config.ts";
-import { createTextModel } from "../pipeline/nlp/index.ts";
+import { createTextModel } from "../adapters/nlp/index.ts";
 import type { AsrEngine, AudioTools, Storage, TextModel } from "../pipeline/ports.ts";
 import type { ResultSink, StepDeps } from "../pipeline/steps/deps.ts";
 

@@ -19,13 +19,13 @@ import { loadConfig, type Config } from "../../pipeline/config.ts";
 import { FileManifest, Result, type ProgressEvent } from "../../pipeline/contracts/index.ts";
 import type { Storage } from "../../pipeline/ports.ts";
 import type { PipelineEngine } from "../../pipeline/runner/engine.ts";
-import { createInProcessEngine, PipelineAbortedError, PipelineStepError } from "../../pipeline/runner/inprocess.ts";
-import { ManifestFileError, stageManifest } from "../../pipeline/runner/stage.ts";
+import { createInProcessEngine, PipelineAbortedError, PipelineStepError } from "../../workers/inprocess/inprocess.ts";
+import { ManifestFileError, stageManifest } from "../../workers/inprocess/stage.ts";
 import { taskCount } from "../../pipeline/state/index.ts";
 import { createLocalStorage } from "../../adapters/storage/local.ts";
 import { buildInfo, workerIdentity } from "../../workers/identity.ts";
 import { CliError } from "../errors.ts";
-import { formatResult } from "../format-result.ts";
+import { formatResult } from "../../pipeline/render/format-result.ts";
 
 type EngineName = "inprocess" | "conductor" | "bullmq";
 

@@ -13,7 +13,7 @@ import { createAsrEngine } from "../../adapters/asr/index.ts";
 import { loadConfig } from "../../pipeline/config.ts";
 import { wordErrorRate } from "../../pipeline/metrics/wer.ts";
 import { FileManifest, type TranscribeTrackOutput } from "../../pipeline/contracts/index.ts";
-import { stageManifest } from "../../pipeline/runner/stage.ts";
+import { stageManifest } from "../../workers/inprocess/stage.ts";
 import { buildFixtures, defaultFixtureDir, type Reference } from "../../scripts/build-fixtures.ts";
 import { createLocalStorage } from "../../adapters/storage/local.ts";
 import { transcribeMeeting } from "./harness.ts";

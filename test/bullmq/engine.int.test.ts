@@ -8,7 +8,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { Job, Queue } from "bullmq";
 import type { ProgressEvent } from "../../pipeline/contracts/index.ts";
-import { PipelineStepError } from "../../pipeline/runner/inprocess.ts";
+import { PipelineStepError } from "../../workers/inprocess/inprocess.ts";
 import { jobId, replay } from "../../pipeline/state/index.ts";
 import { queueName } from "../../workers/bullmq/queues.ts";
 import { replayCommand } from "../../bin/commands/replay.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { clock, formatResult, transcriptLines } from "../../bin/format-result.ts";
+import { clock, formatResult, transcriptLines } from "../../pipeline/render/format-result.ts";
 import { renderTranscript } from "../../server/transcript.ts";
 import type { Result, Word } from "../../pipeline/contracts/index.ts";
 

@@ -5,7 +5,7 @@ import { after, before, test } from "node:test";
 import { loadConfig } from "../../pipeline/config.ts";
 import { ActionItem, DetectTopicsOutput } from "../../pipeline/contracts/index.ts";
 import { z } from "zod/v4";
-import { createChatTextModel, createTextModel, LlmError, EMPTY_TITLE } from "../../pipeline/nlp/index.ts";
+import { createChatTextModel, createTextModel, LlmError, EMPTY_TITLE } from "../../adapters/nlp/index.ts";
 import { BUDGET, HIRING, timedWords } from "./synthetic.ts";
 
 /**

@@ -6,7 +6,7 @@ import { after, test } from "node:test";
 import { ProgressEvent, Result, type PipelineInput } from "../../pipeline/contracts/index.ts";
 import { createOfflineTextModel } from "../../pipeline/nlp/offline.ts";
 import type { AsrEngine, AudioTools } from "../../pipeline/ports.ts";
-import { createInProcessEngine, PipelineAbortedError, PipelineStepError } from "../../pipeline/runner/inprocess.ts";
+import { createInProcessEngine, PipelineAbortedError, PipelineStepError } from "../../workers/inprocess/inprocess.ts";
 import { runStep, type StepDeps } from "../../pipeline/steps/index.ts";
 import { createLocalStorage } from "../../adapters/storage/local.ts";
 

@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { FileManifest, PipelineInput } from "../../pipeline/contracts/index.ts";
-import { ManifestFileError, safeFileName, stageManifest } from "../../pipeline/runner/stage.ts";
+import { ManifestFileError, safeFileName, stageManifest } from "../../workers/inprocess/stage.ts";
 import { createLocalStorage } from "../../adapters/storage/local.ts";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "stage-"));

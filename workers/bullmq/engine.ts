@@ -17,7 +17,7 @@ import { transcribeConcurrency, type Config } from "../../pipeline/config.ts";
 import { PipelineInput, type ProgressEvent, type Result } from "../../pipeline/contracts/index.ts";
 import type { Storage } from "../../pipeline/ports.ts";
 import type { EngineRun, PipelineEngine } from "../../pipeline/runner/engine.ts";
-import { PipelineAbortedError } from "../../pipeline/runner/inprocess.ts";
+import { PipelineAbortedError } from "../inprocess/inprocess.ts";
 import type { RetryPolicy } from "../../pipeline/state/index.ts";
 import type { ResultSink } from "../../pipeline/steps/deps.ts";
 import { buildInfo, workerIdentity, type WorkerIdentity } from "../identity.ts";

@@ -12,7 +12,7 @@
 import { Job } from "bullmq";
 import type { Logger } from "pino";
 import type { PipelineInput, ProgressEvent, Result } from "../../pipeline/contracts/index.ts";
-import { PipelineAbortedError, PipelineStepError } from "../../pipeline/runner/inprocess.ts";
+import { PipelineAbortedError, PipelineStepError } from "../inprocess/inprocess.ts";
 import {
   handle,
   initialState,

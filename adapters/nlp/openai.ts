@@ -9,11 +9,11 @@
  */
 import type { Logger } from "pino";
 import { z } from "zod/v4";
-import type { ActionItem, Topic, Word } from "../contracts/index.ts";
-import type { TextModel } from "../ports.ts";
-import { createLanguageTools, type LanguageTools } from "./language.ts";
-import { EMPTY_SUMMARY, EMPTY_TITLE } from "./offline.ts";
-import { orderWords, segmentWords, type Segment, type SegmentOptions } from "./segments.ts";
+import type { ActionItem, Topic, Word } from "../../pipeline/contracts/index.ts";
+import type { TextModel } from "../../pipeline/ports.ts";
+import { createLanguageTools, type LanguageTools } from "../../pipeline/nlp/language.ts";
+import { EMPTY_SUMMARY, EMPTY_TITLE } from "../../pipeline/nlp/offline.ts";
+import { orderWords, segmentWords, type Segment, type SegmentOptions } from "../../pipeline/nlp/segments.ts";
 
 export class LlmError extends Error {
   override readonly name = "LlmError";

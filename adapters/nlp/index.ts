@@ -3,12 +3,12 @@
  * network) and `openai` (any OpenAI-compatible chat endpoint), chosen by TEXT_ENGINE.
  */
 import type { Logger } from "pino";
-import type { Config } from "../config.ts";
-import type { TextModel } from "../ports.ts";
+import type { Config } from "../../pipeline/config.ts";
+import type { TextModel } from "../../pipeline/ports.ts";
 import { createChatTextModel } from "./openai.ts";
-import { createOfflineTextModel } from "./offline.ts";
+import { createOfflineTextModel } from "../../pipeline/nlp/offline.ts";
 
-export { createOfflineTextModel, EMPTY_SUMMARY, EMPTY_TITLE } from "./offline.ts";
+export { createOfflineTextModel, EMPTY_SUMMARY, EMPTY_TITLE } from "../../pipeline/nlp/offline.ts";
 export { createChatTextModel, LlmError } from "./openai.ts";
 
 export type TextModelConfig = Pick<Config, "TEXT_ENGINE" | "LLM_URL" | "LLM_MODEL" | "LLM_API_KEY" | "LLM_TIMEOUT_SECONDS" | "LLM_MAX_ATTEMPTS">;

@@ -1,5 +1,5 @@
 /** The human-readable form of a Result (what `trackscribe process` prints without --json). */
-import type { Result, Word } from "../pipeline/contracts/index.ts";
+import type { Result, Word } from "../contracts/index.ts";
 
 /** `[00:12.3]`, or `[1:02:03.4]` past an hour. */
 export function clock(seconds: number): string {

@@ -9,8 +9,8 @@ import { execFile } from "node:child_process";
 import { constants } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import path from "node:path";
-import { PipelineInput, type FileManifest } from "../contracts/index.ts";
-import type { Storage } from "../ports.ts";
+import { PipelineInput, type FileManifest } from "../../pipeline/contracts/index.ts";
+import type { Storage } from "../../pipeline/ports.ts";
 
 export class ManifestFileError extends Error {
   override readonly name = "ManifestFileError";

@@ -20,11 +20,11 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { Logger } from "pino";
-import { PipelineInput, type ProgressEvent, type Result, type StepName } from "../contracts/index.ts";
-import { handle, initialState, taskKey, type Instruction, type PipelineEventInput, type PipelineState, type RunStep } from "../state/index.ts";
-import { runStep } from "../steps/index.ts";
-import type { StepDeps } from "../steps/deps.ts";
-import type { EngineRun, PipelineEngine } from "./engine.ts";
+import { PipelineInput, type ProgressEvent, type Result, type StepName } from "../../pipeline/contracts/index.ts";
+import { handle, initialState, taskKey, type Instruction, type PipelineEventInput, type PipelineState, type RunStep } from "../../pipeline/state/index.ts";
+import { runStep } from "../../pipeline/steps/index.ts";
+import type { StepDeps } from "../../pipeline/steps/deps.ts";
+import type { EngineRun, PipelineEngine } from "../../pipeline/runner/engine.ts";
 
 export { stageManifest, ManifestFileError } from "./stage.ts";
 
