@@ -85,6 +85,10 @@ export function publicFailure(err: unknown): PublicFailure {
   if (err instanceof PublicError && CODE.test(err.code)) return { code: err.code, message: scrub(err.message) || err.code.replace(/_/g, " ") };
   const e = err as { name?: string; issues?: unknown } | undefined;
   if (e?.name === "ZodError" || Array.isArray(e?.issues)) return { code: "invalid_input", message: "the step's input is not valid" };
+  // a contract's complaint names the field and the rule, nothing internal: show it
+  if ((e?.name === "StepInputError" || e?.name === "StepOutputError") && err instanceof Error) {
+    return { code: e.name === "StepInputError" ? "invalid_input" : "invalid_output", message: scrub(err.message) };
+  }
   const known = e?.name ? BY_NAME[e.name] : undefined;
   if (known) return { ...known };
   return { code: "step_failed", message: "the step failed unexpectedly (the worker's log has the details)" };

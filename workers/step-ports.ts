@@ -28,7 +28,8 @@ export type StepExtras = Partial<Pick<StepDeps, "progress" | "signal" | "log" | 
 export type StepDepsFactory = (scratchDir: string, extras?: StepExtras) => StepDeps;
 
 export function createStepPorts(config: Config, deps: StepPortsDeps): StepDepsFactory {
-  const audio = deps.audio ?? createFfmpegAudioTools();
+  // decoders never run past the longest track allowed, whatever a file's header claims
+  const audio = deps.audio ?? createFfmpegAudioTools({ maxSeconds: config.MAX_TRACK_SECONDS });
   const asr = deps.asr ?? createAsrEngine(config);
   const text = deps.text ?? createTextModel(config, { log: deps.log });
   return (scratchDir, extras = {}) => ({

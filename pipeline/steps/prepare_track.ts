@@ -14,8 +14,8 @@ import { derivedKey } from "./keys.ts";
 
 export async function prepareTrack(input: PrepareTrackInput, deps: StepDeps): Promise<PreparedTrack> {
   const { track, recording_id, namespace } = input;
-  const ext = path.extname(track.source_key).slice(0, 8) || ".bin";
-  const source = path.join(deps.scratchDir, `source${ext}`);
+  // a scratch name the client does not choose: the decoder judges the format by content
+  const source = path.join(deps.scratchDir, "source.bin");
   const wav = path.join(deps.scratchDir, "track.wav");
   await deps.storage.getToFile(track.source_key, source);
   deps.progress?.({ step: "prepare_track", track_index: track.track_index, fraction: 0.3, message: "decoding" });

@@ -10,6 +10,7 @@ import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { TaskManager, TaskRunner, type ConductorWorker, type TaskRunnerEventsListener } from "@io-orkes/conductor-javascript";
 import type { Logger } from "pino";
+import { formatFailure, isInvalidInput, publicFailure } from "../../pipeline/failures.ts";
 import type { StepName } from "../../pipeline/contracts/index.ts";
 import { forkSources } from "../../pipeline/state/index.ts";
 import { runStep, type StepTable } from "../../pipeline/steps/index.ts";
@@ -156,14 +157,19 @@ export function startConductorWorkerHost(deps: ConductorHostDeps): ConductorHost
         await deps.onTaskEvent?.({ ...base, status: "succeeded", duration_ms });
         return { status: "COMPLETED" as const, outputData };
       } catch (err) {
-        const terminal = (err as { retryable?: boolean }).retryable === false;
-        const message = errorText(err);
-        log.warn({ err: message, terminal }, "task failed");
-        await deps.onTaskEvent?.({ ...base, status: "failed", terminal, message, duration_ms: Date.now() - started });
+        // the reason Conductor keeps (and the API shows) is a code and a client-fit message;
+        // the error's own text (an upstream's address or body, a child's log tail) stays in
+        // this log and in the task's output, which only operators read
+        const failure = publicFailure(err);
+        const terminal = (err as { retryable?: boolean }).retryable === false || isInvalidInput(failure);
+        const detail = errorText(err);
+        const reason = formatFailure(failure);
+        log.warn({ err: detail, code: failure.code, terminal }, "task failed");
+        await deps.onTaskEvent?.({ ...base, status: "failed", terminal, message: reason, duration_ms: Date.now() - started });
         return {
           status: terminal ? ("FAILED_WITH_TERMINAL_ERROR" as const) : ("FAILED" as const),
-          reasonForIncompletion: message.slice(0, 1000),
-          outputData: { worker: stamp, error: message.slice(0, 4000) },
+          reasonForIncompletion: reason.slice(0, 1000),
+          outputData: { worker: stamp, error: detail.slice(0, 4000), error_code: failure.code },
         };
       } finally {
         // the task stays in flight until the SDK reports its result delivered (listener below)
