@@ -22,6 +22,7 @@
  * anything else is a bug and throws with the decoder's history. Timers are named in the
  * state: a TimerFired for a timer that was cancelled or replaced is ignored.
  */
+import { EventSchemaError, IllegalTransitionError } from "../state/errors.ts";
 import { z } from "zod/v4";
 
 // ---- config -----------------------------------------------------------------------
@@ -244,26 +245,8 @@ export function initialSchedulerState(config: SchedulerConfig): SchedulerState {
 
 // ---- errors -----------------------------------------------------------------------
 
-export class IllegalTransitionError extends Error {
-  override readonly name = "IllegalTransitionError";
-  constructor(
-    readonly subject: string,
-    readonly from: string,
-    readonly to: string,
-    readonly eventId: string,
-    readonly history: readonly DecoderTransition[],
-  ) {
-    const story = history.length ? history.map((h) => `    #${h.seq} ${h.event_id}: ${h.from} → ${h.to}`).join("\n") : "    (no transitions yet)";
-    super(`illegal transition of ${subject}: ${from} → ${to} on event ${eventId}\n  history:\n${story}`);
-  }
-}
+export { EventSchemaError, IllegalTransitionError };
 
-export class EventSchemaError extends Error {
-  override readonly name = "EventSchemaError";
-  constructor(readonly zodError: z.ZodError) {
-    super(`invalid decoder scheduler event: ${zodError.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`);
-  }
-}
 
 // ---- entry point ------------------------------------------------------------------
 
@@ -287,7 +270,7 @@ const ignored = (note: string) => ({ outcome: "ignored" as const, note });
 /** Handle one event. Never mutates `state`. Throws only EventSchemaError and IllegalTransitionError. */
 export function handle(state: SchedulerState, rawEvent: SchedulerEvent): HandleResult {
   const parsed = SchedulerEvent.safeParse(rawEvent);
-  if (!parsed.success) throw new EventSchemaError(parsed.error);
+  if (!parsed.success) throw new EventSchemaError("decoder scheduler", parsed.error);
   const event = parsed.data;
   // log entries are never changed once written: share them instead of copying 200 each time
   const { log: entries, ...rest } = state;

@@ -12,6 +12,7 @@
  * (applied / ignored / rejected), so duplicates and stragglers are deterministic and
  * visible instead of silently mutating state.
  */
+import { EventSchemaError, IllegalTransitionError } from "./errors.ts";
 import { isDeepStrictEqual } from "node:util";
 import type { z } from "zod/v4";
 import type { PipelineInput, Result, StepName } from "../contracts/index.ts";
@@ -117,30 +118,8 @@ export function initialState(): PipelineState {
 
 // ---- errors -----------------------------------------------------------------------
 
-/** A transition not in the table: a bug in the machine, reported with the task's story. */
-export class IllegalTransitionError extends Error {
-  override readonly name = "IllegalTransitionError";
-  constructor(
-    readonly subject: string,
-    readonly from: string,
-    readonly to: string,
-    readonly eventId: string,
-    readonly history: readonly TaskTransition[],
-  ) {
-    const story = history.length
-      ? history.map((h) => `    #${h.seq} ${h.event_id}: ${h.from} → ${h.to} (attempt ${h.attempt})`).join("\n")
-      : "    (no transitions yet)";
-    super(`illegal transition of ${subject}: ${from} → ${to} on event ${eventId}\n  history:\n${story}`);
-  }
-}
+export { EventSchemaError, IllegalTransitionError };
 
-/** The event does not match the event schema: nothing was changed. */
-export class EventSchemaError extends Error {
-  override readonly name = "EventSchemaError";
-  constructor(readonly zodError: z.ZodError) {
-    super(`invalid pipeline event: ${zodError.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`);
-  }
-}
 
 // ---- entry point ------------------------------------------------------------------
 
@@ -177,7 +156,7 @@ const rejected = (note: string, task: string | null = null): Verdict => ({ outco
  */
 export function handle(state: PipelineState, rawEvent: PipelineEventInput | PipelineEvent): HandleResult {
   const parsed = PipelineEvent.safeParse(rawEvent);
-  if (!parsed.success) throw new EventSchemaError(parsed.error);
+  if (!parsed.success) throw new EventSchemaError("pipeline", parsed.error);
   const event = parsed.data;
   const s = copyState(state);
   s.seq += 1;
@@ -321,7 +300,7 @@ function onRetryTimer(ctx: Ctx, task: TaskState, event: RetryTimerFired): Verdic
 /** The only way a task changes status: checked against TASK_TRANSITIONS, recorded in its history. */
 export function transitionTask(task: TaskState, to: TaskStatus, cause: { seq: number; event_id: string }): void {
   if (!TASK_TRANSITIONS[task.status].includes(to)) {
-    throw new IllegalTransitionError(`task ${task.key}`, task.status, to, cause.event_id, task.history);
+    throw new IllegalTransitionError(`task ${task.key}`, task.status, to, cause.event_id, task.history, (h) => ` (attempt ${h.attempt})`);
   }
   task.history.push({ seq: cause.seq, event_id: cause.event_id, from: task.status, to, attempt: task.attempt });
   task.status = to;

@@ -22,6 +22,7 @@
  *    the ones still alive are SIGKILLed and the tasks they still had are logged as cut off.
  *    A second shutdown signal force-kills at once.
  */
+import { EventSchemaError, IllegalTransitionError } from "../../pipeline/state/errors.ts";
 import { z } from "zod/v4";
 
 // ---- policy -----------------------------------------------------------------------
@@ -257,30 +258,8 @@ export function initialState(policy: SupervisorPolicy): SupervisorState {
 
 // ---- errors -----------------------------------------------------------------------
 
-/** A transition not in the table: a bug in the machine, reported with the slot's story. */
-export class IllegalTransitionError extends Error {
-  override readonly name = "IllegalTransitionError";
-  constructor(
-    readonly subject: string,
-    readonly from: string,
-    readonly to: string,
-    readonly eventId: string,
-    readonly history: readonly SlotTransition[],
-  ) {
-    const story = history.length
-      ? history.map((h) => `    #${h.seq} ${h.event_id}: ${h.from} → ${h.to} (pid ${h.pid ?? "-"})`).join("\n")
-      : "    (no transitions yet)";
-    super(`illegal transition of ${subject}: ${from} → ${to} on event ${eventId}\n  history:\n${story}`);
-  }
-}
+export { EventSchemaError, IllegalTransitionError };
 
-/** The event does not match the event schema: nothing was changed. */
-export class EventSchemaError extends Error {
-  override readonly name = "EventSchemaError";
-  constructor(readonly zodError: z.ZodError) {
-    super(`invalid supervisor event: ${zodError.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`);
-  }
-}
 
 // ---- entry point ------------------------------------------------------------------
 
@@ -314,7 +293,7 @@ const ignored = (note: string, slot: number | null = null): Verdict => ({ outcom
  */
 export function handle(state: SupervisorState, rawEvent: SupervisorEvent): HandleResult {
   const parsed = SupervisorEvent.safeParse(rawEvent);
-  if (!parsed.success) throw new EventSchemaError(parsed.error);
+  if (!parsed.success) throw new EventSchemaError("supervisor", parsed.error);
   const event = parsed.data;
   // log entries are never changed once written: share them instead of copying them all each time
   const { log: entries, ...rest } = state;
@@ -466,7 +445,7 @@ function dispatch(ctx: Ctx, event: SupervisorEvent): Verdict {
 /** The only way a slot changes status: checked against SLOT_TRANSITIONS, recorded in its history. */
 function move(ctx: Ctx, x: SlotState, to: SlotStatus): void {
   if (!SLOT_TRANSITIONS[x.status].includes(to)) {
-    throw new IllegalTransitionError(`slot ${x.slot}`, x.status, to, ctx.event.id, x.history);
+    throw new IllegalTransitionError(`slot ${x.slot}`, x.status, to, ctx.event.id, x.history, (h) => ` (pid ${h.pid ?? "-"})`);
   }
   x.history.push({ seq: ctx.seq, event_id: ctx.event.id, from: x.status, to, pid: x.pid });
   if (x.history.length > HISTORY_LIMIT) x.history.splice(0, x.history.length - HISTORY_LIMIT);
