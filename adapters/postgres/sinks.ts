@@ -11,6 +11,7 @@ import type pg from "pg";
 import type { Logger } from "pino";
 import { z } from "zod/v4";
 import { ProgressEvent, Result } from "../../pipeline/contracts/index.ts";
+import type { TaskAttemptEvent } from "../../pipeline/contracts/progress.ts";
 import type { ResultSink } from "../../pipeline/steps/deps.ts";
 import { appendEvent, PRIMARY_ENGINE, type StoredEvent } from "./events.ts";
 import { pgCode, PgCode } from "./pool.ts";
@@ -98,23 +99,8 @@ export function createPgEventSink(pool: pg.Pool, opts: SinkOptions = {}): EventS
   };
 }
 
-/**
- * What a Conductor worker host reports per task attempt and status (the host's TaskEvent
- * has this shape; declared here so this adapter knows no shell).
- */
-export interface ConductorTaskEvent {
-  task: string;
-  task_id: string;
-  workflow_id: string;
-  recording_id?: string;
-  namespace?: string;
-  track_index?: number;
-  status: "started" | "succeeded" | "failed";
-  terminal?: boolean;
-  message?: string;
-  duration_ms?: number;
-  worker_id: string;
-}
+/** What a Conductor worker host reports per task attempt and status. */
+export type ConductorTaskEvent = TaskAttemptEvent;
 
 /**
  * The host's `onTaskEvent` hook writing into Postgres: one event per task attempt and

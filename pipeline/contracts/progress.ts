@@ -28,3 +28,22 @@ export const ProgressEvent = z.object({
   at: z.string(),
 });
 export type ProgressEvent = z.infer<typeof ProgressEvent>;
+
+/**
+ * What an orchestrator's worker host reports about one attempt of one task (Conductor's:
+ * its task names include plan_tracks); a sink stores it as a ProgressEvent. `message` is a
+ * client-fit failure text (pipeline/failures.ts), never an error's own text.
+ */
+export interface TaskAttemptEvent<Task extends string = string> {
+  task: Task;
+  task_id: string;
+  workflow_id: string;
+  recording_id?: string;
+  namespace?: string;
+  track_index?: number;
+  status: "started" | "succeeded" | "failed";
+  terminal?: boolean;
+  message?: string;
+  duration_ms?: number;
+  worker_id: string;
+}

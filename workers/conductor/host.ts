@@ -11,6 +11,7 @@ import path from "node:path";
 import { TaskManager, TaskRunner, type ConductorWorker, type TaskRunnerEventsListener } from "@io-orkes/conductor-javascript";
 import type { Logger } from "pino";
 import { formatFailure, isInvalidInput, publicFailure } from "../../pipeline/failures.ts";
+import type { TaskAttemptEvent } from "../../pipeline/contracts/progress.ts";
 import type { StepName } from "../../pipeline/contracts/index.ts";
 import { forkSources } from "../../pipeline/state/index.ts";
 import { runStep, type StepTable } from "../../pipeline/steps/index.ts";
@@ -26,19 +27,7 @@ export { CONDUCTOR_TASKS, type ConductorTaskName };
 export { UnknownStorageKeyError } from "./hooks.ts";
 
 /** What the host reports about each task it runs (the API writes these as events). */
-export interface TaskEvent {
-  task: ConductorTaskName;
-  task_id: string;
-  workflow_id: string;
-  recording_id?: string;
-  namespace?: string;
-  track_index?: number;
-  status: "started" | "succeeded" | "failed";
-  terminal?: boolean;
-  message?: string;
-  duration_ms?: number;
-  worker_id: string;
-}
+export type TaskEvent = TaskAttemptEvent<ConductorTaskName>;
 
 export interface ConductorHostDeps {
   client: SdkClient;
