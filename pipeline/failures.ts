@@ -65,10 +65,7 @@ const BY_NAME: Record<string, PublicFailure> = {
   DecoderError: { code: "speech_recognition_failed", message: "the speech decoder failed" },
   AudioToolError: { code: "audio_decode_failed", message: "the audio could not be decoded" },
   WavFormatError: { code: "audio_decode_failed", message: "the audio could not be decoded" },
-  NotAudioError: { code: "not_audio", message: "a track is not audio" },
-  EmptyTrackError: { code: "empty_track", message: "a track holds no audio" },
   StorageKeyNotFoundError: { code: "object_missing", message: "an object the step needs is missing from storage" },
-  UnknownStorageKeyError: { code: "object_missing", message: "an object the step needs is missing from storage" },
   WorkerCrashError: { code: "worker_crashed", message: "the process running the step stopped unexpectedly" },
   ChildChannelClosedError: { code: "worker_crashed", message: "the process running the step stopped unexpectedly" },
   ChildUnresponsiveError: { code: "worker_crashed", message: "the process running the step stopped answering" },
@@ -80,15 +77,25 @@ const BY_NAME: Record<string, PublicFailure> = {
   JoinNormalizationError: { code: "invalid_input", message: "the tracks' results did not come back complete" },
 };
 
+/** Errors whose own message describes the client's input, never our internals: name → code. */
+const SELF_DESCRIBING: Record<string, string> = {
+  StepInputError: "invalid_input",
+  StepOutputError: "invalid_output",
+  ForkPlanError: "invalid_input",
+  UnknownStorageKeyError: "object_missing",
+  NotAudioError: "not_audio",
+  EmptyTrackError: "empty_track",
+};
+
 /** The client's view of an error thrown anywhere in a step. */
 export function publicFailure(err: unknown): PublicFailure {
   if (err instanceof PublicError && CODE.test(err.code)) return { code: err.code, message: scrub(err.message) || err.code.replace(/_/g, " ") };
   const e = err as { name?: string; issues?: unknown } | undefined;
   if (e?.name === "ZodError" || Array.isArray(e?.issues)) return { code: "invalid_input", message: "the step's input is not valid" };
-  // a contract's complaint names the field and the rule, nothing internal: show it
-  if ((e?.name === "StepInputError" || e?.name === "StepOutputError") && err instanceof Error) {
-    return { code: e.name === "StepInputError" ? "invalid_input" : "invalid_output", message: scrub(err.message) };
-  }
+  // these say what was wrong with the client's own input (a field and its rule, a track and
+  // its key, what the decoder made of it): shown, scrubbed of anything path- or address-like
+  const own = e?.name ? SELF_DESCRIBING[e.name] : undefined;
+  if (own && err instanceof Error) return { code: own, message: scrub(err.message) || own.replace(/_/g, " ") };
   const known = e?.name ? BY_NAME[e.name] : undefined;
   if (known) return { ...known };
   return { code: "step_failed", message: "the step failed unexpectedly (the worker's log has the details)" };
@@ -108,5 +115,8 @@ export function clientFailure(text: string | null | undefined, fallbackCode = "f
   // e.g. "transcribe_track_1: [asr_unavailable] …": the orchestrator names the task first
   const inner = /^([a-z][a-z0-9_]*): \[([a-z][a-z0-9_]{1,63})\] (.*)$/s.exec(text.trim());
   if (inner) return { code: inner[2]!, message: `${inner[1]}: ${scrub(inner[3]!)}` };
+  // the orchestrator may wrap it: "Task detect_topics failed with status FAILED and reason: '[code] …'"
+  const wrapped = /\[([a-z][a-z0-9_]{1,63})\] ([^'"\n]*)/.exec(text);
+  if (wrapped) return { code: wrapped[1]!, message: scrub(wrapped[2]!) || wrapped[1]!.replace(/_/g, " ") };
   return { code: fallbackCode, message: scrub(text) || "failed" };
 }

@@ -15,7 +15,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { createConductorTaskEventHandler, createPgResultSink } from "../../adapters/postgres/sinks.ts";
 import { startServer, type RunningServer } from "../../server/server.ts";
-import { startApiServices, type ApiServices } from "./harness.ts";
+import { followEvents as followStream, startApiServices, type ApiServices } from "./harness.ts";
 
 const TOKEN = "redaction-token-0123456789";
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -26,33 +26,6 @@ let requests = 0;
 let svc: ApiServices;
 let server: RunningServer;
 let stopRuntime: (() => Promise<unknown>) | undefined;
-
-interface SseEvent {
-  event: string;
-  data: Record<string, unknown>;
-  raw: string;
-}
-
-async function followEvents(id: string, timeoutMs: number): Promise<SseEvent[]> {
-  const res = await fetch(`${server.url}/v1/recordings/${id}/events`, { headers: { ...auth, accept: "text/event-stream" }, signal: AbortSignal.timeout(timeoutMs) });
-  assert.equal(res.status, 200);
-  const events: SseEvent[] = [];
-  const decoder = new TextDecoder();
-  let buf = "";
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    buf += decoder.decode(chunk, { stream: true });
-    let i;
-    while ((i = buf.indexOf("\n\n")) >= 0) {
-      const block = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      const lines = block.split("\n");
-      const data = lines.filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
-      if (!data) continue;
-      events.push({ event: lines.find((l) => l.startsWith("event: "))?.slice(7) ?? "message", data: JSON.parse(data) as Record<string, unknown>, raw: block });
-    }
-  }
-  return events;
-}
 
 before(async () => {
   upstream = http.createServer((req, res) => {
@@ -98,7 +71,7 @@ test("an upstream chat server's 500 reaches the client as a code and a message, 
   assert.equal(up.status, 202, await up.clone().text());
   const { id } = (await up.json()) as { id: string };
 
-  const events = await followEvents(id, 300_000);
+  const events = await followStream(server.url, id, auth, 300_000);
   const end = events.at(-1)!;
   assert.equal(end.event, "end", JSON.stringify(events.slice(-3).map((e) => e.data)));
   assert.equal(end.data.status, "failed");

@@ -146,3 +146,39 @@ export function wavBytes(seconds = 0.5, rate = 16000): Buffer {
   for (let i = 0; i < n; i++) b.writeInt16LE(Math.round(3000 * Math.sin((2 * Math.PI * 440 * i) / rate)), 44 + i * 2);
   return b;
 }
+
+export interface SseEvent {
+  event: string;
+  id?: string;
+  data: Record<string, unknown>;
+  /** the event's block as sent */
+  raw: string;
+}
+
+/** Read a recording's SSE stream to its end (or the timeout), event by event. */
+export async function followEvents(baseUrl: string, id: string, headers: Record<string, string>, timeoutMs: number): Promise<SseEvent[]> {
+  const res = await fetch(`${baseUrl}/v1/recordings/${id}/events`, { headers: { ...headers, accept: "text/event-stream" }, signal: AbortSignal.timeout(timeoutMs) });
+  if (res.status !== 200) throw new Error(`events of ${id}: HTTP ${res.status}`);
+  if (!/^text\/event-stream/.test(res.headers.get("content-type") ?? "")) throw new Error(`events of ${id}: not an event stream`);
+  const events: SseEvent[] = [];
+  const decoder = new TextDecoder();
+  let buf = "";
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    buf += decoder.decode(chunk, { stream: true });
+    let i;
+    while ((i = buf.indexOf("\n\n")) >= 0) {
+      const block = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      const lines = block.split("\n");
+      const data = lines.filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+      if (!data) continue;
+      events.push({
+        event: lines.find((l) => l.startsWith("event: "))?.slice(7) ?? "message",
+        id: lines.find((l) => l.startsWith("id: "))?.slice(4),
+        data: JSON.parse(data) as Record<string, unknown>,
+        raw: block,
+      });
+    }
+  }
+  return events;
+}

@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import { Result } from "../../pipeline/contracts/index.ts";
 import { createConductorTaskEventHandler, createPgResultSink } from "../../adapters/postgres/sinks.ts";
 import { startServer, type RunningServer } from "../../server/server.ts";
-import { startApiServices, wavBytes, type ApiServices } from "./harness.ts";
+import { followEvents as followStream, startApiServices, wavBytes, type ApiServices, type SseEvent } from "./harness.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const TOKEN = "http-test-token-0123";
@@ -157,36 +157,8 @@ describe("uploads over HTTP", () => {
 const runtimeModule = path.join(root, "workers", "conductor", "runtime.ts");
 const haveWorkers = existsSync(runtimeModule);
 
-interface SseEvent {
-  event: string;
-  id?: string;
-  data: Record<string, unknown>;
-}
-
 async function followEvents(id: string, timeoutMs: number): Promise<SseEvent[]> {
-  const res = await fetch(`${server.url}/v1/recordings/${id}/events`, { headers: { ...auth, accept: "text/event-stream" }, signal: AbortSignal.timeout(timeoutMs) });
-  assert.equal(res.status, 200);
-  assert.match(res.headers.get("content-type") ?? "", /^text\/event-stream/);
-  const events: SseEvent[] = [];
-  const decoder = new TextDecoder();
-  let buf = "";
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    buf += decoder.decode(chunk, { stream: true });
-    let i;
-    while ((i = buf.indexOf("\n\n")) >= 0) {
-      const block = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      const lines = block.split("\n");
-      const data = lines.filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
-      if (!data) continue;
-      events.push({
-        event: lines.find((l) => l.startsWith("event: "))?.slice(7) ?? "message",
-        id: lines.find((l) => l.startsWith("id: "))?.slice(4),
-        data: JSON.parse(data) as Record<string, unknown>,
-      });
-    }
-  }
-  return events;
+  return followStream(server.url, id, auth, timeoutMs);
 }
 
 describe("the whole pipeline", { skip: haveWorkers ? false : "the Conductor worker host is not in this build" }, () => {

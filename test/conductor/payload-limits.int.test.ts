@@ -138,5 +138,7 @@ test("on a server with its default thresholds, a task whose input was moved to e
   assert.equal(wf.status, "FAILED");
   const plan = wf.tasks.find((t) => t.referenceTaskName === "plan_tracks")!;
   assert.equal(plan.status, "FAILED_WITH_TERMINAL_ERROR", "no retries: the input will not come back");
-  assert.match(wf.reasonForIncompletion ?? "", /moved this task's input to its external payload storage .*workers cannot read/);
+  // the reason (what the API shows) is a code and a sentence; the operator's detail is in the task's output
+  assert.match(wf.reasonForIncompletion ?? "", /\[payload_too_large\] the step's input is larger than the orchestrator passes inline/);
+  assert.match(String((plan as { outputData?: { error?: string } }).outputData?.error), /moved this task's input to its external payload storage .*workers cannot read/);
 });

@@ -50,6 +50,7 @@ test("failure text round-trips as [code] message; other text is read back scrubb
   const legacy = clientFailure("speech backend answered 500: {\"detail\":\"cuda oom at http://gpu:9000\"}", "transcribe_track_failed");
   assert.equal(legacy?.code, "transcribe_track_failed");
   assert.doesNotMatch(legacy!.message, /cuda|gpu|9000|detail/);
+  assert.deepEqual(clientFailure(`Task detect_topics failed with status FAILED and reason: '${formatFailure(f)}'`), f);
   assert.equal(clientFailure(null), null);
   assert.equal(clientFailure(""), null);
 });
