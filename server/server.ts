@@ -4,7 +4,7 @@
  * is closed here, in reverse order, when the process is asked to stop.
  */
 import { pino, type Logger } from "pino";
-import type { Config } from "../pipeline/config.ts";
+import { configSection, type Config } from "../pipeline/config.ts";
 import { build, isLoopbackHost } from "./app.ts";
 import { createApiKeys } from "./auth/keys.ts";
 import { createConductorGateway, type WorkflowGateway } from "../adapters/conductor/gateway.ts";
@@ -67,12 +67,13 @@ export async function startServer(config: Config, opts: StartServerOptions = {})
       const applied = await withBackoff(() => migrate(config, { log: (l) => log.debug(l) }), log, "Postgres", 60_000);
       if (applied.length) log.info({ applied }, "database migrated");
     }
-    const pool = createPool(config);
+    // each adapter is handed its own section of the configuration, nothing else
+    const pool = createPool(configSection(config, "database"));
     closers.push(() => pool.end());
     pool.on("error", (err) => log.warn({ err }, "idle Postgres client error"));
     await checkAuthSetup(config, () => createApiKeys(pool).liveCount(), log);
 
-    const storage = createStorage(config);
+    const storage = createStorage(configSection(config, "storage"));
     closers.push(() => storage.close());
 
     const workflows = opts.workflows ?? (await createConductorGateway({ serverUrl: config.CONDUCTOR_SERVER_URL, log }));

@@ -7,7 +7,7 @@
 import type { Logger } from "pino";
 import { createAsrEngine } from "../adapters/asr/index.ts";
 import { createFfmpegAudioTools } from "../adapters/audio/ffmpeg.ts";
-import type { Config } from "../pipeline/config.ts";
+import { configSection, type Config } from "../pipeline/config.ts";
 import { createTextModel } from "../adapters/nlp/index.ts";
 import type { AsrEngine, AudioTools, Storage, TextModel } from "../pipeline/ports.ts";
 import type { ResultSink, StepDeps } from "../pipeline/steps/deps.ts";
@@ -30,8 +30,9 @@ export type StepDepsFactory = (scratchDir: string, extras?: StepExtras) => StepD
 export function createStepPorts(config: Config, deps: StepPortsDeps): StepDepsFactory {
   // decoders never run past the longest track allowed, whatever a file's header claims
   const audio = deps.audio ?? createFfmpegAudioTools({ maxSeconds: config.MAX_TRACK_SECONDS });
-  const asr = deps.asr ?? createAsrEngine(config);
-  const text = deps.text ?? createTextModel(config, { log: deps.log });
+  // each adapter is handed its own section of the configuration, nothing else
+  const asr = deps.asr ?? createAsrEngine(configSection(config, "asr"));
+  const text = deps.text ?? createTextModel(configSection(config, "text"), { log: deps.log });
   return (scratchDir, extras = {}) => ({
     storage: deps.storage,
     audio,

@@ -1,5 +1,5 @@
 /**
- * Static wiring check of the Conductor workflow (lesson 2): every `${ref.output.path}` and
+ * Static wiring check of the Conductor workflow (everything crossing Conductor is plain JSON, so wiring is checked against the zod contracts): every `${ref.output.path}` and
  * `${workflow.input.x}` expression resolves to a field of the producing task's zod output
  * schema (or the workflow input schema), every SIMPLE task has a task definition and a
  * worker, and every task's inputParameters cover its input schema's required keys. A

@@ -1,8 +1,8 @@
 /** The Postgres pool of a process (created once in its wiring function, ended in `finally`). */
 import pg from "pg";
-import type { Config } from "../../pipeline/config.ts";
+import type { ConfigSection } from "../../pipeline/config.ts";
 
-export function createPool(config: Pick<Config, "DATABASE_URL" | "DATABASE_SCHEMA" | "DATABASE_POOL_MAX">, opts: { max?: number } = {}): pg.Pool {
+export function createPool(config: Pick<ConfigSection<"database">, "DATABASE_URL" | "DATABASE_SCHEMA" | "DATABASE_POOL_MAX">, opts: { max?: number } = {}): pg.Pool {
   if (!config.DATABASE_URL) throw new Error("DATABASE_URL is not set");
   return new pg.Pool({
     connectionString: config.DATABASE_URL,

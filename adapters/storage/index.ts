@@ -1,6 +1,6 @@
 /** The configured Storage: a local directory (STORAGE_DRIVER=local) or S3 (STORAGE_DRIVER=s3). */
 import { access, mkdir } from "node:fs/promises";
-import type { Config } from "../../pipeline/config.ts";
+import type { ConfigSection } from "../../pipeline/config.ts";
 import type { Storage } from "../../pipeline/ports.ts";
 import { createLocalStorage } from "./local.ts";
 import { createGcHint } from "../memory.ts";
@@ -15,7 +15,7 @@ export interface ServiceStorage extends Storage {
   readonly s3?: S3Storage;
 }
 
-export function createStorage(config: Config): ServiceStorage {
+export function createStorage(config: ConfigSection<"storage">): ServiceStorage {
   if (config.STORAGE_DRIVER === "s3") {
     const client = createS3Client(config);
     const s3 = createS3Storage({ client, bucket: config.S3_BUCKET, queueSize: config.S3_UPLOAD_QUEUE_SIZE, afterPart: createGcHint() });

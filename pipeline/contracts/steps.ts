@@ -23,7 +23,7 @@ export const Namespace = z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, "namespace 
  */
 export const RecordingId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "recording_id must be 1-64 letters, digits, '_' or '-'");
 
-/** Who produced a step output (lesson 8: ghost workers). */
+/** Who produced a step output (an old build still polling must be traceable to its results). */
 export const WorkerStamp = z.object({ worker_id: z.string().min(1), build: z.string().min(1) });
 export type WorkerStamp = z.infer<typeof WorkerStamp>;
 

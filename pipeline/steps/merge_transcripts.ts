@@ -1,7 +1,7 @@
 /**
  * merge_transcripts: per-track transcripts (a JOIN dict keyed by task reference name, or
  * an array) → one word list on the global timeline, ordered by start time, ties by track
- * index then by end. Missing tracks are an error that names them (lesson 1).
+ * index then by end. Missing tracks are an error that names them (a fork branch with an empty output vanishes from the JOIN).
  */
 import { TranscribeTrackOutput, TrackTranscript, type MergeTranscriptsInput, type MergeTranscriptsOutput, type Word } from "../contracts/index.ts";
 import { normalizeJoinOutput } from "../join.ts";

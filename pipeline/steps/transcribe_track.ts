@@ -1,7 +1,7 @@
 /**
  * transcribe_track: decode only the planned spans of one track; words come out on the
  * global timeline with the track index as speaker. A silent track returns
- * `{track_index, words: []}`, never an empty output (lesson 1).
+ * `{track_index, words: []}`, never an empty output (it would vanish from the JOIN).
  */
 import path from "node:path";
 import type { SpeechPlan, TrackSpeechPlan, TranscribeTrackInput, TranscribeTrackOutput } from "../contracts/index.ts";

@@ -70,7 +70,7 @@ export class ExternalPayloadError extends Error {
   readonly retryable = false;
 }
 
-/** The id a worker polls with: `host/slot/pid#build`, so poll data shows the build (lesson 8). */
+/** The id a worker polls with: `host/slot/pid#build`, so poll data shows the build (ghost workers of an old build stand out). */
 export const pollWorkerId = (identity: WorkerIdentity): string => `${identity.worker_id}#${identity.build}`;
 
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));

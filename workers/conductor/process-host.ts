@@ -5,7 +5,7 @@
  * Used by `trackscribe workers --engine conductor` and by supervised children.
  */
 import type { Logger } from "pino";
-import type { Config } from "../../pipeline/config.ts";
+import { configSection, type Config } from "../../pipeline/config.ts";
 import type { Storage } from "../../pipeline/ports.ts";
 import { createStepPorts } from "../step-ports.ts";
 import type { WorkerIdentity } from "../identity.ts";
@@ -27,7 +27,7 @@ export async function startConductorProcessHost(
   if (config.DATABASE_URL) {
     const { createPool } = await import("../../adapters/postgres/pool.ts");
     const sinks = await import("../../adapters/postgres/sinks.ts");
-    pool = createPool(config, { max: 4 });
+    pool = createPool(configSection(config, "database"), { max: 4 });
     results = sinks.createPgResultSink(pool, { log: deps.log });
     onTaskEvent = sinks.createConductorTaskEventHandler(pool, { log: deps.log });
   }
