@@ -86,6 +86,13 @@ export const EnvSchema = z.object({
   /** JSON-referenced tracks must live under this prefix (an API key: under <prefix><key name>/) */
   INCOMING_PREFIX: z.string().regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*\/$/, "must be a relative key prefix ending in '/'").refine((p) => !p.startsWith("recordings/") && !p.split("/").includes(".."), "must not be under recordings/").default("incoming/"),
   MAX_TRACK_BYTES: int(2 * 1024 * 1024 * 1024, 1024),
+  /** uploads streaming at once (each holds ≈ (S3_UPLOAD_QUEUE_SIZE + 2) × 5 MiB); more wait: 503 + Retry-After */
+  MAX_CONCURRENT_UPLOADS: int(8, 1, 1000),
+  /** recordings one API key (or the operator) may create per minute: 429 + Retry-After beyond */
+  CREATE_RATE_PER_MINUTE: int(60, 1, 100000),
+  /** event streams open at once, and per recording: 503 + Retry-After beyond */
+  MAX_SSE_STREAMS: int(500, 1, 100000),
+  MAX_SSE_PER_RECORDING: int(20, 1, 10000),
   /** the bytes of all tracks of one upload together */
   MAX_UPLOAD_BYTES: int(8 * 1024 * 1024 * 1024, 1024),
   /** longest track (its audio); workers decode no further (-t) */
@@ -253,6 +260,10 @@ export const CONFIG_SECTIONS = {
     "INCOMING_PREFIX",
     "MAX_TRACK_BYTES",
     "MAX_UPLOAD_BYTES",
+    "MAX_CONCURRENT_UPLOADS",
+    "CREATE_RATE_PER_MINUTE",
+    "MAX_SSE_STREAMS",
+    "MAX_SSE_PER_RECORDING",
     "API_RECONCILE_SECONDS",
     "SSE_HEARTBEAT_SECONDS",
     "STORAGE_SWEEP_SECONDS",

@@ -33,7 +33,7 @@ import type { UploadLimits } from "./upload/limits.ts";
 
 export type AppConfig = Pick<
   Config,
-  "API_TOKEN" | "AUTH_DISABLED" | "HOST" | "MAX_TRACKS" | "MAX_TRACK_BYTES" | "MAX_UPLOAD_BYTES" | "MAX_TRACK_SECONDS" | "MAX_RECORDING_SECONDS" | "INCOMING_PREFIX" | "API_RECONCILE_SECONDS" | "SSE_HEARTBEAT_SECONDS" | "STORAGE_SWEEP_SECONDS" | "STORAGE_SWEEP_UPLOAD_STALE_SECONDS"
+  "API_TOKEN" | "AUTH_DISABLED" | "HOST" | "MAX_TRACKS" | "MAX_TRACK_BYTES" | "MAX_UPLOAD_BYTES" | "MAX_CONCURRENT_UPLOADS" | "CREATE_RATE_PER_MINUTE" | "MAX_SSE_STREAMS" | "MAX_SSE_PER_RECORDING" | "MAX_TRACK_SECONDS" | "MAX_RECORDING_SECONDS" | "INCOMING_PREFIX" | "API_RECONCILE_SECONDS" | "SSE_HEARTBEAT_SECONDS" | "STORAGE_SWEEP_SECONDS" | "STORAGE_SWEEP_UPLOAD_STALE_SECONDS"
 >;
 
 export interface RouteEntry {
@@ -179,6 +179,12 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     metrics,
     limits: uploadLimits(config),
     heartbeatMs: config.SSE_HEARTBEAT_SECONDS * 1000,
+    admission: {
+      uploads: config.MAX_CONCURRENT_UPLOADS,
+      createsPerMinute: config.CREATE_RATE_PER_MINUTE,
+      sseStreams: config.MAX_SSE_STREAMS,
+      ssePerRecording: config.MAX_SSE_PER_RECORDING,
+    },
     shutdown: shutdown.signal,
   });
   // with shadow mode off the comparison routes still answer (404 "not shadowed", the summary empty)

@@ -6,6 +6,7 @@
 import type { FastifyError, FastifyInstance } from "fastify";
 import fp from "fastify-plugin";
 import { ApiError, DependencyError, UnauthorizedError } from "../errors.ts";
+import { BusyError } from "../admission.ts";
 
 /** Connection-level Postgres failures (as opposed to a bad query). */
 export const isDatabaseDown = (err: unknown): boolean => {
@@ -17,8 +18,11 @@ export const isDatabaseDown = (err: unknown): boolean => {
 async function errorsPlugin(app: FastifyInstance): Promise<void> {
   app.setErrorHandler((err: FastifyError | ApiError | Error, req, reply) => {
     if (err instanceof ApiError) {
-      if (err.statusCode >= 500) req.log.error({ err, cause: (err as { cause?: unknown }).cause }, err.message);
+      // a full gate is the API working as meant, not a fault
+      if (err instanceof BusyError) req.log.info({ code: err.code }, err.message);
+      else if (err.statusCode >= 500) req.log.error({ err, cause: (err as { cause?: unknown }).cause }, err.message);
       if (err instanceof UnauthorizedError) reply.header("www-authenticate", 'Bearer realm="trackscribe"');
+      if (err instanceof BusyError) reply.header("retry-after", String(err.retryAfterSeconds));
       return reply.code(err.statusCode).send({ error: err.code, message: err.message });
     }
     if (err.name === "ClientGoneError") {

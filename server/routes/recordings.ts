@@ -19,6 +19,8 @@ import { Result } from "../../pipeline/contracts/index.ts";
 import { Accepted, errors, IdempotencyKey, ListQuery, RecordingList, RecordingParams, RecordingView, TranscriptQuery } from "../http/schemas.ts";
 import type { UploadPart } from "../upload/receive.ts";
 import type { UploadLimits } from "../upload/limits.ts";
+import rateLimit from "@fastify/rate-limit";
+import { BusyError, createGate } from "../admission.ts";
 
 export interface RecordingRoutesOptions {
   service: RecordingService;
@@ -29,6 +31,7 @@ export interface RecordingRoutesOptions {
   limits: UploadLimits;
   heartbeatMs: number;
   shutdown: AbortSignal;
+  admission: { uploads: number; createsPerMinute: number; sseStreams: number; ssePerRecording: number };
 }
 
 const tags = ["recordings"];
@@ -63,6 +66,17 @@ export function parseRange(header: string | undefined, size: number): { start: n
 
 export const recordingRoutes: FastifyPluginAsync<RecordingRoutesOptions> = async (root, opts) => {
   const app = root.withTypeProvider<ZodTypeProvider>();
+  const uploads = createGate(opts.admission.uploads);
+  const streams = createGate(opts.admission.sseStreams, opts.admission.ssePerRecording);
+  // creates per minute, per API key (or the operator); the answer is 429 with Retry-After
+  await root.register(rateLimit, { global: false });
+  const createLimit = {
+    max: opts.admission.createsPerMinute,
+    timeWindow: 60_000,
+    keyGenerator: (req: FastifyRequest) => (req.principal?.kind === "key" ? `key:${req.principal.keyId}` : "operator"),
+    errorResponseBuilder: (_req: FastifyRequest, ctx: { after: string; max: number }) =>
+      new ApiError(429, "rate_limited", `at most ${ctx.max} recordings a minute may be created with one key; try again in ${ctx.after}`),
+  };
   const { service, storage } = opts;
 
   /** After an upload is refused, stop reading the rest of the body: answer and close. */
@@ -81,14 +95,21 @@ export const recordingRoutes: FastifyPluginAsync<RecordingRoutesOptions> = async
           "or application/json naming tracks already in the bucket (KeyManifest). Optional `Idempotency-Key` header (per owner). The body is parsed by the handler " +
           "(streamed to storage), so each refusal has its own error code.",
         headers: z.object({ "idempotency-key": z.string().optional() }).passthrough(),
-        response: { 202: Accepted, ...errors(400, 401, 409, 413, 415, 422, 503) },
+        response: { 202: Accepted, ...errors(400, 401, 403, 409, 413, 415, 422, 429, 503) },
       },
+      config: { rateLimit: createLimit },
     },
     async (req, reply) => {
     const rawKey = req.headers["idempotency-key"];
     const idempotencyKey = rawKey === undefined ? undefined : parse(IdempotencyKey, rawKey, "Idempotency-Key header");
     let outcome;
     if (req.isMultipart()) {
+      const release = uploads.tryEnter();
+      if (!release) {
+        closeAfterReply(req, reply);
+        throw new BusyError("too_many_uploads", `${opts.admission.uploads} uploads are streaming already; try again shortly`, 5);
+      }
+      reply.raw.once("close", release);
       let gone = false;
       req.raw.once("close", () => {
         if (!req.raw.readableEnded) gone = true;
@@ -235,6 +256,9 @@ export const recordingRoutes: FastifyPluginAsync<RecordingRoutesOptions> = async
     const rec = await service.status(id, req.principal);
     const tracks = await opts.repo.tracks(id);
     const lastEventId = Number(req.headers["last-event-id"] ?? 0);
+    const release = streams.tryEnter(id);
+    if (!release) throw new BusyError("too_many_streams", "too many event streams are open (in total or on this recording); try again shortly", 10);
+    reply.raw.once("close", release);
     reply.hijack();
     opts.metrics.sseClients.inc();
     try {
