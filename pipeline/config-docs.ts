@@ -54,6 +54,7 @@ export const VARIABLE_DOCS: Record<keyof typeof EnvSchema.shape, string> = {
   CREATE_RATE_PER_MINUTE: "recordings one API key (or the operator's token) may create per minute; beyond, 429 `rate_limited` with `Retry-After`",
   MAX_SSE_STREAMS: "event streams open at once; one more is answered 503 `too_many_streams` with `Retry-After`",
   MAX_SSE_PER_RECORDING: "event streams open at once on one recording; one more is answered 503 `too_many_streams` with `Retry-After`",
+  UPLOAD_IDLE_SECONDS: "an upload whose client sends nothing this long (while the API is ready for more) is cut off: its rows, objects and S3 multipart upload are removed",
   MAX_UPLOAD_BYTES: "largest upload: all tracks of one request together (413 `upload_too_large` beyond, reading stops early)",
   MAX_TRACK_SECONDS: "longest track; a longer one is refused (422 `track_too_long`), and workers never decode past it",
   MAX_RECORDING_SECONDS: "longest recording timeline, offsets included (422 `recording_too_long`)",

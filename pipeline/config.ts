@@ -93,6 +93,8 @@ export const EnvSchema = z.object({
   /** event streams open at once, and per recording: 503 + Retry-After beyond */
   MAX_SSE_STREAMS: int(500, 1, 100000),
   MAX_SSE_PER_RECORDING: int(20, 1, 10000),
+  /** an upload that sends nothing this long is cut off and removed (a stalled or slowloris client) */
+  UPLOAD_IDLE_SECONDS: num(60, 0.1, 3600),
   /** the bytes of all tracks of one upload together */
   MAX_UPLOAD_BYTES: int(8 * 1024 * 1024 * 1024, 1024),
   /** longest track (its audio); workers decode no further (-t) */
@@ -264,6 +266,7 @@ export const CONFIG_SECTIONS = {
     "CREATE_RATE_PER_MINUTE",
     "MAX_SSE_STREAMS",
     "MAX_SSE_PER_RECORDING",
+    "UPLOAD_IDLE_SECONDS",
     "API_RECONCILE_SECONDS",
     "SSE_HEARTBEAT_SECONDS",
     "STORAGE_SWEEP_SECONDS",

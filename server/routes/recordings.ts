@@ -31,7 +31,7 @@ export interface RecordingRoutesOptions {
   limits: UploadLimits;
   heartbeatMs: number;
   shutdown: AbortSignal;
-  admission: { uploads: number; createsPerMinute: number; sseStreams: number; ssePerRecording: number };
+  admission: { uploads: number; createsPerMinute: number; sseStreams: number; ssePerRecording: number; uploadIdleMs: number };
 }
 
 const tags = ["recordings"];
@@ -117,6 +117,29 @@ export const recordingRoutes: FastifyPluginAsync<RecordingRoutesOptions> = async
       req.raw.once("aborted", () => {
         gone = true;
       });
+      // a client that stops sending (while we are ready for more) is cut off: the upload then
+      // fails as a client that went away, and everything it wrote is removed. Watched from the
+      // socket's byte count, without a listener on the body (that would start it flowing)
+      const idleMs = opts.admission.uploadIdleMs;
+      let lastBytes = -1;
+      let lastChange = Date.now();
+      const idle = setInterval(() => {
+        if (req.raw.readableEnded) return clearInterval(idle); // the whole body is here
+        const n = req.raw.socket?.bytesRead ?? 0;
+        // paused: we are the slow side (storage), not the client
+        if (n !== lastBytes || req.raw.isPaused()) {
+          lastBytes = n;
+          lastChange = Date.now();
+          return;
+        }
+        if (Date.now() - lastChange < idleMs) return;
+        clearInterval(idle);
+        gone = true;
+        req.log.info({ idle_ms: idleMs }, "upload idle: cutting the client off");
+        req.raw.destroy(new Error("the client sent nothing for too long"));
+      }, Math.max(50, Math.min(1000, idleMs / 4)));
+      idle.unref();
+      reply.raw.once("close", () => clearInterval(idle));
       const parts = req.parts({
         // keep the client's name as sent so path-like names are refused, not silently stripped
         preservePath: true,

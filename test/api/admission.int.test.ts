@@ -23,7 +23,7 @@ let port: number;
 const started: string[] = [];
 
 before(async () => {
-  svc = await startApiServices({ API_TOKEN: TOKEN, MAX_CONCURRENT_UPLOADS: "1", CREATE_RATE_PER_MINUTE: "3", MAX_SSE_PER_RECORDING: "1", MAX_SSE_STREAMS: "5" });
+  svc = await startApiServices({ API_TOKEN: TOKEN, MAX_CONCURRENT_UPLOADS: "1", CREATE_RATE_PER_MINUTE: "5", MAX_SSE_PER_RECORDING: "1", MAX_SSE_STREAMS: "5" });
   workflows = await createConductorGateway({ serverUrl: svc.conductorUrl, log: svc.log });
   app = await build({ config: svc.config, log: svc.log, pool: svc.pool, storage: svc.storage, workflows });
   await app.listen({ port: 0, host: "127.0.0.1" });
@@ -46,7 +46,11 @@ const waitFor = async (what: string, f: () => Promise<boolean>): Promise<void> =
   throw new Error(`timed out waiting for ${what}`);
 };
 
+/** every POST counts against CREATE_RATE_PER_MINUTE, whatever its answer */
+let posts = 0;
+
 async function post(): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  posts++;
   const { body, contentType } = await multipartBody({ language: "en", tracks: [{ participant: "A", offset_seconds: 0 }] }, [{ name: "a.wav", data: wavBytes(0.3) }]);
   const res = await fetch(`http://127.0.0.1:${port}/v1/recordings`, { method: "POST", body, headers: { ...auth, "content-type": contentType } });
   return { status: res.status, headers: Object.fromEntries(res.headers), body: await res.text() };
@@ -60,6 +64,7 @@ test("uploads over the cap get 503 + Retry-After unread; creates over the rate g
   slow.write(`--${boundary}\r\ncontent-disposition: form-data; name="manifest"\r\n\r\n${JSON.stringify({ language: "en", tracks: [{ participant: "A", offset_seconds: 0 }] })}\r\n`);
   slow.write(`--${boundary}\r\ncontent-disposition: form-data; name="track"; filename="a.wav"\r\ncontent-type: audio/wav\r\n\r\n`);
   slow.write(wavBytes(0.2));
+  posts++;
   await waitFor("the slow upload's intent row", async () => Number((await svc.pool.query(`SELECT count(*) FROM upload_intents`)).rows[0].count) === 1);
 
   const before = await svc.rowCounts();
@@ -82,9 +87,14 @@ test("uploads over the cap get 503 + Retry-After unread; creates over the rate g
   const id = JSON.parse(ok!.body).id as string;
   started.push(id);
 
-  // 2. the fourth create within the minute (slow, busy, this one) is over CREATE_RATE_PER_MINUTE=3
-  const limited = await post();
+  // 2. creates within the minute beyond CREATE_RATE_PER_MINUTE=5 (every POST so far counts)
+  let limited = await post();
+  while (limited.status === 202) {
+    started.push(JSON.parse(limited.body).id as string);
+    limited = await post();
+  }
   assert.equal(limited.status, 429, limited.body);
+  assert.equal(posts, 6, "the sixth POST of the minute is the first refused");
   assert.equal(JSON.parse(limited.body).error, "rate_limited");
   assert.ok(Number(limited.headers["retry-after"]) > 0, "Retry-After");
 
@@ -111,4 +121,32 @@ test("uploads over the cap get 503 + Retry-After unread; creates over the rate g
   }
   assert.equal(third?.status, 200, "a closed stream frees its place");
   third?.req.destroy();
+});
+
+test("a client that stops sending mid-upload is cut off after UPLOAD_IDLE_SECONDS, and nothing of its upload remains", async () => {
+  const idleSvc = await startApiServices({ API_TOKEN: TOKEN, UPLOAD_IDLE_SECONDS: "1" });
+  const idleApp = await build({ config: idleSvc.config, log: idleSvc.log, pool: idleSvc.pool, storage: idleSvc.storage, workflows });
+  try {
+    await idleApp.listen({ port: 0, host: "127.0.0.1" });
+    const idlePort = (idleApp.server.address() as AddressInfo).port;
+    const boundary = "----slowloris";
+    const started = Date.now();
+    const closed = new Promise<number>((resolve) => {
+      const req = http.request({ host: "127.0.0.1", port: idlePort, path: "/v1/recordings", method: "POST", headers: { ...auth, "content-type": `multipart/form-data; boundary=${boundary}`, "transfer-encoding": "chunked" } });
+      req.on("error", () => resolve(Date.now() - started));
+      req.on("response", (res) => res.on("close", () => resolve(Date.now() - started)).resume());
+      req.write(`--${boundary}\r\ncontent-disposition: form-data; name="manifest"\r\n\r\n${JSON.stringify({ language: "en", tracks: [{ participant: "A", offset_seconds: 0 }] })}\r\n`);
+      req.write(`--${boundary}\r\ncontent-disposition: form-data; name="track"; filename="a.wav"\r\ncontent-type: audio/wav\r\n\r\n`);
+      req.write(wavBytes(0.5)); // then nothing more, ever
+    });
+    const after = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(-1), 20_000))]);
+    assert.ok(after > 0, "the server closed the stalled upload");
+    await waitFor("the stalled upload to be removed", async () => Number((await idleSvc.pool.query(`SELECT count(*) FROM upload_intents`)).rows[0].count) === 0);
+    const counts = await idleSvc.rowCounts();
+    assert.deepEqual(Object.entries(counts).filter(([, n]) => n > 0), []);
+    assert.deepEqual(await idleSvc.bucketState(), { keys: [], pendingUploads: 0 });
+  } finally {
+    await idleApp.close();
+    await idleSvc.close();
+  }
 });
