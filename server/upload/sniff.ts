@@ -3,7 +3,7 @@
  * client's Content-Type), and whether its file name is acceptable.
  */
 import { Transform, type TransformCallback } from "node:stream";
-import { safeFileName } from "../../workers/inprocess/stage.ts";
+import { safeFileName } from "../../pipeline/steps/keys.ts";
 
 import { describeFormats, sniffAudio, SNIFF_BYTES, type AudioFormat } from "../../pipeline/audio/sniff.ts";
 

@@ -11,6 +11,7 @@ import { access, stat } from "node:fs/promises";
 import path from "node:path";
 import { PipelineInput, type FileManifest } from "../../pipeline/contracts/index.ts";
 import type { Storage } from "../../pipeline/ports.ts";
+import { safeFileName } from "../../pipeline/steps/keys.ts";
 
 export class ManifestFileError extends Error {
   override readonly name = "ManifestFileError";
@@ -40,10 +41,7 @@ export const ffprobeAudio: AudioProbe = (file) =>
   });
 
 /** A file name safe as the last part of a storage key. */
-export function safeFileName(name: string): string {
-  const cleaned = path.basename(name).replace(/[^A-Za-z0-9._-]+/g, "_").replace(/^[._]+/, "");
-  return (cleaned || "track").slice(-100);
-}
+export { safeFileName };
 
 export async function checkTrackFiles(manifest: FileManifest, manifestDir: string, probe: AudioProbe = ffprobeAudio): Promise<string[]> {
   const files = manifest.tracks.map((t) => path.resolve(manifestDir, t.path));
