@@ -101,6 +101,16 @@ export const EnvSchema = z.object({
   MAX_TRACK_SECONDS: num(4 * 3600, 1, 48 * 3600),
   /** longest timeline of a recording, offsets included */
   MAX_RECORDING_SECONDS: num(6 * 3600, 1, 72 * 3600),
+  /** shortest track (its audio): a track with no samples is refused */
+  MIN_TRACK_SECONDS: num(0.1, 0, 60),
+  /** workflows running at once per owner (API key, or the operator); more recordings wait queued */
+  MAX_WORKFLOWS_PER_OWNER: int(8, 1, 10000),
+  /** a queued recording with no workflow this long (the API stopped between row and start) is started by the reconciler */
+  START_GRACE_SECONDS: num(15, 0.1, 3600),
+  /** a recording whose workflow could not be started for this long is failed with a reason */
+  START_GIVE_UP_SECONDS: num(3600, 1),
+  /** test only (NODE_ENV=test): the API kills itself (SIGKILL) at this point of creating a recording */
+  TEST_CRASH_AT: z.enum(["after_row", "after_workflow_start"]).optional(),
   /** Postgres schema for the API's tables (default: the connection's search_path, usually public) */
   DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lowercase SQL identifier").optional(),
   DATABASE_POOL_MAX: int(10, 1, 200),
@@ -252,7 +262,7 @@ export const CONFIG_SECTIONS = {
   ],
   asr: ["ASR_ENGINE", "ASR_URL", "ASR_API_KEY", "ASR_MODEL", "ASR_CONCURRENCY", "ASR_IDLE_SECONDS", "POCKETSPHINX_HMM", "POCKETSPHINX_DICT", "POCKETSPHINX_LM", "POCKETSPHINX_PRUNE_DICT"],
   text: ["TEXT_ENGINE", "LLM_URL", "LLM_MODEL", "LLM_API_KEY", "LLM_TIMEOUT_SECONDS", "LLM_MAX_ATTEMPTS"],
-  pipeline: ["BLEED_THRESHOLD_DB", "MAX_TRACK_SECONDS", "MAX_RECORDING_SECONDS"],
+  pipeline: ["BLEED_THRESHOLD_DB", "MAX_TRACK_SECONDS", "MAX_RECORDING_SECONDS", "MIN_TRACK_SECONDS"],
   api: [
     "PORT",
     "HOST",
@@ -268,6 +278,10 @@ export const CONFIG_SECTIONS = {
     "MAX_SSE_PER_RECORDING",
     "UPLOAD_IDLE_SECONDS",
     "API_RECONCILE_SECONDS",
+    "MAX_WORKFLOWS_PER_OWNER",
+    "START_GRACE_SECONDS",
+    "START_GIVE_UP_SECONDS",
+    "TEST_CRASH_AT",
     "SSE_HEARTBEAT_SECONDS",
     "STORAGE_SWEEP_SECONDS",
     "STORAGE_SWEEP_UPLOAD_STALE_SECONDS",

@@ -85,6 +85,10 @@ const SELF_DESCRIBING: Record<string, string> = {
   UnknownStorageKeyError: "object_missing",
   NotAudioError: "not_audio",
   EmptyTrackError: "empty_track",
+  // duration limits (pipeline/audio/errors.ts): the same codes the API refuses an upload with
+  TrackTooLongError: "track_too_long",
+  RecordingTooLongError: "recording_too_long",
+  NoAudioError: "no_audio",
 };
 
 /** The client's view of an error thrown anywhere in a step. */

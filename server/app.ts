@@ -27,13 +27,14 @@ import { recordingRoutes } from "./routes/recordings.ts";
 import { shadowRoutes } from "./routes/shadow.ts";
 import { createShadowStore } from "./shadow/store.ts";
 import { createStorageSweeper } from "../adapters/storage/sweeper.ts";
+import { createDurationTap, probeHead } from "../adapters/audio/probe.ts";
 import type { ShadowDeps } from "./shadow/runner.ts";
 import type { TrackSink } from "./upload/receive.ts";
 import type { UploadLimits } from "./upload/limits.ts";
 
 export type AppConfig = Pick<
   Config,
-  "API_TOKEN" | "AUTH_DISABLED" | "HOST" | "MAX_TRACKS" | "MAX_TRACK_BYTES" | "MAX_UPLOAD_BYTES" | "MAX_CONCURRENT_UPLOADS" | "CREATE_RATE_PER_MINUTE" | "MAX_SSE_STREAMS" | "MAX_SSE_PER_RECORDING" | "UPLOAD_IDLE_SECONDS" | "MAX_TRACK_SECONDS" | "MAX_RECORDING_SECONDS" | "INCOMING_PREFIX" | "API_RECONCILE_SECONDS" | "SSE_HEARTBEAT_SECONDS" | "STORAGE_SWEEP_SECONDS" | "STORAGE_SWEEP_UPLOAD_STALE_SECONDS"
+  "API_TOKEN" | "AUTH_DISABLED" | "HOST" | "MAX_TRACKS" | "MAX_TRACK_BYTES" | "MAX_UPLOAD_BYTES" | "MAX_CONCURRENT_UPLOADS" | "CREATE_RATE_PER_MINUTE" | "MAX_SSE_STREAMS" | "MAX_SSE_PER_RECORDING" | "UPLOAD_IDLE_SECONDS" | "MAX_TRACK_SECONDS" | "MAX_RECORDING_SECONDS" | "MIN_TRACK_SECONDS" | "MAX_WORKFLOWS_PER_OWNER" | "START_GRACE_SECONDS" | "START_GIVE_UP_SECONDS" | "INCOMING_PREFIX" | "API_RECONCILE_SECONDS" | "SSE_HEARTBEAT_SECONDS" | "STORAGE_SWEEP_SECONDS" | "STORAGE_SWEEP_UPLOAD_STALE_SECONDS"
 >;
 
 export interface RouteEntry {
@@ -63,6 +64,8 @@ export interface AppDeps {
   shadow?: ShadowDeps;
   /** what `startShadowRun` is (injected so the app does not load the BullMQ stack when off) */
   startShadowRun?: (deps: ShadowDeps, recordingId: string, input: import("../pipeline/contracts/index.ts").PipelineInput, opts: { workflowId?: string }) => unknown;
+  /** test hook: named points of creation where a test may kill the process (server/server.ts, NODE_ENV=test only) */
+  crashPoint?: (point: "after_row" | "after_workflow_start") => void;
   /** stops a recording's shadow run (DELETE); injected with startShadowRun */
   cancelShadowRun?: (deps: ShadowDeps, recordingId: string) => Promise<unknown>;
 }
@@ -78,6 +81,9 @@ export function isLoopbackHost(host: string): boolean {
   return h === "localhost" || h === "::1" || /^127(\.\d{1,3}){3}$/.test(h) || h === "::ffff:127.0.0.1";
 }
 
+/** How often the API renews its shadow runs' heartbeat; a run silent six times as long is abandoned. */
+export const SHADOW_HEARTBEAT_SECONDS = 10;
+
 /** What one request may cause (server/upload/limits.ts). */
 export const uploadLimits = (c: AppConfig): UploadLimits => ({
   maxTracks: c.MAX_TRACKS,
@@ -85,6 +91,7 @@ export const uploadLimits = (c: AppConfig): UploadLimits => ({
   maxUploadBytes: c.MAX_UPLOAD_BYTES,
   maxTrackSeconds: c.MAX_TRACK_SECONDS,
   maxRecordingSeconds: c.MAX_RECORDING_SECONDS,
+  minTrackSeconds: c.MIN_TRACK_SECONDS,
 });
 
 export async function build(deps: AppDeps): Promise<FastifyInstance> {
@@ -132,6 +139,13 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     log,
     limits: uploadLimits(config),
     incomingPrefix: config.INCOMING_PREFIX,
+    // every uploaded track is measured while it streams; a key-referenced one by its header
+    durationTap: (format, check) => createDurationTap({ format, check }),
+    probeHead: (head, format, size) => probeHead(head, format, size),
+    maxWorkflowsPerOwner: config.MAX_WORKFLOWS_PER_OWNER,
+    startGraceSeconds: config.START_GRACE_SECONDS,
+    startGiveUpSeconds: config.START_GIVE_UP_SECONDS,
+    ...(deps.crashPoint ? { crashPoint: deps.crashPoint } : {}),
     onStarted: (id, input, workflowId) => {
       if (deps.shadow && deps.startShadowRun) {
         try {
@@ -210,6 +224,21 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
         },
       },
       { name: "storage-sweep", seconds: config.STORAGE_SWEEP_SECONDS, work: () => sweeper.sweep() },
+      // shadow runs: this process's heartbeat, and runs a stopped API left `running` marked failed
+      ...(deps.shadow
+        ? [
+            {
+              name: "shadow-heartbeat",
+              seconds: SHADOW_HEARTBEAT_SECONDS,
+              work: async () => {
+                const s = deps.shadow!;
+                await s.store.heartbeat([...(s.active?.keys() ?? [])]);
+                const n = await s.store.failAbandoned(SHADOW_HEARTBEAT_SECONDS * 6);
+                if (n) log.warn({ runs: n }, "shadow runs left running by a stopped API process marked failed");
+              },
+            },
+          ]
+        : []),
     ],
   });
   app.addHook("onClose", async () => {

@@ -3,20 +3,25 @@
  * rows, workflow start; any failure removes everything again), show one with its progress
  * and Result, retry, delete, and reconcile the stored status with Conductor's.
  */
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { KeyManifest, PipelineInput, Result } from "../pipeline/contracts/index.ts";
 import type { Storage } from "../pipeline/ports.ts";
 import type { ResultSink } from "../pipeline/steps/deps.ts";
 import type { WorkflowGateway, WorkflowSnapshot } from "../adapters/conductor/gateway.ts";
 import { ApiError, badRequest, ClientGoneError, conflict, DependencyError, notFound } from "./errors.ts";
-import type { RecordingRow, RecordingsRepo, RecordingStatus, StepRunRow, TrackRow } from "../adapters/postgres/recordings-repo.ts";
-import { describeIssues, receiveUpload, type TrackSink, type UploadPart } from "./upload/receive.ts";
-import { sniffAudio, SNIFF_BYTES, describeFormats } from "./upload/sniff.ts";
+import type { RecordingRow, RecordingsRepo, RecordingStatus, StartOutcome, StepRunRow, TrackRow } from "../adapters/postgres/recordings-repo.ts";
+import { describeIssues, receiveUpload, type ReceiveOptions, type TrackSink, type UploadPart } from "./upload/receive.ts";
+import { sniffAudio, describeFormats } from "./upload/sniff.ts";
 import { recordingPrefix } from "../adapters/storage/sweeper.ts";
-import { checkOffsets, type UploadLimits } from "./upload/limits.ts";
+import { checkOffsets, uploadTooLarge, type UploadLimits } from "./upload/limits.ts";
+
+/** How much of a key-referenced track the API reads: the format and any declared length. */
+const HEAD_BYTES = 64 * 1024;
 import { canSee, ownerOf, type Principal } from "./auth/plugin.ts";
-import { clientFailure } from "../pipeline/failures.ts";
+import { clientFailure, formatFailure } from "../pipeline/failures.ts";
+import { durationProblem } from "../pipeline/audio/errors.ts";
+import type { AudioFormat } from "../pipeline/audio/sniff.ts";
 import { taskCount } from "../pipeline/state/index.ts";
 
 export interface RecordingServiceDeps {
@@ -38,6 +43,39 @@ export interface RecordingServiceDeps {
   onUploadOutcome?: (outcome: string, bytes: number) => void;
   /** minimum time between two Conductor look-ups of one recording */
   reconcileEveryMs?: number;
+  /** measures uploaded tracks while they stream (adapters/audio/probe.ts); without it only workers measure */
+  durationTap?: NonNullable<ReceiveOptions["probe"]>["tap"];
+  /** the duration a key-referenced track's first bytes declare (adapters/audio/probe.ts probeHead) */
+  probeHead?: (head: Buffer, format: AudioFormat, size: number) => Promise<number | undefined>;
+  /** workflows in flight per owner; more recordings wait queued for the reconciler (default: no cap) */
+  maxWorkflowsPerOwner?: number;
+  /** a queued recording without a workflow this long is started by the reconciler */
+  startGraceSeconds?: number;
+  /** … and failed when its workflow could not be started for this long */
+  startGiveUpSeconds?: number;
+  /**
+   * Test hook (server/server.ts sets it only with NODE_ENV=test): called at named points of
+   * creation (`after_row`, `after_workflow_start`) so a test can kill the process there.
+   */
+  crashPoint?: (point: "after_row" | "after_workflow_start") => void;
+}
+
+/** A manifest's identity for Idempotency-Key: the same JSON whatever the order of its object keys. */
+export function manifestHash(value: unknown): string {
+  const canonical = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.map(canonical)
+      : v && typeof v === "object"
+        ? Object.fromEntries(Object.keys(v as object).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])]))
+        : v;
+  return createHash("sha256").update(JSON.stringify(canonical(value) ?? null)).digest("hex");
+}
+
+/** An earlier request with the same Idempotency-Key created this recording: answer with it. */
+class Replay extends Error {
+  constructor(readonly recording: RecordingRow) {
+    super("idempotent replay");
+  }
 }
 
 /** Steps of one run, counted from the pipeline graph (per-track steps once per track). */
@@ -87,61 +125,148 @@ export function createRecordingService(deps: RecordingServiceDeps) {
     log.info({ recording_id: id, removed_objects: objects.value, why }, "refused upload removed");
   }
 
-  /** Rows, then the workflow; if Conductor refuses, everything is removed again. */
-  async function commit(id: string, language: string, source: "upload" | "bucket", tracks: TrackRow[], owner: string | null): Promise<RecordingRow> {
-    const input = PipelineInput.parse({
-      recording_id: id,
-      language,
+  const inputOf = (rec: Pick<RecordingRow, "id" | "language">, tracks: TrackRow[]): PipelineInput =>
+    PipelineInput.parse({
+      recording_id: rec.id,
+      language: rec.language,
       namespace: "conductor",
       tracks: tracks.map((t) => ({ track_index: t.track_index, participant: t.participant, offset_seconds: t.offset_seconds, source_key: t.source_key })),
     });
-    const row = await repo.create({ id, language, source, tracks, owner_key_id: owner });
-    let workflowId: string;
-    try {
-      workflowId = await workflows.start(input);
-    } catch (err) {
-      throw new DependencyError("conductor", "the recording was not accepted: the workflow server did not start it; try again later", err);
+
+  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+  /** A workflow already started for the recording, asked a few times (Conductor may be slow to answer after a timeout). */
+  async function findStarted(id: string, attempts: number): Promise<string | undefined> {
+    for (let i = 0; i < attempts; i++) {
+      try {
+        return await workflows.findByCorrelation(id);
+      } catch (err) {
+        log.warn({ err, recording_id: id, attempt: i + 1 }, "could not ask Conductor for the recording's workflow");
+        if (i + 1 < attempts) await sleep(250 * 2 ** i);
+      }
     }
-    try {
-      await repo.setWorkflowId(id, workflowId);
-    } catch (err) {
-      await workflows.remove(workflowId, "recording could not be stored").catch(() => undefined);
-      throw err;
+    throw new Error("Conductor did not answer the look-up by correlation id");
+  }
+
+  /**
+   * Start a queued recording's workflow under its owner's cap (repo.startUnder holds the
+   * owner's lock until the id is stored). `lookFirst`: a workflow may already exist (the
+   * reconciler, after a crash between start and store): adopt it rather than start another.
+   * A start that fails (a timeout) may have started all the same: look it up before giving up.
+   */
+  async function dispatch(id: string, opts: { lookFirst: boolean; deleteOnFailure: boolean }): Promise<StartOutcome> {
+    let input: PipelineInput | undefined;
+    let adopted = false;
+    const outcome = await repo.startUnder(
+      id,
+      deps.maxWorkflowsPerOwner ?? Number.MAX_SAFE_INTEGER,
+      async (rec, tracks) => {
+        input = inputOf(rec, tracks);
+        if (opts.lookFirst) {
+          const found = await findStarted(id, 1);
+          if (found) {
+            adopted = true;
+            return found;
+          }
+        }
+        let workflowId: string;
+        try {
+          workflowId = await workflows.start(input);
+        } catch (err) {
+          const found = await findStarted(id, 3).catch(() => undefined);
+          if (found) {
+            log.warn({ err, recording_id: id, workflow_id: found }, "the workflow start failed but the workflow exists: adopted");
+            adopted = true;
+            return found;
+          }
+          throw new DependencyError("conductor", "the recording was not accepted: the workflow server did not start it; try again later", err);
+        }
+        deps.crashPoint?.("after_workflow_start");
+        return workflowId;
+      },
+      { deleteOnFailure: opts.deleteOnFailure },
+    );
+    if (outcome.outcome === "started") {
+      log.info({ recording_id: id, workflow_id: outcome.workflowId, adopted }, adopted ? "workflow found by correlation id" : "workflow started");
+      if (input) deps.onStarted?.(id, input, outcome.workflowId);
+    } else if (outcome.outcome === "gone" && outcome.workflowId) {
+      // deleted while its workflow started: that workflow has nothing to work on
+      await workflows.remove(outcome.workflowId, `recording ${id} deleted`).catch((err: unknown) => log.warn({ err, recording_id: id }, "could not remove the workflow of a deleted recording"));
+    } else if (outcome.outcome === "waiting") {
+      log.info({ recording_id: id, in_flight: outcome.inFlight }, "owner at MAX_WORKFLOWS_PER_OWNER: the recording waits queued");
     }
-    log.info({ recording_id: id, workflow_id: workflowId, tracks: tracks.length }, "workflow started");
-    deps.onStarted?.(id, input, workflowId);
+    return outcome;
+  }
+
+  /**
+   * The row (and the idempotency key, in the same transaction), then the workflow. If
+   * Conductor refuses (and has not started it after all), everything is removed again.
+   */
+  async function commit(
+    id: string,
+    language: string,
+    source: "upload" | "bucket",
+    tracks: TrackRow[],
+    owner: string | null,
+    idempotency: { owner: string; key: string } | undefined,
+  ): Promise<RecordingRow> {
+    inputOf({ id, language }, tracks); // the contract holds before anything is written
+    const row = await repo.create({ id, language, source, tracks, owner_key_id: owner }, idempotency);
+    deps.crashPoint?.("after_row");
+    const outcome = await dispatch(id, { lookFirst: false, deleteOnFailure: true });
+    const workflowId = outcome.outcome === "started" || outcome.outcome === "already" ? outcome.workflowId : null;
     return { ...row, workflow_id: workflowId };
   }
 
-  /** Idempotency-Key handling around an accept function. */
-  async function withIdempotency(
-    key: string | undefined,
-    owner: string | null,
-    accept: () => Promise<RecordingRow>,
-  ): Promise<{ recording: { id: string; status: RecordingStatus }; replayed: boolean }> {
-    if (key === undefined) return { recording: await accept(), replayed: false };
+  /**
+   * Idempotency-Key handling: `hash` identifies the request's manifest. Reserved → the
+   * request goes on (its recording and the key's completion commit together); done →
+   * the recording it created; another manifest → 422; still pending → 409.
+   */
+  async function reserve(key: string | undefined, owner: string | null, hash: string): Promise<{ owner: string; key: string } | undefined> {
+    if (key === undefined) return undefined;
     // keys are scoped per owner: another owner's key of the same text is a different key
     const scope = owner ?? "";
-    const r = await repo.reserveKey(scope, key);
+    const r = await repo.reserveKey(scope, key, hash);
+    if (r.state === "mismatch") {
+      throw new ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used for a request with a different manifest; use a new key for a new recording");
+    }
     if (r.state === "done") {
       const existing = await repo.get(r.recordingId);
-      if (existing) return { recording: existing, replayed: true };
-      return withIdempotency(key, owner, accept); // deleted meanwhile: the key went with it
+      if (existing) throw new Replay(existing);
+      return reserve(key, owner, hash); // deleted meanwhile: the key went with it
     }
     if (r.state === "pending") throw conflict("upload_in_progress", "an upload with this Idempotency-Key is still in progress");
+    return { owner: scope, key };
+  }
+
+  /** Runs one create: a replay answers with the earlier recording; a failure frees the key again. */
+  async function withIdempotency(
+    run: (reserveKey: (hash: string) => Promise<{ owner: string; key: string } | undefined>) => Promise<RecordingRow>,
+    key: string | undefined,
+    owner: string | null,
+  ): Promise<{ recording: { id: string; status: RecordingStatus }; replayed: boolean }> {
+    let held: { owner: string; key: string } | undefined;
     try {
-      const rec = await accept();
-      await repo.completeKey(scope, key, rec.id);
+      const rec = await run(async (hash) => (held = await reserve(key, owner, hash)));
       return { recording: rec, replayed: false };
     } catch (err) {
-      await repo.releaseKey(scope, key).catch((e: unknown) => log.error({ err: e }, "could not release an idempotency key"));
+      if (err instanceof Replay) return { recording: err.recording, replayed: true };
+      // the key is released unless its recording was stored (then it is 'done' and stays)
+      if (held) await repo.releaseKey(held.owner, held.key).catch((e: unknown) => log.error({ err: e }, "could not release an idempotency key"));
       throw err;
     }
   }
 
-  async function acceptUpload(parts: AsyncIterable<UploadPart>, clientGone: () => boolean, owner: string | null): Promise<RecordingRow> {
+  async function acceptUpload(
+    parts: AsyncIterable<UploadPart>,
+    clientGone: () => boolean,
+    owner: string | null,
+    reserveKey: (hash: string) => Promise<{ owner: string; key: string } | undefined>,
+  ): Promise<RecordingRow> {
     const id = randomUUID();
     let bytes = 0;
+    let idempotency: { owner: string; key: string } | undefined;
     try {
       // before the first object: should this process stop mid-upload, the sweeper knows what to remove
       await repo.addUploadIntent(id);
@@ -150,17 +275,24 @@ export function createRecordingService(deps: RecordingServiceDeps) {
         ...deps.limits,
         sink: deps.trackSink,
         clientGone,
+        // the key is bound to the manifest, so it is reserved once the manifest is read
+        onManifest: async (m) => {
+          idempotency = await reserveKey(manifestHash(m));
+        },
+        ...(deps.durationTap
+          ? { probe: { limits: { maxTrackSeconds: deps.limits.maxTrackSeconds, maxRecordingSeconds: deps.limits.maxRecordingSeconds, minTrackSeconds: deps.limits.minTrackSeconds }, tap: deps.durationTap } }
+          : {}),
         onTrackStored: (t) => {
           bytes += t.size_bytes ?? 0;
         },
       });
       if (clientGone()) throw new ClientGoneError("the client disconnected before the upload was accepted");
-      const rec = await commit(id, manifest.language, "upload", tracks, owner);
+      const rec = await commit(id, manifest.language, "upload", tracks, owner, idempotency);
       deps.onUploadOutcome?.("accepted", bytes);
       return rec;
     } catch (err) {
       await discard(id, (err as Error).message);
-      deps.onUploadOutcome?.(err instanceof ApiError ? err.code : err instanceof ClientGoneError ? "client_gone" : "error", bytes);
+      deps.onUploadOutcome?.(err instanceof Replay ? "replayed" : err instanceof ApiError ? err.code : err instanceof ClientGoneError ? "client_gone" : "error", bytes);
       throw err;
     }
   }
@@ -168,7 +300,7 @@ export function createRecordingService(deps: RecordingServiceDeps) {
   /** Where `who` may reference tracks from: never another owner's objects, never a recording's. */
   const incomingScope = (who: Principal): string => (who.kind === "key" ? `${deps.incomingPrefix}${who.name}/` : deps.incomingPrefix);
 
-  async function acceptKeys(body: unknown, who: Principal): Promise<RecordingRow> {
+  async function acceptKeys(body: unknown, who: Principal, reserveKey: (hash: string) => Promise<{ owner: string; key: string } | undefined>): Promise<RecordingRow> {
     const owner = ownerOf(who);
     const parsed = KeyManifest.safeParse(body);
     if (!parsed.success) {
@@ -186,7 +318,9 @@ export function createRecordingService(deps: RecordingServiceDeps) {
         throw new ApiError(403, "key_not_allowed", `track ${i} (${t.participant}): '${t.key.slice(0, 200)}' is not under ${scope}; tracks referenced by key must be there`);
       }
     }
+    const idempotency = await reserveKey(manifestHash(m));
     const tracks: TrackRow[] = [];
+    let total = 0;
     for (const [i, t] of m.tracks.entries()) {
       const label = `track ${i} (${t.participant})`;
       let size: number | undefined;
@@ -196,8 +330,11 @@ export function createRecordingService(deps: RecordingServiceDeps) {
         if (size === undefined) throw badRequest("missing_object", `${label}: no object '${t.key}' in the bucket`);
         if (size > deps.limits.maxTrackBytes) throw new ApiError(413, "track_too_large", `${label} is ${size} bytes; the limit is ${deps.limits.maxTrackBytes}`);
         if (size === 0) throw badRequest("empty_track", `${label} is empty`);
+        total += size;
+        if (total > deps.limits.maxUploadBytes) throw uploadTooLarge(deps.limits.maxUploadBytes);
         const chunks: Buffer[] = [];
-        for await (const c of await storage.stream(t.key, { start: 0, end: Math.min(size, SNIFF_BYTES) - 1 })) chunks.push(c as Buffer);
+        // the first bytes: enough to judge the format and read a header's declared length
+        for await (const c of await storage.stream(t.key, { start: 0, end: Math.min(size, HEAD_BYTES) - 1 })) chunks.push(c as Buffer);
         head = Buffer.concat(chunks);
       } catch (err) {
         if (err instanceof ApiError) throw err;
@@ -205,11 +342,15 @@ export function createRecordingService(deps: RecordingServiceDeps) {
       }
       const format = sniffAudio(head);
       if (!format) throw new ApiError(415, "unsupported_media_type", `${label} ('${t.key}') is not audio (expected ${describeFormats}; judged from its first bytes)`);
+      // a length its header declares is checked now; the rest (and a header that lies) the worker measures
+      const declared = deps.probeHead ? await deps.probeHead(head, format, size) : undefined;
+      const problem = declared === undefined ? undefined : durationProblem(label, declared, t.offset_seconds, deps.limits);
+      if (problem) throw new ApiError(422, problem.code, problem.message);
       tracks.push({ track_index: i, participant: t.participant, offset_seconds: t.offset_seconds, source_key: t.key, owned: false, filename: null, size_bytes: size, format });
     }
     const id = randomUUID();
     try {
-      return await commit(id, m.language, "bucket", tracks, owner);
+      return await commit(id, m.language, "bucket", tracks, owner, idempotency);
     } catch (err) {
       // the referenced objects are the client's: only our rows (and any derived objects) go
       await discard(id, (err as Error).message);
@@ -296,11 +437,11 @@ export function createRecordingService(deps: RecordingServiceDeps) {
 
     async createFromUpload(parts: AsyncIterable<UploadPart>, opts: { idempotencyKey?: string; clientGone: () => boolean; principal: Principal }) {
       const owner = ownerOf(opts.principal);
-      return withIdempotency(opts.idempotencyKey, owner, () => acceptUpload(parts, opts.clientGone, owner));
+      return withIdempotency((reserveKey) => acceptUpload(parts, opts.clientGone, owner, reserveKey), opts.idempotencyKey, owner);
     },
 
     async createFromKeys(body: unknown, opts: { idempotencyKey?: string; principal: Principal }) {
-      return withIdempotency(opts.idempotencyKey, ownerOf(opts.principal), () => acceptKeys(body, opts.principal));
+      return withIdempotency((reserveKey) => acceptKeys(body, opts.principal, reserveKey), opts.idempotencyKey, ownerOf(opts.principal));
     },
 
     async get(id: string, who: Principal): Promise<RecordingView> {
@@ -341,20 +482,23 @@ export function createRecordingService(deps: RecordingServiceDeps) {
     async retry(id: string, who: Principal): Promise<RecordingRow> {
       const rec = await this.status(id, who);
       if (rec.status !== "failed") throw conflict("not_failed", `recording ${id} is ${rec.status}; only a failed recording can be retried`);
-      if (!rec.workflow_id) throw conflict("no_workflow", `recording ${id} has no workflow to retry`);
+      if (!rec.workflow_id) {
+        // its workflow never started (Conductor refused it for START_GIVE_UP_SECONDS): queue it again
+        await repo.markRetrying(id, "queued");
+        lastChecked.set(id, Date.now());
+        try {
+          await dispatch(id, { lookFirst: true, deleteOnFailure: false });
+        } catch (err) {
+          log.warn({ err, recording_id: id }, "retry: the workflow did not start; the reconciler tries again");
+        }
+        return (await repo.get(id)) ?? rec;
+      }
       let wf: WorkflowSnapshot | undefined;
       try {
         wf = await workflows.get(rec.workflow_id);
         if (!wf) {
           // Conductor lost it: start the same input afresh
-          const tracks = await repo.tracks(id);
-          const input = PipelineInput.parse({
-            recording_id: id,
-            language: rec.language,
-            namespace: "conductor",
-            tracks: tracks.map((t) => ({ track_index: t.track_index, participant: t.participant, offset_seconds: t.offset_seconds, source_key: t.source_key })),
-          });
-          await repo.setWorkflowId(id, await workflows.start(input));
+          await repo.setWorkflowId(id, await workflows.start(inputOf(rec, await repo.tracks(id))));
         } else if (wf.status !== "RUNNING") {
           await workflows.retry(rec.workflow_id);
         }
@@ -394,9 +538,34 @@ export function createRecordingService(deps: RecordingServiceDeps) {
       log.info({ recording_id: id, workflow_id: rec.workflow_id, removed_objects: removed }, "recording deleted");
     },
 
+    /**
+     * Start what is queued without a workflow past the grace period (the API stopped between
+     * row and start, or the owner was at its cap), oldest first; a workflow that did start is
+     * adopted by correlation id. One that cannot be started for START_GIVE_UP_SECONDS fails
+     * with a reason. Returns how many were started or failed.
+     */
+    async startQueued(limit = 50): Promise<number> {
+      let changed = 0;
+      const giveUp = deps.startGiveUpSeconds ?? 3600;
+      for (const rec of await repo.unstarted(deps.startGraceSeconds ?? 15, limit)) {
+        try {
+          const outcome = await dispatch(rec.id, { lookFirst: true, deleteOnFailure: false });
+          if (outcome.outcome === "started") changed++;
+        } catch (err) {
+          if (rec.age_seconds < giveUp) {
+            log.warn({ err, recording_id: rec.id }, "the reconciler could not start a queued recording; it tries again");
+            continue;
+          }
+          const reason = formatFailure({ code: "workflow_not_started", message: `the workflow server did not start the recording's workflow within ${giveUp} s; retry it later` });
+          if (await repo.markFailed(rec.id, reason, null)) changed++;
+        }
+      }
+      return changed;
+    },
+
     /** Look at every unfinished recording once (the background reconciler's tick). */
     async reconcileAll(limit = 50): Promise<number> {
-      let changed = 0;
+      let changed = await this.startQueued(limit);
       for (const rec of await repo.unfinished(limit)) {
         const after = await reconcileRow(rec);
         if (after.status !== rec.status) changed++;

@@ -108,6 +108,16 @@ export async function startServer(config: Config, opts: StartServerOptions = {})
       ...(storage.s3 ? { trackSink: async (key: string, body: import("node:stream").Readable, contentType: string) => void (await storage.s3!.upload(key, body, { contentType })) } : {}),
       workflows,
       hub,
+      // the crash test's hook: honoured only in a test environment
+      ...(config.NODE_ENV === "test" && config.TEST_CRASH_AT
+        ? {
+            crashPoint: (point: string) => {
+              if (point !== config.TEST_CRASH_AT) return;
+              log.warn({ point }, "TEST_CRASH_AT: killing the API here");
+              process.kill(process.pid, "SIGKILL");
+            },
+          }
+        : {}),
       ...(shadow && startShadowRun && cancelShadowRun ? { shadow, startShadowRun, cancelShadowRun } : {}),
     });
     closers.push(() => app.close());

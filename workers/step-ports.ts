@@ -33,6 +33,7 @@ export function createStepPorts(config: Config, deps: StepPortsDeps): StepDepsFa
   // each adapter is handed its own section of the configuration, nothing else
   const asr = deps.asr ?? createAsrEngine(configSection(config, "asr"));
   const text = deps.text ?? createTextModel(configSection(config, "text"), { log: deps.log });
+  const limits = { maxTrackSeconds: config.MAX_TRACK_SECONDS, maxRecordingSeconds: config.MAX_RECORDING_SECONDS, minTrackSeconds: config.MIN_TRACK_SECONDS };
   return (scratchDir, extras = {}) => ({
     storage: deps.storage,
     audio,
@@ -40,6 +41,7 @@ export function createStepPorts(config: Config, deps: StepPortsDeps): StepDepsFa
     text,
     scratchDir,
     bleedThresholdDb: config.BLEED_THRESHOLD_DB,
+    limits,
     results: extras.results ?? deps.results,
     progress: extras.progress,
     signal: extras.signal,

@@ -80,6 +80,9 @@ async function sniffFile(inputPath: string): Promise<AudioFormat | undefined> {
 export function createFfmpegAudioTools(opts: { ffmpeg?: string; ffprobe?: string; maxSeconds?: number } = {}): AudioTools {
   const ffmpeg = opts.ffmpeg ?? "ffmpeg";
   const ffprobe = opts.ffprobe ?? "ffprobe";
+  // one second past the limit: a track longer than the limit decodes to more than it, so the
+  // step can refuse it (track_too_long) without ever decoding the rest of a lying file
+  const cap = opts.maxSeconds !== undefined ? opts.maxSeconds + 1 : undefined;
   return {
     async decodeToWav(inputPath, outPath, signal) {
       let size: number;
@@ -93,7 +96,7 @@ export function createFfmpegAudioTools(opts: { ffmpeg?: string; ffprobe?: string
       // would write, byte for byte) instead of starting ffmpeg (≈0.12 s of CPU per track)
       const data = await canonicalData(inputPath, size);
       if (data) {
-        const length = opts.maxSeconds !== undefined ? Math.min(data.length, Math.floor(opts.maxSeconds * 16000) * 2) : data.length;
+        const length = cap !== undefined ? Math.min(data.length, Math.floor(cap * 16000) * 2) : data.length;
         await writeFile(outPath, wavHeader(length, 16000));
         if (length > 0) {
           await pipeline(createReadStream(inputPath, { start: data.offset, end: data.offset + length - 1 }), createWriteStream(outPath, { flags: "a" }), {
@@ -104,7 +107,7 @@ export function createFfmpegAudioTools(opts: { ffmpeg?: string; ffprobe?: string
       }
       const format = await sniffFile(inputPath);
       if (!format) throw new NotAudioError(inputPath, `not a recognized audio format (accepted: ${describeFormats}; judged from its first bytes)`);
-      const { code, stderr } = await runTool(ffmpeg, decodeArgs(inputPath, outPath, format, opts.maxSeconds), signal);
+      const { code, stderr } = await runTool(ffmpeg, decodeArgs(inputPath, outPath, format, cap), signal);
       if (code !== 0) throw new NotAudioError(inputPath, lastLine(stderr));
       const duration = await wavDuration(outPath);
       if (duration <= 0) throw new NotAudioError(inputPath, "no audio stream or no samples");

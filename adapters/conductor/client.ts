@@ -70,6 +70,8 @@ export interface ConductorApi {
   terminate(id: string, reason: string): Promise<void>;
   remove(id: string): Promise<void>;
   runningWorkflowIds(name: string, version?: number): Promise<string[]>;
+  /** workflows of `name` started with this correlation id, closed ones included, without their tasks */
+  correlated(name: string, correlationId: string): Promise<WorkflowRecord[]>;
   pollData(taskType: string): Promise<z.infer<typeof PollData>>;
 }
 
@@ -154,6 +156,10 @@ export function createConductorApi(url: string, opts: { timeoutMs?: number } = {
     async runningWorkflowIds(name, version = 1) {
       const { text } = await call("GET", `/workflow/running/${encodeURIComponent(name)}?version=${version}`);
       return z.array(z.string()).parse(json(text) ?? []);
+    },
+    async correlated(name, correlationId) {
+      const { text } = await call("GET", `/workflow/${encodeURIComponent(name)}/correlated/${encodeURIComponent(correlationId)}?includeClosed=true&includeTasks=false`);
+      return z.array(WorkflowRecord).parse(json(text) ?? []);
     },
     async pollData(taskType) {
       const { text } = await call("GET", `/tasks/queue/polldata?taskType=${encodeURIComponent(taskType)}`);

@@ -28,6 +28,11 @@ export interface WorkflowSnapshot {
 export interface WorkflowGateway {
   /** start the pipeline for a recording (correlation id = recording id); resolves with the workflow id */
   start(input: PipelineInput): Promise<string>;
+  /**
+   * The newest workflow started for a recording (correlation id = recording id), if any:
+   * how a start that timed out but did start is found, instead of starting a second one.
+   */
+  findByCorrelation(recordingId: string): Promise<string | undefined>;
   /** undefined when Conductor does not know the workflow */
   get(workflowId: string): Promise<WorkflowSnapshot | undefined>;
   /** Conductor's retry: reschedule the failed task and continue from there */
@@ -139,6 +144,10 @@ export async function createConductorGateway(opts: { serverUrl: string; log: Log
       } catch (err) {
         throw new ConductorUnavailableError(`could not start workflow ${WORKFLOW_NAME} v${WORKFLOW_VERSION}: ${(err as Error).message}`);
       }
+    },
+    async findByCorrelation(recordingId) {
+      const list = await api.correlated(WORKFLOW_NAME, recordingId);
+      return list.sort((a, b) => b.startTime - a.startTime)[0]?.workflowId;
     },
     get,
     async retry(workflowId) {

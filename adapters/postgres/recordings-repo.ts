@@ -60,7 +60,19 @@ export interface NewRecording {
   owner_key_id: string | null;
 }
 
-export type KeyReservation = { state: "reserved" } | { state: "pending" } | { state: "done"; recordingId: string };
+export type KeyReservation = { state: "reserved" } | { state: "pending" } | { state: "done"; recordingId: string } | { state: "mismatch" };
+
+/** The request that reserved an idempotency key lost it before its recording was stored. */
+export class IdempotencyKeyLostError extends Error {
+  override readonly name = "IdempotencyKeyLostError";
+}
+
+/** What `startUnder` did with a queued recording. */
+export type StartOutcome =
+  | { outcome: "started"; workflowId: string }
+  | { outcome: "already"; workflowId: string | null }
+  | { outcome: "waiting"; inFlight: number }
+  | { outcome: "gone"; workflowId?: string };
 
 export interface ListPage {
   items: (RecordingRow & { track_count: number })[];
@@ -107,8 +119,12 @@ export function createRecordingsRepo(pool: pg.Pool) {
       await pool.query("SELECT 1");
     },
 
-    /** Insert the recording and its tracks in one transaction (status queued). */
-    async create(rec: NewRecording): Promise<RecordingRow> {
+    /**
+     * Insert the recording and its tracks in one transaction (status queued, no workflow
+     * yet), and complete its idempotency key in the same one: a crash leaves either nothing
+     * or a recording its key answers with (and the reconciler starts).
+     */
+    async create(rec: NewRecording, idempotency?: { owner: string; key: string }): Promise<RecordingRow> {
       return withTransaction(pool, async (client) => {
         const { rows } = await client.query<RecordingRow>(
           `INSERT INTO recordings (id, status, language, source, owner_key_id) VALUES ($1, 'queued', $2, $3, $4) RETURNING *`,
@@ -120,6 +136,14 @@ export function createRecordingsRepo(pool: pg.Pool) {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
             [rec.id, t.track_index, t.participant, t.offset_seconds, t.source_key, t.owned, t.filename, t.size_bytes, t.format],
           );
+        }
+        if (idempotency) {
+          const done = await client.query(
+            `UPDATE idempotency_keys SET state = 'done', recording_id = $3 WHERE owner = $1 AND key = $2 AND state = 'pending'`,
+            [idempotency.owner, idempotency.key, rec.id],
+          );
+          // taken over meanwhile (a stale reservation): this request no longer holds the key
+          if (!done.rowCount) throw new IdempotencyKeyLostError(`the idempotency key was taken over by another request`);
         }
         // the upload's objects now belong to a row
         await client.query(`DELETE FROM upload_intents WHERE id = $1`, [rec.id]);
@@ -250,13 +274,16 @@ export function createRecordingsRepo(pool: pg.Pool) {
       });
     },
 
-    /** failed → processing after a Conductor retry; appends a 'pipeline retrying' event. */
-    async markRetrying(id: string): Promise<boolean> {
+    /**
+     * failed → processing after a Conductor retry (or → queued when its workflow never
+     * started: the reconciler starts it); appends a 'pipeline retrying' event.
+     */
+    async markRetrying(id: string, to: "processing" | "queued" = "processing"): Promise<boolean> {
       return withTransaction(pool, async (client) => {
         const { rowCount } = await client.query(
-          `UPDATE recordings SET status = 'processing', error = NULL, failed_step = NULL, updated_at = clock_timestamp()
+          `UPDATE recordings SET status = $2, error = NULL, failed_step = NULL, updated_at = clock_timestamp()
             WHERE id = $1 AND status = 'failed'`,
-          [id],
+          [id, to],
         );
         if (rowCount) {
           await appendEvent(
@@ -286,6 +313,84 @@ export function createRecordingsRepo(pool: pg.Pool) {
       }
     },
 
+    /**
+     * Start a queued recording's workflow, at most `maxPerOwner` of its owner's workflows in
+     * flight. Runs under a per-owner advisory lock held until the workflow id is stored, so
+     * two API processes (or a request and the reconciler) never start one recording twice
+     * nor count past the cap. `start` is called with the row and its tracks and returns the
+     * workflow id (it may find one already started); when it throws and `deleteOnFailure` is
+     * set, the row goes in the same transaction (an upload intent is left for its objects).
+     */
+    async startUnder(
+      id: string,
+      maxPerOwner: number,
+      start: (rec: RecordingRow, tracks: TrackRow[]) => Promise<string>,
+      opts: { deleteOnFailure?: boolean } = {},
+    ): Promise<StartOutcome> {
+      const client = await pool.connect();
+      try {
+        await client.query("BEGIN");
+        const first = await client.query<RecordingRow>(`SELECT * FROM recordings WHERE id = $1`, [id]);
+        if (!first.rows[0]) {
+          await client.query("COMMIT");
+          return { outcome: "gone" };
+        }
+        await client.query(`SELECT pg_advisory_xact_lock(hashtext('trackscribe.start:' || $1::text))`, [first.rows[0].owner_key_id ?? ""]);
+        // read again under the lock: another process may have started it meanwhile
+        const { rows } = await client.query<RecordingRow>(`SELECT * FROM recordings WHERE id = $1`, [id]);
+        const rec = rows[0];
+        if (!rec) {
+          await client.query("COMMIT");
+          return { outcome: "gone" };
+        }
+        if (rec.workflow_id || rec.status !== "queued") {
+          await client.query("COMMIT");
+          return { outcome: "already", workflowId: rec.workflow_id };
+        }
+        const counted = await client.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM recordings
+            WHERE owner_key_id IS NOT DISTINCT FROM $1 AND status IN ('queued', 'processing') AND workflow_id IS NOT NULL`,
+          [rec.owner_key_id],
+        );
+        const inFlight = counted.rows[0]!.n;
+        if (inFlight >= maxPerOwner) {
+          await client.query("COMMIT");
+          return { outcome: "waiting", inFlight };
+        }
+        const tracks = (await client.query(`SELECT * FROM tracks WHERE recording_id = $1 ORDER BY track_index`, [id])).rows.map(toTrack);
+        let workflowId: string;
+        try {
+          workflowId = await start(rec, tracks);
+        } catch (err) {
+          if (opts.deleteOnFailure) {
+            await client.query(`INSERT INTO upload_intents (id) VALUES ($1) ON CONFLICT (id) DO NOTHING`, [id]);
+            await client.query(`DELETE FROM recordings WHERE id = $1`, [id]);
+            await client.query("COMMIT");
+          } else await client.query("ROLLBACK");
+          throw err;
+        }
+        const set = await client.query(`UPDATE recordings SET workflow_id = $2, updated_at = clock_timestamp() WHERE id = $1 AND workflow_id IS NULL`, [id, workflowId]);
+        await client.query("COMMIT");
+        return set.rowCount ? { outcome: "started", workflowId } : { outcome: "gone", workflowId };
+      } catch (err) {
+        await client.query("ROLLBACK").catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
+    },
+
+    /** Queued recordings with no workflow created more than `graceSeconds` ago, oldest first (the reconciler starts them). */
+    async unstarted(graceSeconds: number, limit: number): Promise<(RecordingRow & { age_seconds: number })[]> {
+      const { rows } = await pool.query<RecordingRow & { age_seconds: number }>(
+        `SELECT *, extract(epoch FROM clock_timestamp() - created_at)::float8 AS age_seconds FROM recordings
+          WHERE status = 'queued' AND workflow_id IS NULL AND created_at < clock_timestamp() - make_interval(secs => $1)
+          ORDER BY created_at LIMIT $2`,
+        [graceSeconds, limit],
+      );
+      return rows;
+    },
+
     /** Unfinished recordings with a workflow, least recently updated first (for the reconciler). */
     async unfinished(limit: number): Promise<RecordingRow[]> {
       const { rows } = await pool.query<RecordingRow>(
@@ -304,30 +409,32 @@ export function createRecordingsRepo(pool: pg.Pool) {
 
     // ---- idempotency keys ----------------------------------------------------------
     /** Idempotency keys live in one owner's scope ('' for the operator). */
-    async reserveKey(owner: string, key: string): Promise<KeyReservation> {
+    /**
+     * Reserve `key` for a request whose manifest hashes to `hash`. A key already used with
+     * another manifest is a `mismatch` (the client reused a key for a different request).
+     */
+    async reserveKey(owner: string, key: string, hash: string): Promise<KeyReservation> {
       const inserted = await pool.query(
-        `INSERT INTO idempotency_keys (owner, key, state) VALUES ($1, $2, 'pending') ON CONFLICT (owner, key) DO NOTHING`,
-        [owner, key],
+        `INSERT INTO idempotency_keys (owner, key, state, request_hash) VALUES ($1, $2, 'pending', $3) ON CONFLICT (owner, key) DO NOTHING`,
+        [owner, key, hash],
       );
       if (inserted.rowCount) return { state: "reserved" };
       // take over a pending key whose upload died with its process
       const stale = await pool.query(
-        `UPDATE idempotency_keys SET created_at = clock_timestamp()
+        `UPDATE idempotency_keys SET created_at = clock_timestamp(), request_hash = $4
           WHERE owner = $1 AND key = $2 AND state = 'pending' AND created_at < clock_timestamp() - make_interval(mins => $3)`,
-        [owner, key, STALE_PENDING_MINUTES],
+        [owner, key, STALE_PENDING_MINUTES, hash],
       );
       if (stale.rowCount) return { state: "reserved" };
-      const { rows } = await pool.query<{ state: "pending" | "done"; recording_id: string | null }>(
-        `SELECT state, recording_id FROM idempotency_keys WHERE owner = $1 AND key = $2`,
+      const { rows } = await pool.query<{ state: "pending" | "done"; recording_id: string | null; request_hash: string | null }>(
+        `SELECT state, recording_id, request_hash FROM idempotency_keys WHERE owner = $1 AND key = $2`,
         [owner, key],
       );
       const row = rows[0];
-      if (!row) return this.reserveKey(owner, key); // removed in between: try again
+      if (!row) return this.reserveKey(owner, key, hash); // removed in between: try again
+      if (row.request_hash !== null && row.request_hash !== hash) return { state: "mismatch" };
       if (row.state === "done" && row.recording_id) return { state: "done", recordingId: row.recording_id };
       return { state: "pending" };
-    },
-    async completeKey(owner: string, key: string, recordingId: string): Promise<void> {
-      await pool.query(`UPDATE idempotency_keys SET state = 'done', recording_id = $3 WHERE owner = $1 AND key = $2`, [owner, key, recordingId]);
     },
     async releaseKey(owner: string, key: string): Promise<void> {
       await pool.query(`DELETE FROM idempotency_keys WHERE owner = $1 AND key = $2 AND state = 'pending'`, [owner, key]);

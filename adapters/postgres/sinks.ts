@@ -3,7 +3,8 @@
  * duplicates):
  *   createPgResultSink(pool)  finalize's ResultSink: upserts results(recording, engine); for
  *                             the user-visible engine also marks the recording completed
- *                             and appends the terminal 'pipeline completed' event.
+ *                             and appends the terminal 'pipeline completed' event, only
+ *                             while it has not ended (a late finalize is logged, ignored).
  *   createPgEventSink(pool)   progress events (ProgressEvent), deduplicated by event key.
  * A recording deleted while its workflow was still running makes both no-ops (logged).
  */
@@ -27,6 +28,17 @@ export function createPgResultSink(pool: pg.Pool, opts: SinkOptions = {}): Resul
       const client = await pool.connect();
       try {
         await client.query("BEGIN");
+        if (namespace === PRIMARY_ENGINE) {
+          // finalize moves a recording to completed only from a state that is not final: a late
+          // (zombie, or retried after a reconciler failed the recording) finalize changes nothing
+          const { rows } = await client.query<{ status: string }>(`SELECT status FROM recordings WHERE id = $1 FOR UPDATE`, [recordingId]);
+          const status = rows[0]?.status;
+          if (status === "completed" || status === "failed") {
+            await client.query("ROLLBACK");
+            opts.log?.warn({ recording_id: recordingId, engine: namespace, status }, "late finalize ignored: the recording has already ended");
+            return;
+          }
+        }
         const { rowCount } = await client.query(
           `INSERT INTO results (recording_id, engine, result, audio_key, waveform, saved_at)
            SELECT $1, $2, $3, $4, $5, clock_timestamp() FROM recordings WHERE id = $1

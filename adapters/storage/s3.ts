@@ -10,6 +10,8 @@ import path from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import {
+  AbortMultipartUploadCommand,
+  ListMultipartUploadsCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -102,6 +104,32 @@ export function createS3Storage(opts: S3StorageOptions | Config): S3Storage {
     return { bytes };
   };
 
+  /** Abort every multipart upload in progress under `prefix` (ListMultipartUploads, page by page). */
+  const abortUploads = async (prefix: string): Promise<number> => {
+    let aborted = 0;
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    for (let page = 0; page < 1000; page++) {
+      let res;
+      try {
+        res = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
+      } catch (err) {
+        // a server without multipart listing has nothing we could abort
+        if ((err as { name?: string }).name === "NotImplemented") return aborted;
+        throw err;
+      }
+      for (const u of res.Uploads ?? []) {
+        // a server that ignores Prefix must not make us touch anything else
+        if (!u.Key?.startsWith(prefix) || !u.UploadId) continue;
+        await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key, UploadId: u.UploadId }));
+        aborted++;
+      }
+      if (!res.IsTruncated) break;
+      keyMarker = res.NextKeyMarker;
+      uploadIdMarker = res.NextUploadIdMarker;
+    }
+    return aborted;
+  };
   const list = async (prefix: string): Promise<string[]> => {
     const keys: string[] = [];
     let token: string | undefined;
@@ -197,6 +225,9 @@ export function createS3Storage(opts: S3StorageOptions | Config): S3Storage {
           for (const Key of batch) await client.send(new DeleteObjectCommand({ Bucket: bucket, Key }));
         }
       }
+      // and multipart uploads never completed under it (an API that died mid-upload): their
+      // parts are invisible to a listing but take space until aborted
+      await abortUploads(prefix);
       return keys.length;
     },
     list,

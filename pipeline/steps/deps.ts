@@ -1,6 +1,7 @@
 /** Everything a step may use, injected by the adapter that runs it. */
 import type { Logger } from "pino";
 import type { Result } from "../contracts/index.ts";
+import type { DurationLimits } from "../audio/errors.ts";
 import type { AsrEngine, AudioTools, ProgressSink, Storage, TextModel } from "../ports.ts";
 
 /** Where finalize writes the Result (Postgres in the service; nothing for a CLI run). */
@@ -18,6 +19,8 @@ export interface StepDeps {
   scratchDir: string;
   /** dB by which another track must be louder over a word for it to count as bleed */
   bleedThresholdDb: number;
+  /** duration limits a decoded track must meet (MAX_TRACK_SECONDS, MAX_RECORDING_SECONDS, MIN_TRACK_SECONDS) */
+  limits?: DurationLimits;
   results?: ResultSink;
   progress?: ProgressSink;
   signal?: AbortSignal;

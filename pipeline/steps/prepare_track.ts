@@ -6,7 +6,7 @@
 import path from "node:path";
 import type { PrepareTrackInput, PreparedTrack } from "../contracts/index.ts";
 import { envelopeToBytes, frameEnergies, FRAME_SECONDS } from "../audio/envelope.ts";
-import { NotAudioError } from "../audio/errors.ts";
+import { durationProblem, NotAudioError } from "../audio/errors.ts";
 import { readWav } from "../audio/wav.ts";
 import { readFile } from "node:fs/promises";
 import type { StepDeps } from "./deps.ts";
@@ -29,6 +29,10 @@ export async function prepareTrack(input: PrepareTrackInput, deps: StepDeps): Pr
     }
     throw err;
   }
+  // the track's measured length against the limits, before its samples are read: a
+  // key-referenced track never went through the upload's probe, and a header may lie
+  const problem = deps.limits && durationProblem(`track ${track.track_index} (${track.participant})`, duration, track.offset_seconds, deps.limits);
+  if (problem) throw problem;
   const pcm = readWav(await readFile(wav));
   const envelope = frameEnergies(pcm.samples, pcm.sampleRate, FRAME_SECONDS);
   const pcm_key = derivedKey(recording_id, namespace, "pcm", `${track.track_index}.wav`);

@@ -5,6 +5,7 @@
  * one failed) the two runs are compared per step and per track and the report is
  * stored. Nothing here touches what the user sees: no progress events, no status.
  */
+import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import type { Logger } from "pino";
 import type { Config } from "../../pipeline/config.ts";
@@ -235,7 +236,8 @@ export async function createShadowDeps(
     config,
     engine,
     eventLog: engine.eventLog,
-    store: createShadowStore(opts.pool),
+    // this process's runs carry its id and heartbeat (a run whose process died is failed by another)
+    store: createShadowStore(opts.pool, { runner: randomUUID() }),
     log: opts.log,
     storage: opts.storage,
     signal: shutdown.signal,

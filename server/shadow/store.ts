@@ -44,19 +44,45 @@ export interface ShadowStore {
   saveError(recordingId: string, error: string): Promise<void>;
   get(recordingId: string): Promise<ShadowRecord | undefined>;
   summary(): Promise<ShadowSummary>;
-  /** delete everything shadow mode and the BullMQ engine kept about a recording (its comparison, runs and event logs) */
+  /** this process's runs are alive: their heartbeat is renewed */
+  heartbeat(recordingIds: string[]): Promise<void>;
+  /**
+   * Runs left `running` by an API process that stopped (no heartbeat for `staleSeconds`)
+   * are marked `error` with a reason: none stays running for ever. Returns how many.
+   */
+  failAbandoned(staleSeconds: number): Promise<number>;
+    /** delete everything shadow mode and the BullMQ engine kept about a recording (its comparison, runs and event logs) */
   forget(recordingId: string): Promise<void>;
 }
 
-export function createShadowStore(pool: pg.Pool): ShadowStore {
+/** `runner`: this API process (its runs' heartbeat); a store without one only reads and compares. */
+export function createShadowStore(pool: pg.Pool, opts: { runner?: string } = {}): ShadowStore {
+  const runner = opts.runner ?? null;
   return {
     async begin(recordingId) {
       await pool.query(
-        `INSERT INTO shadow_runs (recording_id, status) VALUES ($1, 'running')
+        `INSERT INTO shadow_runs (recording_id, status, runner, heartbeat_at) VALUES ($1, 'running', $2, clock_timestamp())
          ON CONFLICT (recording_id) DO UPDATE SET status = 'running', report = NULL, error = NULL,
-           matched = 0, mismatched = 0, ignored = 0, started_at = clock_timestamp(), compared_at = NULL`,
-        [recordingId],
+           matched = 0, mismatched = 0, ignored = 0, started_at = clock_timestamp(), compared_at = NULL,
+           runner = EXCLUDED.runner, heartbeat_at = EXCLUDED.heartbeat_at`,
+        [recordingId, runner],
       );
+    },
+    async heartbeat(recordingIds) {
+      if (!runner || recordingIds.length === 0) return;
+      await pool.query(
+        `UPDATE shadow_runs SET heartbeat_at = clock_timestamp() WHERE recording_id = ANY($1::text[]) AND runner = $2 AND status = 'running'`,
+        [recordingIds, runner],
+      );
+    },
+    async failAbandoned(staleSeconds) {
+      const { rowCount } = await pool.query(
+        `UPDATE shadow_runs SET status = 'error', compared_at = clock_timestamp(),
+           error = 'the API process running this shadow run stopped before it finished (restarted or killed)'
+         WHERE status = 'running' AND COALESCE(heartbeat_at, started_at) < clock_timestamp() - make_interval(secs => $1)`,
+        [staleSeconds],
+      );
+      return rowCount ?? 0;
     },
     async setRunIds(recordingId, ids) {
       await pool.query(

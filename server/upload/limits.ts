@@ -12,6 +12,8 @@ export interface UploadLimits {
   maxTrackSeconds: number;
   /** the timeline, offsets included */
   maxRecordingSeconds: number;
+  /** a track with less audio is refused (no_audio) */
+  minTrackSeconds: number;
 }
 
 /** A track that starts after the timeline's end can only make a long, silent mixdown. */

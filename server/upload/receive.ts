@@ -5,13 +5,15 @@
  * storage client's part buffers whatever the file sizes. Any problem throws an ApiError;
  * the caller removes whatever was stored (everything is under recordings/{id}/).
  */
-import type { Readable } from "node:stream";
+import type { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { z } from "zod/v4";
 import { UploadManifest } from "../../pipeline/contracts/index.ts";
 import { ApiError, badRequest, ClientGoneError, DependencyError } from "../errors.ts";
 import type { TrackRow } from "../../adapters/postgres/recordings-repo.ts";
 import { checkOffsets, uploadTooLarge } from "./limits.ts";
+import { AudioLimitError, durationProblem, type DurationLimits } from "../../pipeline/audio/errors.ts";
+import type { AudioFormat } from "../../pipeline/audio/sniff.ts";
 import { EmptyTrackError, filenameProblem, NotAudioError, TooLargeError, TrackGuard, trackKey } from "./sniff.ts";
 
 /** What @fastify/multipart yields (only what we read). */
@@ -32,6 +34,16 @@ export interface ReceiveOptions {
   /** true once the client has disconnected */
   clientGone: () => boolean;
   onTrackStored?: (t: TrackRow) => void;
+  /** called once the manifest is read and valid, before any track is stored (e.g. reserve the Idempotency-Key) */
+  onManifest?: (manifest: UploadManifest) => Promise<void>;
+  /**
+   * Measures each track's audio while it streams to storage (adapters/audio/probe.ts), so a
+   * track breaking a duration limit is refused, and stopped as soon as it passes one.
+   */
+  probe?: {
+    limits: DurationLimits;
+    tap: (format: () => AudioFormat | undefined, check: (seconds: number) => Error | undefined) => { stream: Transform; verdict: Promise<{ seconds: number; unreadable?: string }> };
+  };
 }
 
 export const describeIssues = (e: z.ZodError): string =>
@@ -60,6 +72,7 @@ export function parseUploadManifest(value: unknown, maxTracks: number): UploadMa
 
 /** Map an error raised while a track streamed to the API error it means. */
 function trackError(err: unknown, label: string, clientGone: boolean): Error {
+  if (err instanceof AudioLimitError) return new ApiError(422, err.code, err.message);
   if (err instanceof TooLargeError) return new ApiError(413, "track_too_large", err.message);
   if (err instanceof NotAudioError) return new ApiError(415, "unsupported_media_type", err.message);
   if (err instanceof EmptyTrackError) return badRequest("empty_track", err.message);
@@ -86,6 +99,7 @@ export async function receiveUpload(
         if (part.valueTruncated) throw badRequest("invalid_manifest", "the manifest field is too large");
         manifest = parseUploadManifest(part.value, opts.maxTracks);
         checkOffsets(manifest.tracks, opts);
+        await opts.onManifest?.(manifest);
         continue;
       }
       if (part.fieldname !== "track") {
@@ -109,19 +123,35 @@ export async function receiveUpload(
       const budget = opts.maxUploadBytes - received;
       const byBudget = budget < opts.maxTrackBytes;
       const guard = new TrackGuard(label, Math.min(opts.maxTrackBytes, budget));
+      const offset = manifest.tracks[index]!.offset_seconds;
+      const probe = opts.probe;
+      // the running figure: the upload stops the moment the track passes a length limit
+      const tap = probe?.tap(
+        () => guard.format,
+        (seconds) => (seconds > probe.limits.maxTrackSeconds || offset + seconds > probe.limits.maxRecordingSeconds ? durationProblem(label, seconds, offset, probe.limits) : undefined),
+      );
+      const out = tap ? tap.stream : guard;
       // the guard holds bytes back until it has judged the format, so a refused file never reaches storage
-      const stored = opts.sink(key, guard, "application/octet-stream").catch((err: unknown) => {
-        guard.destroy(err as Error); // unblocks the pipeline below
+      const stored = opts.sink(key, out, "application/octet-stream").catch((err: unknown) => {
+        out.destroy(err as Error); // unblocks the pipeline below
         throw err;
       });
-      const piped = pipeline(part.file, guard);
+      const piped = tap ? pipeline(part.file, guard, tap.stream) : pipeline(part.file, guard);
       const [pipeResult, storeResult] = await Promise.allSettled([piped, stored]);
       if (pipeResult.status === "rejected" || storeResult.status === "rejected") {
         // the guard's own verdict explains the failure best; then the storage error; then the source's
         const reasons = [pipeResult, storeResult].filter((r): r is PromiseRejectedResult => r.status === "rejected").map((r) => r.reason as unknown);
-        const verdict = reasons.find((r) => r instanceof TooLargeError || r instanceof NotAudioError || r instanceof EmptyTrackError) ?? reasons[0];
+        const verdict =
+          reasons.find((r) => r instanceof TooLargeError || r instanceof NotAudioError || r instanceof EmptyTrackError || r instanceof AudioLimitError) ?? reasons[0];
         if (verdict instanceof TooLargeError && byBudget) throw uploadTooLarge(opts.maxUploadBytes);
         throw trackError(verdict, label, opts.clientGone());
+      }
+      if (tap && probe) {
+        // the whole track has passed: its exact length against every limit, the minimum included
+        const v = await tap.verdict;
+        if (v.unreadable) throw new ApiError(415, "unsupported_media_type", `${label} could not be read as ${guard.format ?? "audio"} past its first bytes`);
+        const problem = durationProblem(label, v.seconds, offset, probe.limits);
+        if (problem) throw new ApiError(422, problem.code, problem.message);
       }
       const row: TrackRow = {
         track_index: index,

@@ -44,6 +44,22 @@ test("stored words are read back into a JOIN dict and list exactly; other values
   assert.deepEqual(await loadTranscript(storage, { track_index: 4 }), { track_index: 4 });
 });
 
+test("a zombie attempt of the same transcribe task cannot overwrite the live attempt's words: the JOIN reads what Conductor accepted", async () => {
+  const input = { recording_id: "rec-3", namespace: "conductor" as const };
+  // attempt A timed out (its worker paused), Conductor scheduled B, which finished first
+  const live = await storeTranscript(storage, input, out(0, 4), "task-b");
+  // then A wakes up and completes late, with other words
+  const zombie = await storeTranscript(storage, input, out(0, 7), "task-a");
+  assert.notEqual(zombie.words_key, live.words_key);
+  assert.equal(live.words_key, "recordings/rec-3/conductor/transcript/track-0.task-b.json");
+  // the JOIN holds the output of the attempt Conductor accepted (B): its words, all of them
+  const joined = (await loadTranscripts(storage, { transcribe_track_0: live })) as Record<string, TranscribeTrackOutput>;
+  assert.deepEqual(joined.transcribe_track_0, out(0, 4));
+  // an attempt id is kept to a safe key segment
+  const odd = await storeTranscript(storage, input, out(1, 1), "../x/y z");
+  assert.equal(odd.words_key, "recordings/rec-3/conductor/transcript/track-1.xyz.json");
+});
+
 test("a transcript storage lost, or that holds other words, fails naming the track and the key", async () => {
   const input = { recording_id: "rec-2", namespace: "conductor" as const };
   const a = await storeTranscript(storage, input, out(0, 2));

@@ -126,7 +126,7 @@ test("SIGTERM during a running Conductor task: its result reaches Conductor befo
   assert.equal((task.outputData.worker as { worker_id: string }).worker_id, workerId);
   // the words went to storage; Conductor holds their key and count (workers/conductor/transcripts.ts)
   assert.ok((task.outputData.word_count as number) > 0);
-  assert.match(String(task.outputData.words_key), new RegExp(`^recordings/${recordingId}/conductor/transcript/track-0\\.json$`));
+  assert.match(String(task.outputData.words_key), new RegExp(`^recordings/${recordingId}/conductor/transcript/track-0\\.${task.taskId}\\.json$`));
   assert.ok(task.endTime >= termAt - 1000, "the task ended after the signal");
   assert.equal(wf.status, "COMPLETED");
   assert.ok(sup.lines.some((l) => l.msg === "worker child drained"));

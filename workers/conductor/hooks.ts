@@ -15,6 +15,8 @@ import { loadTranscripts, storeTranscript } from "./transcripts.ts";
 
 export interface HookDeps {
   storage: Storage;
+  /** this task attempt (Conductor's task id): keys what it writes apart from other attempts' */
+  attempt?: string;
 }
 
 export interface TaskHooks {
@@ -30,7 +32,7 @@ export const STEP_HOOKS: { readonly [K in StepName]: TaskHooks } = {
   plan_speech: {},
   // the words go to storage; Conductor carries their key and count
   transcribe_track: {
-    after: async (out, input, { storage }) => storeTranscript(storage, input as TranscribeTrackInput, out as unknown as TranscribeTrackOutput),
+    after: async (out, input, { storage, attempt }) => storeTranscript(storage, input as TranscribeTrackInput, out as unknown as TranscribeTrackOutput, attempt),
   },
   // ...and merge_transcripts reads them back before the step
   merge_transcripts: {

@@ -94,13 +94,13 @@ export function startConductorWorkerHost(deps: ConductorHostDeps): ConductorHost
 
   const hookDeps: HookDeps = { storage: deps.storage };
 
-  async function handle(name: ConductorTaskName, input: Record<string, unknown>, scratchDir: string): Promise<Record<string, unknown>> {
+  async function handle(name: ConductorTaskName, input: Record<string, unknown>, scratchDir: string, attempt: string): Promise<Record<string, unknown>> {
     if (name === PLAN_TRACKS) return planTracks(input, deps.storage);
     const step = name as StepName;
     const hooks: TaskHooks = STEP_HOOKS[step];
     const stepInput = hooks.before ? await hooks.before(input, hookDeps) : input;
     const out = (await run(step as keyof StepTable, stepInput, deps.stepDeps(scratchDir, { log: deps.log }))) as Record<string, unknown>;
-    const carried = hooks.after ? await hooks.after(out, stepInput, hookDeps) : out;
+    const carried = hooks.after ? await hooks.after(out, stepInput, { ...hookDeps, attempt }) : out;
     // a step whose output lists a per-track step's items also hands Conductor that fork list
     const forked = forkSources().find((f) => f.source === step);
     return forked ? { ...carried, ...forkPlanFor(forked.step, stepInput, { [step]: out }) } : carried;
@@ -139,7 +139,7 @@ export function startConductorWorkerHost(deps: ConductorHostDeps): ConductorHost
           );
         }
         await mkdir(scratch, { recursive: true });
-        const out = await handle(name, input, scratch);
+        const out = await handle(name, input, scratch, taskId);
         const outputData = { ...out, worker: stamp };
         const duration_ms = Date.now() - started;
         log.info({ duration_ms }, "task completed");

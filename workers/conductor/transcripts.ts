@@ -26,13 +26,22 @@ export class TranscriptUnavailableError extends Error {
   readonly retryable = false;
 }
 
-/** Store the words of a transcribe_track output; returns what Conductor carries instead. */
+/**
+ * Store the words of a transcribe_track output; returns what Conductor carries instead.
+ * The object is keyed by the task attempt (`attempt`: Conductor's task id): delivery is at
+ * least once, and an attempt Conductor gave up on (its worker paused past the response
+ * timeout, then woke) may still finish and write. Under its own key it cannot overwrite
+ * the live attempt's words, and the JOIN only ever names the key of the attempt Conductor
+ * accepted.
+ */
 export async function storeTranscript(
   storage: Pick<Storage, "put">,
   input: Pick<TranscribeTrackInput, "recording_id" | "namespace">,
   out: TranscribeTrackOutput,
+  attempt?: string,
 ): Promise<TranscribeTrackConductorOutput> {
-  const words_key = derivedKey(input.recording_id, input.namespace, "transcript", `track-${out.track_index}.json`);
+  const suffix = attempt ? `.${attempt.replace(/[^A-Za-z0-9-]/g, "").slice(0, 64)}` : "";
+  const words_key = derivedKey(input.recording_id, input.namespace, "transcript", `track-${out.track_index}${suffix}.json`);
   await storage.put(words_key, Buffer.from(JSON.stringify(out.words)), "application/json");
   const { words, ...rest } = out;
   return TranscribeTrackConductorOutput.parse({ ...rest, words_key, word_count: words.length });
