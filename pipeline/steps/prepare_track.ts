@@ -31,7 +31,8 @@ export async function prepareTrack(input: PrepareTrackInput, deps: StepDeps): Pr
   }
   // the track's measured length against the limits, before its samples are read: a
   // key-referenced track never went through the upload's probe, and a header may lie
-  const problem = deps.limits && durationProblem(`track ${track.track_index} (${track.participant})`, duration, track.offset_seconds, deps.limits);
+  const limits = deps.limits ?? { maxTrackSeconds: Infinity, maxRecordingSeconds: Infinity, minTrackSeconds: 0 };
+  const problem = durationProblem(`track ${track.track_index} (${track.participant})`, duration, track.offset_seconds, limits);
   if (problem) throw problem;
   const pcm = readWav(await readFile(wav));
   const envelope = frameEnergies(pcm.samples, pcm.sampleRate, FRAME_SECONDS);
