@@ -270,14 +270,22 @@ export function createRecordingService(deps: RecordingServiceDeps) {
     try {
       // before the first object: should this process stop mid-upload, the sweeper knows what to remove
       await repo.addUploadIntent(id);
-      const { manifest, tracks } = await receiveUpload(parts, {
+      let replay: RecordingRow | undefined;
+      const { manifest, tracks, skipped } = await receiveUpload(parts, {
         recordingId: id,
         ...deps.limits,
         sink: deps.trackSink,
         clientGone,
         // the key is bound to the manifest, so it is reserved once the manifest is read
         onManifest: async (m) => {
-          idempotency = await reserveKey(manifestHash(m));
+          try {
+            idempotency = await reserveKey(manifestHash(m));
+          } catch (err) {
+            if (!(err instanceof Replay)) throw err;
+            // answered once the client has sent its body (answering mid-body resets its connection)
+            replay = err.recording;
+            return "skip";
+          }
         },
         ...(deps.durationTap
           ? { probe: { limits: { maxTrackSeconds: deps.limits.maxTrackSeconds, maxRecordingSeconds: deps.limits.maxRecordingSeconds, minTrackSeconds: deps.limits.minTrackSeconds }, tap: deps.durationTap } }
@@ -286,6 +294,7 @@ export function createRecordingService(deps: RecordingServiceDeps) {
           bytes += t.size_bytes ?? 0;
         },
       });
+      if (skipped && replay) throw new Replay(replay);
       if (clientGone()) throw new ClientGoneError("the client disconnected before the upload was accepted");
       const rec = await commit(id, manifest.language, "upload", tracks, owner, idempotency);
       deps.onUploadOutcome?.("accepted", bytes);

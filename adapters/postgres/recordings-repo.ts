@@ -343,7 +343,9 @@ export function createRecordingsRepo(pool: pg.Pool) {
           await client.query("COMMIT");
           return { outcome: "gone" };
         }
-        if (rec.workflow_id || rec.status !== "queued") {
+        // processing with no workflow id: a workflow started (its tasks report) and the API
+        // died before storing its id; `start` finds it by correlation id
+        if (rec.workflow_id || (rec.status !== "queued" && rec.status !== "processing")) {
           await client.query("COMMIT");
           return { outcome: "already", workflowId: rec.workflow_id };
         }
@@ -380,11 +382,11 @@ export function createRecordingsRepo(pool: pg.Pool) {
       }
     },
 
-    /** Queued recordings with no workflow created more than `graceSeconds` ago, oldest first (the reconciler starts them). */
+    /** Unfinished recordings with no workflow id, created more than `graceSeconds` ago, oldest first (the reconciler starts or adopts them). */
     async unstarted(graceSeconds: number, limit: number): Promise<(RecordingRow & { age_seconds: number })[]> {
       const { rows } = await pool.query<RecordingRow & { age_seconds: number }>(
         `SELECT *, extract(epoch FROM clock_timestamp() - created_at)::float8 AS age_seconds FROM recordings
-          WHERE status = 'queued' AND workflow_id IS NULL AND created_at < clock_timestamp() - make_interval(secs => $1)
+          WHERE workflow_id IS NULL AND status IN ('queued', 'processing') AND created_at < clock_timestamp() - make_interval(secs => $1)
           ORDER BY created_at LIMIT $2`,
         [graceSeconds, limit],
       );

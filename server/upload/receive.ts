@@ -6,7 +6,7 @@
  * the caller removes whatever was stored (everything is under recordings/{id}/).
  */
 import type { Readable, Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { finished, pipeline } from "node:stream/promises";
 import type { z } from "zod/v4";
 import { UploadManifest } from "../../pipeline/contracts/index.ts";
 import { ApiError, badRequest, ClientGoneError, DependencyError } from "../errors.ts";
@@ -34,8 +34,12 @@ export interface ReceiveOptions {
   /** true once the client has disconnected */
   clientGone: () => boolean;
   onTrackStored?: (t: TrackRow) => void;
-  /** called once the manifest is read and valid, before any track is stored (e.g. reserve the Idempotency-Key) */
-  onManifest?: (manifest: UploadManifest) => Promise<void>;
+  /**
+   * Called once the manifest is read and valid, before any track is stored (e.g. reserve the
+   * Idempotency-Key). `"skip"`: store nothing; the rest of the body is read and dropped, so
+   * the client can be answered once it has sent everything (a replayed request).
+   */
+  onManifest?: (manifest: UploadManifest) => Promise<void | "skip">;
   /**
    * Measures each track's audio while it streams to storage (adapters/audio/probe.ts), so a
    * track breaking a duration limit is refused, and stopped as soon as it passes one.
@@ -88,8 +92,9 @@ function trackError(err: unknown, label: string, clientGone: boolean): Error {
 export async function receiveUpload(
   parts: AsyncIterable<UploadPart>,
   opts: ReceiveOptions,
-): Promise<{ manifest: UploadManifest; tracks: TrackRow[] }> {
+): Promise<{ manifest: UploadManifest; tracks: TrackRow[]; skipped?: true }> {
   let manifest: UploadManifest | undefined;
+  let skipping = false;
   const tracks: TrackRow[] = [];
   try {
     for await (const part of parts) {
@@ -99,7 +104,7 @@ export async function receiveUpload(
         if (part.valueTruncated) throw badRequest("invalid_manifest", "the manifest field is too large");
         manifest = parseUploadManifest(part.value, opts.maxTracks);
         checkOffsets(manifest.tracks, opts);
-        await opts.onManifest?.(manifest);
+        if ((await opts.onManifest?.(manifest)) === "skip") skipping = true;
         continue;
       }
       if (part.fieldname !== "track") {
@@ -107,6 +112,11 @@ export async function receiveUpload(
       }
       if (!manifest) {
         throw badRequest("missing_manifest", "the manifest field must come before the track files");
+      }
+      if (skipping) {
+        part.file.resume();
+        await finished(part.file).catch(() => undefined);
+        continue;
       }
       const index = tracks.length;
       if (index >= manifest.tracks.length) {
@@ -179,6 +189,7 @@ export async function receiveUpload(
     }
     throw err;
   }
+  if (skipping && manifest) return { manifest, tracks, skipped: true };
   if (!manifest) throw badRequest(tracks.length ? "missing_manifest" : "no_tracks", "the form has no manifest field (and so no tracks)");
   if (tracks.length !== manifest.tracks.length) {
     throw badRequest(

@@ -8,7 +8,7 @@
 -- Shadow runs carry the API process that runs them and its heartbeat, so a run whose
 -- process died is marked failed by any other (or the restarted) API.
 ALTER TABLE idempotency_keys ADD COLUMN IF NOT EXISTS request_hash text;
-CREATE INDEX IF NOT EXISTS recordings_unstarted ON recordings (created_at) WHERE status = 'queued' AND workflow_id IS NULL;
+CREATE INDEX IF NOT EXISTS recordings_unstarted ON recordings (created_at) WHERE workflow_id IS NULL AND status IN ('queued', 'processing');
 CREATE INDEX IF NOT EXISTS recordings_in_flight ON recordings (owner_key_id) WHERE status IN ('queued', 'processing') AND workflow_id IS NOT NULL;
 ALTER TABLE shadow_runs ADD COLUMN IF NOT EXISTS runner text;
 ALTER TABLE shadow_runs ADD COLUMN IF NOT EXISTS heartbeat_at timestamptz;
