@@ -10,6 +10,7 @@ import type { FastifyInstance } from "fastify";
 import { build } from "../../server/app.ts";
 import { createConductorGateway, type WorkflowGateway } from "../../adapters/conductor/gateway.ts";
 import { createPgEventSink, createPgResultSink } from "../../adapters/postgres/sinks.ts";
+import { createRecordingsRepo } from "../../adapters/postgres/recordings-repo.ts";
 import { multipartBody, startApiServices, wavBytes, type ApiServices } from "./harness.ts";
 
 const TOKEN = "test-token-123456";
@@ -395,7 +396,7 @@ describe("status from workers and Conductor", () => {
     rec = (await app.inject({ method: "GET", url: `/v1/recordings/${id}`, headers: auth })).json();
     assert.equal(rec.status, "processing", "a shadow Result does not complete the recording");
     await results.saveResult(id, "conductor", result);
-    await results.saveResult(id, "conductor", result); // a retried finalize overwrites
+    await results.saveResult(id, "conductor", result); // a retried finalize changes nothing
     rec = (await app.inject({ method: "GET", url: `/v1/recordings/${id}`, headers: auth })).json();
     assert.equal(rec.status, "completed");
     assert.deepEqual(rec.result, result);
@@ -405,6 +406,21 @@ describe("status from workers and Conductor", () => {
     assert.deepEqual(rows, [{ engine: "bullmq", title: "Shadow title" }, { engine: "conductor", title: "Greeting" }]);
     const completedEvents = await svc.pool.query(`SELECT count(*)::int AS n FROM events WHERE recording_id = $1 AND step = 'pipeline' AND status = 'completed'`, [id]);
     assert.equal(completedEvents.rows[0].n, 1);
+    // a late finalize (a zombie attempt) cannot replace the Result of a completed recording
+    await results.saveResult(id, "conductor", { ...result, title: "Zombie title" });
+    assert.equal((await svc.pool.query(`SELECT result->>'title' AS t FROM results WHERE recording_id = $1 AND engine = 'conductor'`, [id])).rows[0].t, "Greeting");
     await app.inject({ method: "DELETE", url: `/v1/recordings/${id}`, headers: auth });
+
+    // nor complete one the reconciler failed: logged and ignored, no Result, no 'completed' event
+    const up = await upload(manifest2, [{ name: "a.wav", data: wav }, { name: "b.wav", data: wav }]);
+    const failedId = up.json().id as string;
+    assert.ok(await createRecordingsRepo(svc.pool).markFailed(failedId, "[workflow_lost] test", null));
+    await results.saveResult(failedId, "conductor", result);
+    const after = (await app.inject({ method: "GET", url: `/v1/recordings/${failedId}`, headers: auth })).json();
+    assert.equal(after.status, "failed");
+    assert.equal(after.result, undefined);
+    assert.equal(Number((await svc.pool.query(`SELECT count(*) AS n FROM results WHERE recording_id = $1`, [failedId])).rows[0].n), 0);
+    assert.equal(Number((await svc.pool.query(`SELECT count(*) AS n FROM events WHERE recording_id = $1 AND step = 'pipeline' AND status = 'completed'`, [failedId])).rows[0].n), 0);
+    await app.inject({ method: "DELETE", url: `/v1/recordings/${failedId}`, headers: auth });
   });
 });

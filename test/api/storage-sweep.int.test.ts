@@ -14,6 +14,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import type { FastifyInstance } from "fastify";
+import { AbortMultipartUploadCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, UploadPartCommand } from "@aws-sdk/client-s3";
 import { build } from "../../server/app.ts";
 import { createConductorGateway, type WorkflowGateway } from "../../adapters/conductor/gateway.ts";
 import { createRecordingsRepo } from "../../adapters/postgres/recordings-repo.ts";
@@ -98,6 +99,16 @@ describe("storage sweeper", () => {
     await repo.addUploadIntent(abandoned);
     const parts = [`recordings/${abandoned}/tracks/0-alice.wav`, `recordings/${abandoned}/tracks/1-bob.wav`];
     for (const k of parts) await svc.storage.put(k, wavBytes(0.1), "audio/wav");
+    // and the third track was mid-way: an S3 multipart upload with a part, never completed
+    const s3 = svc.storage.s3!.client;
+    const bucket = svc.config.S3_BUCKET;
+    const third = `recordings/${abandoned}/tracks/2-carol.wav`;
+    const mpu = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: third }));
+    await s3.send(new UploadPartCommand({ Bucket: bucket, Key: third, UploadId: mpu.UploadId, PartNumber: 1, Body: Buffer.alloc(5 * 1024 * 1024 + 1) }));
+    // a client's own multipart upload elsewhere in the bucket is not ours to abort
+    const foreign = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: "incoming/team/big.wav" }));
+    const pending = async () => ((await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? []).map((u) => u.Key).sort();
+    assert.deepEqual(await pending(), ["incoming/team/big.wav", third]);
     // neighbours: a client's own objects, a prefix nobody recorded (the CLI stages runs there), a live recording
     const clientKey = "incoming/team/alice.wav";
     const unknownKey = `recordings/${randomUUID()}/tracks/0-x.wav`;
@@ -116,6 +127,9 @@ describe("storage sweeper", () => {
     assert.deepEqual(await sweeper.sweep(), { deleted: 0, abandoned: 1, objects: 2 });
     assert.deepEqual(removed, [["abandoned_upload", 2]]);
     assert.deepEqual(await svc.storage.list(`recordings/${abandoned}/`), []);
+    // the dead API's multipart upload is aborted (ListMultipartUploads on the prefix), the client's is not
+    assert.deepEqual(await pending(), ["incoming/team/big.wav"]);
+    await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: "incoming/team/big.wav", UploadId: foreign.UploadId }));
     assert.equal(Number((await svc.pool.query(`SELECT count(*) AS n FROM upload_intents`)).rows[0].n), 0);
     assert.deepEqual(await svc.storage.list(`recordings/${live}/`), liveKeys);
     assert.deepEqual(await svc.storage.list("incoming/"), [clientKey]);

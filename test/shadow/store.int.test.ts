@@ -73,3 +73,20 @@ test("reports are stored per recording and summarized: match rate, mismatches by
   assert.equal(await store.get("rec-2"), undefined);
   assert.equal((await store.summary()).recordings, 2);
 });
+
+test("a run left `running` by an API process that stopped is marked failed by any other, once its heartbeat is stale; live runs are not", async () => {
+  const dead = createShadowStore(db.pool, { runner: "api-dead" });
+  const alive = createShadowStore(db.pool, { runner: "api-alive" });
+  await dead.begin("rec-orphan");
+  await alive.begin("rec-live");
+  // the dead process's heartbeat stopped two minutes ago; the live one keeps renewing its own
+  await db.pool.query(`UPDATE shadow_runs SET heartbeat_at = clock_timestamp() - interval '2 minutes', started_at = clock_timestamp() - interval '3 minutes'
+                        WHERE recording_id IN ('rec-orphan', 'rec-live')`);
+  await alive.heartbeat(["rec-live", "rec-orphan"]); // a process renews only its own runs
+  assert.equal(await alive.failAbandoned(60), 1);
+  const orphan = await alive.get("rec-orphan");
+  assert.equal(orphan?.status, "error");
+  assert.match(orphan?.error ?? "", /API process running this shadow run stopped/);
+  assert.equal((await alive.get("rec-live"))?.status, "running");
+  assert.equal(await alive.failAbandoned(60), 0, "once");
+});
