@@ -6,6 +6,8 @@
  *      header and samples, streamed as a chunked multipart request)   target < 150 MB
  *   2. GET /v1/recordings/:id latency at a steady 200 requests/s (open loop, keep-alive)
  *                                                                       target p99 < 20 ms
+ *   3. 20 uploads of 50 MB at once: each accepted (202) or refused at admission (503 with
+ *      Retry-After, MAX_CONCURRENT_UPLOADS), and the API's peak RSS     target < 150 MB
  * Uses running services when CONDUCTOR_SERVER_URL, DATABASE_URL and S3_ENDPOINT are set,
  * otherwise brings them up with scripts/services.ts (and stops them afterwards).
  *
@@ -25,12 +27,22 @@ import { freePort, sleep, waitUntil } from "../scripts/lib.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const { values: args } = parseArgs({
-  options: { mb: { type: "string", default: "500" }, seconds: { type: "string", default: "10" }, rate: { type: "string", default: "200" } },
+  options: {
+    mb: { type: "string", default: "500" },
+    seconds: { type: "string", default: "10" },
+    rate: { type: "string", default: "200" },
+    concurrent: { type: "string", default: "20" },
+    "concurrent-mb": { type: "string", default: "50" },
+  },
 });
 const UPLOAD_MB = Number(args.mb);
 const GET_SECONDS = Number(args.seconds);
 const RATE = Number(args.rate);
+const CONCURRENT = Number(args.concurrent);
+const CONCURRENT_MB = Number(args["concurrent-mb"]);
 const RSS_TARGET_MB = 150;
+/** the API's MAX_CONCURRENT_UPLOADS in this run (its default unless set here) */
+const UPLOADS_AT_ONCE = Number(process.env.MAX_CONCURRENT_UPLOADS ?? 8);
 const P99_TARGET_MS = 20;
 const TOKEN = "bench-token-0123456789";
 /** V8 flags the API runs with (Dockerfile/compose NODE_OPTIONS): a 2 MB semi-space keeps ~25 MB of young generation out of RSS */
@@ -47,7 +59,7 @@ function rssOf(pid: number): { rss: number; hwm: number } {
 }
 
 /** Stream a multipart upload of one generated WAV track of `bytes` (chunked, never in memory as a whole). */
-function uploadGenerated(base: string, bytes: number): Promise<{ status: number; body: string; seconds: number }> {
+function uploadGenerated(base: string, bytes: number): Promise<{ status: number; body: string; seconds: number; retryAfter?: string }> {
   const boundary = `----bench${randomBytes(6).toString("hex")}`;
   const url = new URL(`${base}/v1/recordings`);
   const started = process.hrtime.bigint();
@@ -59,13 +71,37 @@ function uploadGenerated(base: string, bytes: number): Promise<{ status: number;
       method: "POST",
       headers: { authorization: `Bearer ${TOKEN}`, "content-type": `multipart/form-data; boundary=${boundary}`, "transfer-encoding": "chunked" },
     });
+    let answered = false;
     req.on("response", (res) => {
+      answered = true;
       let body = "";
       res.on("data", (c: Buffer) => (body += c.toString()));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body, seconds: Number(process.hrtime.bigint() - started) / 1e9 }));
+      res.on("end", () => {
+        const retryAfter = res.headers["retry-after"];
+        resolve({ status: res.statusCode ?? 0, body, seconds: Number(process.hrtime.bigint() - started) / 1e9, ...(typeof retryAfter === "string" ? { retryAfter } : {}) });
+        req.destroy();
+      });
     });
-    req.on("error", reject);
-    const write = (b: Buffer): Promise<void> => (req.write(b) ? Promise.resolve() : new Promise((r) => req.once("drain", () => r())));
+    // an upload refused at admission is answered with its body unread: the rest of the write fails
+    req.on("error", (err) => {
+      if (!answered) reject(err);
+    });
+    const write = (b: Buffer): Promise<void> => {
+      if (req.destroyed || answered) return Promise.reject(new Error("answered"));
+      if (req.write(b)) return Promise.resolve();
+      return new Promise((r, j) => {
+        const drained = (): void => {
+          req.off("close", closed);
+          r();
+        };
+        const closed = (): void => {
+          req.off("drain", drained);
+          j(new Error("closed"));
+        };
+        req.once("drain", drained);
+        req.once("close", closed);
+      });
+    };
     void (async () => {
       await write(Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="manifest"\r\n\r\n`));
       await write(Buffer.from(`${JSON.stringify({ language: "en", tracks: [{ participant: "Bench", offset_seconds: 0 }] })}\r\n`));
@@ -83,7 +119,9 @@ function uploadGenerated(base: string, bytes: number): Promise<{ status: number;
       }
       await write(Buffer.from(`\r\n--${boundary}--\r\n`));
       req.end();
-    })().catch(reject);
+    })().catch((err: unknown) => {
+      if (!answered) reject(err as Error);
+    });
   });
 }
 
@@ -159,6 +197,12 @@ async function main(): Promise<number> {
         API_TOKEN: TOKEN,
         DATABASE_SCHEMA: schema,
         MAX_TRACK_BYTES: String(2 * 1024 * 1024 * 1024),
+        // the generated 500 MB track is 4.6 h of 16 kHz audio: above the default track limit
+        MAX_TRACK_SECONDS: String(12 * 3600),
+        MAX_RECORDING_SECONDS: String(12 * 3600),
+        MAX_CONCURRENT_UPLOADS: String(UPLOADS_AT_ONCE),
+        // all the uploads come from one key in a burst
+        CREATE_RATE_PER_MINUTE: "1000",
         LOG_LEVEL: "warn",
         SHADOW_MODE: "off",
         NODE_ENV: "production",
@@ -200,6 +244,29 @@ async function main(): Promise<number> {
 
     await fetch(`${base}/v1/recordings/${id}`, { method: "DELETE", headers: { authorization: `Bearer ${TOKEN}` } });
 
+    // 3. many uploads at once: admission keeps the API inside its memory budget
+    say(`${CONCURRENT} uploads of ${CONCURRENT_MB} MB at once…`);
+    const before = rssOf(pid).rss;
+    let manyPeak = before;
+    const manySampler = setInterval(() => {
+      try {
+        manyPeak = Math.max(manyPeak, rssOf(pid).rss);
+      } catch {
+        /* exited */
+      }
+    }, 20);
+    type Answer = { status: number; body: string; seconds: number; retryAfter?: string };
+    const many = await Promise.all(
+      Array.from({ length: CONCURRENT }, () => uploadGenerated(base, CONCURRENT_MB * 1024 * 1024).catch((err: Error): Answer => ({ status: 0, body: err.message, seconds: 0 }))),
+    );
+    clearInterval(manySampler);
+    const accepted = many.filter((r) => r.status === 202);
+    const refused = many.filter((r) => r.status === 503 && r.retryAfter !== undefined && /too_many_uploads/.test(r.body));
+    const other = many.filter((r) => !accepted.includes(r) && !refused.includes(r));
+    for (const r of accepted) await fetch(`${base}/v1/recordings/${(JSON.parse(r.body) as { id: string }).id}`, { method: "DELETE", headers: { authorization: `Bearer ${TOKEN}` } });
+    const manyOk = other.length === 0 && accepted.length > 0 && manyPeak < RSS_TARGET_MB * 1024 * 1024;
+    const atOnce = Math.min(accepted.length, UPLOADS_AT_ONCE);
+
     const rssOk = peak < RSS_TARGET_MB * 1024 * 1024;
     const latOk = p99 < P99_TARGET_MS && errors === 0;
     say("");
@@ -212,7 +279,13 @@ async function main(): Promise<number> {
       `  GET /v1/recordings/:id at ${RATE} req/s: p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms (target p99 < ${P99_TARGET_MS} ms) ${latOk ? "OK" : "MISSED"}` +
         `  [${latencies.length} ok, ${errors} errors, max ${latencies.at(-1)?.toFixed(2)} ms]`,
     );
-    return rssOk && latOk ? 0 : 1;
+    say(
+      `  ${CONCURRENT} × ${CONCURRENT_MB} MB uploads at once: ${accepted.length} accepted, ${refused.length} refused 503 with Retry-After, ${other.length} otherwise; ` +
+        `peak RSS ${mb(manyPeak)} MB (target < ${RSS_TARGET_MB} MB) ${manyOk ? "OK" : "MISSED"}` +
+        `  [${mb(before)} MB before; ≈ ${atOnce ? mb((manyPeak - before) / atOnce) : "?"} MB more per upload streaming at once, ${UPLOADS_AT_ONCE} at most (MAX_CONCURRENT_UPLOADS)]` +
+        (other.length ? `  [unexpected: ${other.map((r) => `${r.status} ${r.body.slice(0, 80)}`).join("; ")}]` : ""),
+    );
+    return rssOk && latOk && manyOk ? 0 : 1;
   } finally {
     if (api && api.exitCode === null) {
       const exited = new Promise((r) => api!.once("exit", r));
