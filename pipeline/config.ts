@@ -33,6 +33,8 @@ export const EnvSchema = z.object({
   S3_FORCE_PATH_STYLE: bool.default(true),
   /** multipart parts (5 MiB each) a streamed upload sends at once: memory ≈ (this + 2) × 5 MiB per upload */
   S3_UPLOAD_QUEUE_SIZE: int(1, 1, 16),
+  /** where streamed uploads spool their parts (default: the OS temp dir; empty: in memory) */
+  S3_SPOOL_DIR: z.string().optional(),
 
   // services
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL").optional(),
@@ -242,7 +244,7 @@ export function transcribeConcurrency(config: Pick<Config, "TRANSCRIBE_CONCURREN
  */
 export const CONFIG_SECTIONS = {
   process: ["NODE_ENV", "BUILD_COMMIT", "LOG_LEVEL", "WORK_DIR"],
-  storage: ["STORAGE_DRIVER", "LOCAL_STORAGE_DIR", "S3_ENDPOINT", "S3_REGION", "S3_BUCKET", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "S3_FORCE_PATH_STYLE", "S3_UPLOAD_QUEUE_SIZE"],
+  storage: ["STORAGE_DRIVER", "LOCAL_STORAGE_DIR", "S3_ENDPOINT", "S3_REGION", "S3_BUCKET", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "S3_FORCE_PATH_STYLE", "S3_UPLOAD_QUEUE_SIZE", "S3_SPOOL_DIR"],
   database: ["DATABASE_URL", "DATABASE_SCHEMA", "DATABASE_POOL_MAX", "MIGRATE_ON_START"],
   redis: ["REDIS_URL"],
   conductor: [

@@ -1,5 +1,7 @@
 /** The configured Storage: a local directory (STORAGE_DRIVER=local) or S3 (STORAGE_DRIVER=s3). */
 import { access, mkdir } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 import type { ConfigSection } from "../../pipeline/config.ts";
 import type { Storage } from "../../pipeline/ports.ts";
 import { createLocalStorage } from "./local.ts";
@@ -18,7 +20,14 @@ export interface ServiceStorage extends Storage {
 export function createStorage(config: ConfigSection<"storage">): ServiceStorage {
   if (config.STORAGE_DRIVER === "s3") {
     const client = createS3Client(config);
-    const s3 = createS3Storage({ client, bucket: config.S3_BUCKET, queueSize: config.S3_UPLOAD_QUEUE_SIZE, afterPart: createGcHint() });
+    const s3 = createS3Storage({
+      client,
+      bucket: config.S3_BUCKET,
+      queueSize: config.S3_UPLOAD_QUEUE_SIZE,
+      afterPart: createGcHint(),
+      // streamed uploads go through part files on disk, not part buffers in memory
+      ...(config.S3_SPOOL_DIR !== "" ? { spoolDir: config.S3_SPOOL_DIR ?? path.join(os.tmpdir(), "trackscribe-spool") } : {}),
+    });
     return { ...s3, driver: "s3", s3, close: async () => client.destroy() };
   }
   const dir = config.LOCAL_STORAGE_DIR;

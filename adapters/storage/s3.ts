@@ -5,13 +5,16 @@
  * stream that fails part-way aborts its multipart upload: no parts are left behind.
  */
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, rm, stat } from "node:fs/promises";
+import { mkdir, mkdtemp, open, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import {
   AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   ListMultipartUploadsCommand,
+  UploadPartCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -34,6 +37,12 @@ export interface S3StorageOptions {
   queueSize?: number;
   /** called each time a part of a streamed upload has been sent (its buffer is now garbage) */
   afterPart?: () => void;
+  /**
+   * Spool each part of a streamed upload to a file here and send it from the file, instead
+   * of building it in memory: an upload then holds a few stream chunks, not
+   * (queueSize + 2) × partSize of buffers (what the API's memory per upload was).
+   */
+  spoolDir?: string;
 }
 
 export interface S3Storage extends Storage {
@@ -80,7 +89,80 @@ export function createS3Storage(opts: S3StorageOptions | Config): S3Storage {
   const endpoint = typeof client.config.endpoint === "function" ? "configured endpoint" : "AWS";
   const where = `s3://${bucket} (${endpoint})`;
 
+  /**
+   * A multipart upload whose parts go through files in `spoolDir`: the stream is written to
+   * the current part's file (its back-pressure kept), a full part is sent from its file
+   * with a known length while the next one fills (at most `queueSize` parts in flight), and
+   * the file is removed once sent. Any failure aborts the upload and removes the files.
+   */
+  const spooledUpload = async (dir: string, key: string, body: Readable, contentType?: string): Promise<{ bytes: number }> => {
+    await mkdir(dir, { recursive: true });
+    const work = await mkdtemp(path.join(dir, "up-"));
+    let uploadId: string | undefined;
+    let bytes = 0;
+    const done: { PartNumber: number; ETag: string }[] = [];
+    const sending = new Set<Promise<void>>();
+    let failure: unknown;
+    let fh: Awaited<ReturnType<typeof open>> | undefined;
+    const send = (n: number, file: string, size: number): void => {
+      const p = (async () => {
+        const res = await client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: n, Body: createReadStream(file), ContentLength: size }));
+        done.push({ PartNumber: n, ETag: res.ETag! });
+        await rm(file, { force: true });
+        o.afterPart?.();
+      })().catch((err: unknown) => {
+        failure ??= err;
+      });
+      sending.add(p);
+      void p.finally(() => sending.delete(p));
+    };
+    try {
+      uploadId = (await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ...(contentType ? { ContentType: contentType } : {}) }))).UploadId;
+      let n = 1;
+      let file = path.join(work, `part-${n}`);
+      fh = await open(file, "w");
+      let filled = 0;
+      for await (const c of body) {
+        let chunk = c as Buffer;
+        bytes += chunk.length;
+        while (chunk.length > 0) {
+          if (failure) throw failure;
+          const take = Math.min(chunk.length, partSize - filled);
+          await fh.write(chunk, 0, take);
+          filled += take;
+          chunk = chunk.subarray(take);
+          if (filled === partSize) {
+            await fh.close();
+            // bounded: no more than queueSize parts on their way at once
+            while (sending.size >= queueSize) await Promise.race(sending);
+            send(n, file, filled);
+            n++;
+            file = path.join(work, `part-${n}`);
+            fh = await open(file, "w");
+            filled = 0;
+          }
+        }
+      }
+      await fh.close();
+      // the last part may be short (or empty, when the stream was: S3 takes one empty part)
+      if (filled > 0 || n === 1) send(n, file, filled);
+      while (sending.size) await Promise.race(sending);
+      if (failure) throw failure;
+      done.sort((a, b) => a.PartNumber - b.PartNumber);
+      await client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: done } }));
+      return { bytes };
+    } catch (err) {
+      await Promise.allSettled([...sending]);
+      if (uploadId) await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId })).catch(() => undefined);
+      throw err;
+    } finally {
+      await fh?.close().catch(() => undefined);
+      await rm(work, { recursive: true, force: true });
+    }
+  };
+
   const upload = async (key: string, body: Readable, contentType?: string): Promise<{ bytes: number }> => {
+    if (o.spoolDir) return spooledUpload(o.spoolDir, key, body, contentType);
     let bytes = 0;
     // counted while lib-storage pulls (async iteration keeps back-pressure and passes errors on)
     const counted = Readable.from(

@@ -86,3 +86,34 @@ test("a stream that fails after some parts aborts its multipart upload: no objec
   assert.equal(await storage.exists("broken/x.bin"), false);
   assert.equal(await pending(), 0);
 });
+
+test("spooled through part files (S3_SPOOL_DIR): an odd-sized stream arrives intact; a failing one is aborted; no part file stays", async () => {
+  const spoolDir = path.join(dir, "spool");
+  const spooled = createS3Storage({ client: storage.client, bucket: storage.bucket, partSize: 5 * 1024 * 1024, queueSize: 2, spoolDir });
+  // 12.5 MiB in chunks of a size that does not divide the part size: parts split chunks
+  const chunk = Buffer.alloc(700 * 1024 + 3);
+  for (let i = 0; i < chunk.length; i++) chunk[i] = (i * 7) % 253;
+  const total = Math.ceil((12.5 * 1024 * 1024) / chunk.length) * chunk.length;
+  const body = Readable.from((function* () {
+    for (let sent = 0; sent < total; sent += chunk.length) yield chunk;
+  })());
+  const { bytes } = await spooled.upload("spool/x.bin", body, { contentType: "audio/wav" });
+  assert.equal(bytes, total);
+  const back = await spooled.get("spool/x.bin");
+  assert.equal(back.length, total);
+  for (let at = 0; at < total; at += chunk.length) assert.ok(back.subarray(at, at + chunk.length).equals(chunk), `bytes at ${at}`);
+  // an empty stream is an empty object
+  await spooled.upload("spool/empty.bin", Readable.from([]));
+  assert.equal(await spooled.size("spool/empty.bin"), 0);
+  // a stream that fails after two parts: aborted, nothing stored, no part file left
+  const failing = Readable.from((async function* () {
+    for (let i = 0; i < 12; i++) yield Buffer.alloc(1024 * 1024, 1);
+    throw new Error("client went away");
+  })());
+  await assert.rejects(spooled.upload("spool/broken.bin", failing), /client went away/);
+  assert.equal(await spooled.size("spool/broken.bin"), undefined);
+  assert.equal(await pending(), 0);
+  const { readdir } = await import("node:fs/promises");
+  assert.deepEqual(await readdir(spoolDir), []);
+  await spooled.deletePrefix("spool/");
+});
