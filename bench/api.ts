@@ -42,7 +42,7 @@ const CONCURRENT = Number(args.concurrent);
 const CONCURRENT_MB = Number(args["concurrent-mb"]);
 const RSS_TARGET_MB = 150;
 /** the API's MAX_CONCURRENT_UPLOADS in this run (its default unless set here) */
-const UPLOADS_AT_ONCE = Number(process.env.MAX_CONCURRENT_UPLOADS ?? 8);
+const UPLOADS_AT_ONCE = Number(process.env.MAX_CONCURRENT_UPLOADS ?? 4);
 const P99_TARGET_MS = 20;
 const TOKEN = "bench-token-0123456789";
 /** V8 flags the API runs with (Dockerfile/compose NODE_OPTIONS): a 2 MB semi-space keeps ~25 MB of young generation out of RSS */

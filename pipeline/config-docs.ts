@@ -51,7 +51,7 @@ export const VARIABLE_DOCS: Record<keyof typeof EnvSchema.shape, string> = {
   API_TOKEN: "the operator's token (at least 16 characters): `Authorization: Bearer <API_TOKEN>` sees and manages every recording; users get API keys (`trackscribe keys create`)",
   AUTH_DISABLED: "`true`: no authentication at all, every request acts as the operator (only behind a proxy that authenticates; logged as a warning at start)",
   MAX_TRACKS: "most tracks one recording may have",
-  MAX_CONCURRENT_UPLOADS: "uploads streaming at once (each holds ≈ (S3_UPLOAD_QUEUE_SIZE + 2) × 5 MiB of memory; measured ≈ 18 MB each over an idle ≈ 126 MB: size the API's memory as ≈ 130 MB + 18 MB × this); one more is answered 503 `too_many_uploads` with `Retry-After`, its body unread",
+  MAX_CONCURRENT_UPLOADS: "uploads streaming at once. Each costs the API ≈ 6 MB of memory (its parts are spooled to S3_SPOOL_DIR) over an idle ≈ 115–130 MB: the default 4 keeps it near its 150 MB budget; size the API's memory as ≈ 130 MB + 6 MB × this. One more is answered 503 `too_many_uploads` with `Retry-After`, its body unread",
   CREATE_RATE_PER_MINUTE: "recordings one API key (or the operator's token) may create per minute; beyond, 429 `rate_limited` with `Retry-After`",
   MAX_SSE_STREAMS: "event streams open at once; one more is answered 503 `too_many_streams` with `Retry-After`",
   MAX_SSE_PER_RECORDING: "event streams open at once on one recording; one more is answered 503 `too_many_streams` with `Retry-After`",

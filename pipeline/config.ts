@@ -88,8 +88,8 @@ export const EnvSchema = z.object({
   /** JSON-referenced tracks must live under this prefix (an API key: under <prefix><key name>/) */
   INCOMING_PREFIX: z.string().regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*\/$/, "must be a relative key prefix ending in '/'").refine((p) => !p.startsWith("recordings/") && !p.split("/").includes(".."), "must not be under recordings/").default("incoming/"),
   MAX_TRACK_BYTES: int(2 * 1024 * 1024 * 1024, 1024),
-  /** uploads streaming at once (each holds ≈ (S3_UPLOAD_QUEUE_SIZE + 2) × 5 MiB); more wait: 503 + Retry-After */
-  MAX_CONCURRENT_UPLOADS: int(8, 1, 1000),
+  /** uploads streaming at once (each ≈ 6 MB of the API's memory, parts spooled to disk); more wait: 503 + Retry-After */
+  MAX_CONCURRENT_UPLOADS: int(4, 1, 1000),
   /** recordings one API key (or the operator) may create per minute: 429 + Retry-After beyond */
   CREATE_RATE_PER_MINUTE: int(60, 1, 100000),
   /** event streams open at once, and per recording: 503 + Retry-After beyond */
