@@ -147,6 +147,8 @@ export const EnvSchema = z.object({
   /** a child that answers no ping this long while a call runs is hung and replaced */
   CHILD_PING_TIMEOUT_SECONDS: num(60, 0.001),
   CHILD_MAX_PAYLOAD_BYTES: int(64 * 1024 * 1024, 1024),
+  /** a heavy step whose child process died under it runs again in a fresh one this many times before failing (no orchestrator retry spent) */
+  STEP_INFRA_RERUNS: int(2, 0, 20),
   /** run heavy steps (audio decoding, ASR, mixdown) in a child process */
   HEAVY_STEPS_IN_CHILD: bool.default(true),
   RECONCILER_ENABLED: bool.default(true),
@@ -302,6 +304,7 @@ export const CONFIG_SECTIONS = {
     "CHILD_PING_TIMEOUT_SECONDS",
     "CHILD_MAX_PAYLOAD_BYTES",
     "HEAVY_STEPS_IN_CHILD",
+    "STEP_INFRA_RERUNS",
   ],
   shadow: [
     "SHADOW_MODE",

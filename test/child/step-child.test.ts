@@ -123,3 +123,43 @@ test("kill -9 of the step child mid-transcription: WorkerCrashError, then a fres
   assert.notEqual(runner.pids()[0], victim);
   assert.equal(runner.started, 2);
 });
+
+test("STEP_INFRA_RERUNS: a child killed under a step is not the step's fault: the step runs again in a fresh child and succeeds; a step whose child dies every time fails, saying how often", async () => {
+  const input = await stageSlowTranscription(config, storage, "rec-rerun", 2);
+  const short = { ...input, track: { ...input.track, spans: input.track.spans.slice(0, 1).map((s) => ({ start: s.start, end: Math.min(s.end, s.start + 0.5) })) } };
+  const resilient = createStepExecutor({ runner, infraReruns: 2, log: pino({ level: "silent" }) });
+  // warm: the shared transcription child exists
+  await resilient("transcribe_track", short, ports(scratch()));
+  const startedBefore = runner.started;
+  // kill the child once, at the first progress of the call
+  let kills = 0;
+  const killOnce = (): void => {
+    if (kills > 0) return;
+    kills++;
+    process.kill(runner.pids()[0]!, "SIGKILL");
+  };
+  const out = await resilient("transcribe_track", short, { ...ports(scratch()), progress: killOnce });
+  assert.equal(kills, 1);
+  assert.equal(out.track_index, 0);
+  assert.ok(out.words.length > 0, "the re-run transcribed the track");
+  assert.equal(runner.started, startedBefore + 1, "one fresh child");
+  // kill it every time: after 1 + 2 runs the step fails, with a reason that says so
+  let everyTime = 0;
+  const killAlways = (): void => {
+    const pid = runner.pids()[0];
+    if (pid && pid !== lastKilled) {
+      lastKilled = pid;
+      everyTime++;
+      process.kill(pid, "SIGKILL");
+    }
+  };
+  let lastKilled = 0;
+  const err = await resilient("transcribe_track", short, { ...ports(scratch()), progress: killAlways }).then(
+    () => assert.fail("a step whose process always dies must fail"),
+    (e: Error & { code?: string }) => e,
+  );
+  assert.equal(everyTime, 3);
+  assert.equal(err.name, "PublicError");
+  assert.equal(err.code, "worker_crashed");
+  assert.match(err.message, /stopped 3 times in a row \(2 fresh processes tried\)/);
+});

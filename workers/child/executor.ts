@@ -5,6 +5,7 @@
  * (except that a crashed child surfaces as WorkerCrashError instead of killing the host).
  */
 import type { z } from "zod/v4";
+import { PublicError } from "../../pipeline/failures.ts";
 import { runStep, StepInputError, StepOutputError, steps, type StepDeps, type StepTable } from "../../pipeline/steps/index.ts";
 import type { Logger } from "pino";
 import type { Config } from "../../pipeline/config.ts";
@@ -15,7 +16,19 @@ export type StepExecutor = <K extends keyof StepTable>(name: K, rawInput: unknow
 export interface StepExecutorOptions {
   /** null: run everything in-process (HEAVY_STEPS_IN_CHILD=false) */
   runner: ChildStepRunner | null;
+  /**
+   * How many times a heavy step whose child process died under it (killed, crashed, hung
+   * and replaced) is run again here in a fresh child before the step fails (default 0).
+   * The process dying is not the step's fault: re-running it here spends none of the
+   * orchestrator's retries, which stay for the step's own errors.
+   */
+  infraReruns?: number;
+  log?: Logger;
 }
+
+/** The child running the step died or hung: the process's fault, not the step's. */
+const INFRASTRUCTURE_FAULTS = new Set(["WorkerCrashError", "ChildUnresponsiveError"]);
+export const isInfrastructureFault = (err: unknown): boolean => INFRASTRUCTURE_FAULTS.has((err as { name?: string } | undefined)?.name ?? "");
 
 export function createStepExecutor(o: StepExecutorOptions): StepExecutor {
   return async (name, rawInput, deps) => {
@@ -30,11 +43,29 @@ export function createStepExecutor(o: StepExecutorOptions): StepExecutor {
     // fail fast on bad input here: no child needed to say so
     const parsed = def.input.safeParse(rawInput);
     if (!parsed.success) throw new StepInputError(name, parsed.error);
-    const out = await o.runner.run(name, parsed.data, {
-      scratchDir: deps.scratchDir,
-      ...(deps.signal ? { signal: deps.signal } : {}),
-      ...(deps.progress ? { onProgress: (p: unknown) => deps.progress!(p as Parameters<NonNullable<StepDeps["progress"]>>[0]) } : {}),
-    });
+    const reruns = o.infraReruns ?? 0;
+    let out: unknown;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        out = await o.runner.run(name, parsed.data, {
+          scratchDir: deps.scratchDir,
+          ...(deps.signal ? { signal: deps.signal } : {}),
+          ...(deps.progress ? { onProgress: (p: unknown) => deps.progress!(p as Parameters<NonNullable<StepDeps["progress"]>>[0]) } : {}),
+        });
+        break;
+      } catch (err) {
+        if (!isInfrastructureFault(err) || deps.signal?.aborted) throw err;
+        if (attempt >= reruns) {
+          if (reruns === 0) throw err;
+          // a step that takes its process down every time still fails, saying so
+          throw new PublicError("worker_crashed", `the process running ${name} stopped ${attempt + 1} times in a row (${reruns} fresh processes tried); the step failed`, {
+            cause: err,
+            detail: (err as Error).message,
+          });
+        }
+        (deps.log ?? o.log)?.warn({ err: (err as Error).message, step: name, rerun: attempt + 1, of: reruns }, "the step's process died under it: running the step again in a fresh process (no retry spent)");
+      }
+    }
     // everything crossing a process boundary is JSON: validate it again
     const checked = def.output.safeParse(out);
     if (!checked.success) throw new StepOutputError(name, checked.error);
@@ -54,5 +85,9 @@ export function createHeavyStepIsolation(
   const runner = config.HEAVY_STEPS_IN_CHILD
     ? createChildStepRunner(childStepRunnerOptions(config, { ...(deps.log ? { log: deps.log } : {}), ...(deps.env ? { env: deps.env } : {}), ...deps.overrides }))
     : null;
-  return { runStepFn: createStepExecutor({ runner }), runner, close: async () => runner?.close() };
+  return {
+    runStepFn: createStepExecutor({ runner, infraReruns: config.STEP_INFRA_RERUNS, ...(deps.log ? { log: deps.log } : {}) }),
+    runner,
+    close: async () => runner?.close(),
+  };
 }
