@@ -32,6 +32,46 @@ export function envelopeFromBytes(buf: Buffer): Float32Array {
   return new Float32Array(copy.buffer, 0, Math.floor(copy.byteLength / 4));
 }
 
+/**
+ * frameEnergies over a track read in chunks: push() samples as they come, finish() for the
+ * envelope. The values are those frameEnergies gives for the whole track (the same sums in
+ * the same order), with one chunk in memory at a time.
+ */
+export class EnvelopeBuilder {
+  private readonly frame: number;
+  private readonly out: Float32Array;
+  private f = 0;
+  private sum = 0;
+  private count = 0;
+  constructor(totalSamples: number, sampleRate: number, frameSeconds = FRAME_SECONDS) {
+    this.frame = Math.max(1, Math.round(sampleRate * frameSeconds));
+    this.out = new Float32Array(Math.ceil(totalSamples / this.frame));
+  }
+
+  push(samples: Int16Array): void {
+    for (let i = 0; i < samples.length; i++) {
+      const s = samples[i]! / 32768;
+      this.sum += s * s;
+      if (++this.count === this.frame) this.close();
+    }
+  }
+
+  private close(): void {
+    if (this.f < this.out.length) {
+      const rms = Math.sqrt(this.sum / Math.max(1, this.count));
+      this.out[this.f] = rms > 1e-5 ? Math.max(SILENCE_DB, 20 * Math.log10(rms)) : SILENCE_DB;
+    }
+    this.f++;
+    this.sum = 0;
+    this.count = 0;
+  }
+
+  finish(): Float32Array {
+    if (this.count > 0) this.close();
+    return this.out;
+  }
+}
+
 /** Mean power (in dB) of an envelope over [from, to) frames; SILENCE_DB outside the track. */
 export function meanDb(env: Float32Array, from: number, to: number): number {
   const a = Math.max(0, Math.floor(from));
@@ -73,21 +113,54 @@ export class PeakAccumulator {
     this.sums = new Float64Array(buckets);
   }
 
+  /** one whole track starting at `offsetSamples` on the timeline */
   add(samples: Int16Array, offsetSamples: number): void {
+    this.addChunk(samples, offsetSamples, offsetSamples);
+    this.endTrack();
+  }
+
+  /** the current track's peak per bucket, kept until endTrack (a bucket may span chunks) */
+  private track: Float64Array | undefined;
+  private touched: [number, number] | undefined;
+
+  /**
+   * A piece of a track read in chunks: `samples` start at `atSamples` on the timeline, the
+   * track itself at `trackOffsetSamples`. Call endTrack() after its last chunk. The result
+   * is the same as add() with the whole track (each bucket takes the track's peak over the
+   * bucket's range, whichever chunks it spans), with one chunk in memory at a time.
+   */
+  addChunk(samples: Int16Array, atSamples: number, trackOffsetSamples: number): void {
     const per = this.totalSamples / this.buckets;
-    if (per <= 0) return;
-    const first = Math.max(0, Math.floor(offsetSamples / per));
-    const last = Math.min(this.buckets - 1, Math.floor((offsetSamples + samples.length - 1) / per));
+    if (per <= 0 || samples.length === 0) return;
+    this.track ??= new Float64Array(this.buckets);
+    const first = Math.max(0, Math.floor(trackOffsetSamples / per), Math.floor(atSamples / per) - 1);
+    // one bucket more than the last sample's quotient: a bucket starts at floor(b × per), so
+    // the chunk's last sample may open the next one
+    const last = Math.min(this.buckets - 1, Math.floor((atSamples + samples.length - 1) / per) + 1);
     for (let b = first; b <= last; b++) {
-      const a = Math.max(0, Math.floor(b * per) - offsetSamples);
-      const e = Math.min(samples.length, Math.max(Math.floor(b * per) + 1, Math.floor((b + 1) * per)) - offsetSamples);
-      let peak = 0;
+      // the bucket's range for this track, cut to this chunk
+      const a = Math.max(Math.floor(b * per), trackOffsetSamples, atSamples) - atSamples;
+      const e = Math.min(Math.max(Math.floor(b * per) + 1, Math.floor((b + 1) * per)) - atSamples, samples.length);
+      if (e <= a) continue;
+      let peak = this.track[b]!;
       for (let j = a; j < e; j++) {
         const v = Math.abs(samples[j]!);
         if (v > peak) peak = v;
       }
-      this.sums[b]! += peak;
+      this.track[b] = peak;
+      this.touched = this.touched ? [Math.min(this.touched[0], b), Math.max(this.touched[1], b)] : [b, b];
     }
+  }
+
+  /** the current track is complete: its peaks join the sum */
+  endTrack(): void {
+    if (this.track && this.touched) {
+      for (let b = this.touched[0]; b <= this.touched[1]; b++) {
+        this.sums[b]! += this.track[b]!;
+        this.track[b] = 0;
+      }
+    }
+    this.touched = undefined;
   }
 
   /** N values in 0..1, scaled so the loudest bucket is 1 (all zeros for silence). */

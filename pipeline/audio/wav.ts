@@ -1,4 +1,5 @@
 /** Minimal 16-bit PCM WAV reading/writing (what our own decoder writes: mono s16le). */
+import { open, readFile } from "node:fs/promises";
 
 export interface Pcm {
   sampleRate: number;
@@ -104,4 +105,46 @@ export function canonicalPcmData(head: Buffer, fileSize: number): { offset: numb
     pos = body + size + (size % 2);
   }
   return null;
+}
+
+/**
+ * The samples of a 16 kHz mono 16-bit WAV file, read in chunks of about `chunkBytes`: a
+ * step computing over a long track holds one chunk, not the track. `totalSamples` is known
+ * before the first chunk. A file that is not in that canonical shape is read whole (our
+ * decoder never writes one).
+ */
+export async function openPcm(file: string, chunkBytes = 1024 * 1024): Promise<{ totalSamples: number; sampleRate: number; chunks(): AsyncGenerator<Int16Array> }> {
+  const fh = await open(file, "r");
+  const size = (await fh.stat()).size;
+  const head = Buffer.alloc(Math.min(size, 64 * 1024));
+  await fh.read(head, 0, head.length, 0);
+  const data = canonicalPcmData(head, size);
+  if (!data) {
+    await fh.close();
+    const pcm = readWav(await readFile(file));
+    return {
+      totalSamples: pcm.samples.length,
+      sampleRate: pcm.sampleRate,
+      async *chunks() {
+        yield pcm.samples;
+      },
+    };
+  }
+  const step = Math.max(2, chunkBytes - (chunkBytes % 2));
+  return {
+    totalSamples: data.length / 2,
+    sampleRate: 16000,
+    async *chunks() {
+      try {
+        for (let at = 0; at < data.length; at += step) {
+          const buf = Buffer.alloc(Math.min(step, data.length - at));
+          const { bytesRead } = await fh.read(buf, 0, buf.length, data.offset + at);
+          if (bytesRead <= 0) break;
+          yield new Int16Array(buf.buffer, buf.byteOffset, bytesRead >> 1);
+        }
+      } finally {
+        await fh.close();
+      }
+    },
+  };
 }

@@ -5,10 +5,9 @@
  */
 import path from "node:path";
 import type { PrepareTrackInput, PreparedTrack } from "../contracts/index.ts";
-import { envelopeToBytes, frameEnergies, FRAME_SECONDS } from "../audio/envelope.ts";
+import { EnvelopeBuilder, envelopeToBytes, FRAME_SECONDS } from "../audio/envelope.ts";
 import { durationProblem, NotAudioError } from "../audio/errors.ts";
-import { readWav } from "../audio/wav.ts";
-import { readFile } from "node:fs/promises";
+import { openPcm } from "../audio/wav.ts";
 import type { StepDeps } from "./deps.ts";
 import { derivedKey } from "./keys.ts";
 
@@ -34,8 +33,11 @@ export async function prepareTrack(input: PrepareTrackInput, deps: StepDeps): Pr
   const limits = deps.limits ?? { maxTrackSeconds: Infinity, maxRecordingSeconds: Infinity, minTrackSeconds: 0 };
   const problem = durationProblem(`track ${track.track_index} (${track.participant})`, duration, track.offset_seconds, limits);
   if (problem) throw problem;
-  const pcm = readWav(await readFile(wav));
-  const envelope = frameEnergies(pcm.samples, pcm.sampleRate, FRAME_SECONDS);
+  // the envelope from the decoded file, a chunk at a time: memory stays flat whatever the length
+  const pcm = await openPcm(wav);
+  const builder = new EnvelopeBuilder(pcm.totalSamples, pcm.sampleRate, FRAME_SECONDS);
+  for await (const chunk of pcm.chunks()) builder.push(chunk);
+  const envelope = builder.finish();
   const pcm_key = derivedKey(recording_id, namespace, "pcm", `${track.track_index}.wav`);
   const envelope_key = derivedKey(recording_id, namespace, "envelope", `${track.track_index}.f32`);
   await deps.storage.putFile(pcm_key, wav, "audio/wav");

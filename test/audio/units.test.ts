@@ -108,3 +108,68 @@ test("word error rate", () => {
   assert.equal(wordErrorRate("Hello, world!", "hello world"), 0);
   assert.equal(wordErrorRate("", ""), 0);
 });
+
+test("streamed envelopes and waveform peaks (a chunk at a time) equal the whole-track computations exactly", async () => {
+  const { EnvelopeBuilder, frameEnergies: energies, PeakAccumulator: Peaks } = await import("../../pipeline/audio/envelope.ts");
+  let seed = 7;
+  const rnd = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const track = (n: number): Int16Array => Int16Array.from({ length: n }, (_, i) => Math.round((rnd() - 0.5) * 20000 * Math.sin(i / 900)));
+  const chunked = (s: Int16Array, size: number): Int16Array[] => {
+    const out: Int16Array[] = [];
+    for (let i = 0; i < s.length; i += size) out.push(s.subarray(i, Math.min(s.length, i + size)));
+    return out;
+  };
+  for (const [n, size] of [[16000 * 3 + 17, 4099], [321, 7], [640, 320], [1, 1]] as const) {
+    const s = track(n);
+    const b = new EnvelopeBuilder(s.length, 16000);
+    for (const c of chunked(s, size)) b.push(c);
+    assert.deepEqual(Array.from(b.finish()), Array.from(energies(s, 16000)), `n=${n} chunk=${size}`);
+  }
+  // three tracks at offsets; buckets fewer and more than samples
+  const tracks = [
+    { s: track(16000 * 2 + 5), offset: 0 },
+    { s: track(9000), offset: 12345 },
+    { s: track(333), offset: 40001 },
+  ];
+  const total = Math.max(...tracks.map((t) => t.offset + t.s.length));
+  for (const buckets of [100, 997, total * 2]) {
+    const whole = new Peaks(buckets, total);
+    for (const t of tracks) whole.add(t.s, t.offset);
+    for (const size of [1000, 4093, 77]) {
+      const streamed = new Peaks(buckets, total);
+      for (const t of tracks) {
+        let at = t.offset;
+        for (const c of chunked(t.s, size)) {
+          streamed.addChunk(c, at, t.offset);
+          at += c.length;
+        }
+        streamed.endTrack();
+      }
+      assert.deepEqual(streamed.peaks(), whole.peaks(), `buckets=${buckets} chunk=${size}`);
+    }
+  }
+});
+
+test("openPcm reads a canonical WAV in chunks (aligned samples, known total)", async () => {
+  const { openPcm, wavHeader: header } = await import("../../pipeline/audio/wav.ts");
+  const { mkdtemp, writeFile, rm } = await import("node:fs/promises");
+  const os = await import("node:os");
+  const path = await import("node:path");
+  const dir = await mkdtemp(path.join(os.tmpdir(), "pcm-"));
+  try {
+    const n = 50_001;
+    const samples = Int16Array.from({ length: n }, (_, i) => (i * 37) % 30000 - 15000);
+    const file = path.join(dir, "t.wav");
+    await writeFile(file, Buffer.concat([header(n * 2, 16000), Buffer.from(samples.buffer)]));
+    const pcm = await openPcm(file, 10_001);
+    assert.equal(pcm.totalSamples, n);
+    const got: number[] = [];
+    for await (const c of pcm.chunks()) {
+      assert.ok(c.length <= 5000);
+      got.push(...c);
+    }
+    assert.deepEqual(got, Array.from(samples));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
