@@ -107,7 +107,8 @@ test("3-track fixture through Conductor = in-process (words, speakers, topics); 
     const refs = Object.entries(join.outputData) as [string, { words?: unknown; words_key: string; word_count: number }][];
     for (const [ref, v] of refs) {
       assert.equal(v.words, undefined, ref);
-      assert.match(v.words_key, /^recordings\/cmp-conductor\/conductor\/transcript\/track-\d\.json$/, ref);
+      // keyed by the task attempt (Conductor's task id), so a zombie attempt cannot overwrite it
+      assert.match(v.words_key, /^recordings\/cmp-conductor\/conductor\/transcript\/track-\d\.[A-Za-z0-9-]+\.json$/, ref);
       assert.equal((JSON.parse((await storage.get(v.words_key)).toString()) as unknown[]).length, v.word_count, ref);
     }
     assert.ok(JSON.stringify(join.outputData).length < 3 * 400, `JOIN output ${JSON.stringify(join.outputData).length} bytes`);
