@@ -126,6 +126,22 @@ export const EnvSchema = z.object({
   STORAGE_SWEEP_SECONDS: num(30, 0),
   /** an upload not finished after this long is abandoned (the API stopped mid-upload): its objects are removed */
   STORAGE_SWEEP_UPLOAD_STALE_SECONDS: num(6 * 3600, 60),
+  /** the API's public base URL (e.g. https://meetings.example.com): webhook bodies link to it; unset: links are paths such as /v1/recordings/<id> */
+  PUBLIC_URL: url.optional(),
+  /** how often the API's webhook dispatcher looks for due deliveries (0: this process sends none) */
+  WEBHOOK_POLL_SECONDS: num(1, 0, 3600),
+  /** one attempt's limit: connecting, sending and reading the first 1 KB of the answer */
+  WEBHOOK_TIMEOUT_SECONDS: num(10, 0.05, 120),
+  /** attempts per delivery before it is failed for good (5xx, 429, 408, timeouts and network errors are retried; other answers are not) */
+  WEBHOOK_MAX_ATTEMPTS: int(8, 1, 50),
+  /** the first retry's delay; each next one is 3.5 times longer (±20 % jitter): 60 s and 8 attempts span about a day */
+  WEBHOOK_RETRY_BASE_SECONDS: num(60, 0.001, 86400),
+  /** the longest delay between two attempts (a receiver's Retry-After is honoured up to it) */
+  WEBHOOK_RETRY_MAX_SECONDS: num(12 * 3600, 0.001, 7 * 86400),
+  /** webhooks one API key (or the operator) may have */
+  WEBHOOK_MAX_PER_OWNER: int(25, 1, 1000),
+  /** allow webhook receivers on loopback, private, link-local and metadata addresses (tests; receivers inside your own network) */
+  WEBHOOK_ALLOW_PRIVATE: bool.default(false),
 
   // workers
   WORKER_SLOT: int(0, 0, 1024),
@@ -289,6 +305,14 @@ export const CONFIG_SECTIONS = {
     "SSE_HEARTBEAT_SECONDS",
     "STORAGE_SWEEP_SECONDS",
     "STORAGE_SWEEP_UPLOAD_STALE_SECONDS",
+    "PUBLIC_URL",
+    "WEBHOOK_POLL_SECONDS",
+    "WEBHOOK_TIMEOUT_SECONDS",
+    "WEBHOOK_MAX_ATTEMPTS",
+    "WEBHOOK_RETRY_BASE_SECONDS",
+    "WEBHOOK_RETRY_MAX_SECONDS",
+    "WEBHOOK_MAX_PER_OWNER",
+    "WEBHOOK_ALLOW_PRIVATE",
   ],
   workers: [
     "WORKER_SLOT",
