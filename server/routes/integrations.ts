@@ -169,6 +169,10 @@ export const integrationRoutes: FastifyPluginAsync<IntegrationRoutesOptions> = a
         body: ParticipantsPatch,
         response: { 200: ParticipantsView, ...errors(400, 401, 404, 409, 503) },
       },
+      // another owner's recording is 404 whatever the body: looked at before the body is validated
+      preValidation: async (req) => {
+        await opts.service.status(String((req.params as { id?: unknown }).id ?? ""), req.principal);
+      },
     },
     async (req) => {
       const { id } = req.params;
