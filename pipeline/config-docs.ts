@@ -32,6 +32,9 @@ export const VARIABLE_DOCS: Record<keyof typeof EnvSchema.shape, string> = {
   ASR_API_KEY: "bearer token for the speech server",
   ASR_MODEL: "model name sent to the speech server",
   ASR_CONCURRENCY: "pocketsphinx decoders per process, shared by all tracks (segments are queued across tracks); also tracks prepared at once by the in-process runner (default: cores)",
+  ASR_HTTP_CONCURRENCY: "segments one process sends at once to the OpenAI-compatible speech server (`ASR_ENGINE=openai`), across all its tracks",
+  ASR_HTTP_MAX_ATTEMPTS: "attempts per segment at the speech server: 429, 5xx, timeouts and network errors are retried with back-off (0.5 s doubling, or the server's `Retry-After`, at most 60 s)",
+  ASR_HTTP_TIMEOUT_SECONDS: "limit of one request to the speech server",
   ASR_IDLE_SECONDS:
     "seconds an idle pocketsphinx decoder stays loaded before it exits (≈85 MB each); 0: loaded while the process lives, and worker hosts load them when they start, so no recording waits for a model load",
   POCKETSPHINX_HMM: "pocketsphinx acoustic model directory",

@@ -61,6 +61,12 @@ export const EnvSchema = z.object({
   ASR_API_KEY: z.string().optional(),
   ASR_MODEL: z.string().default("whisper-1"),
   ASR_CONCURRENCY: int(Math.max(1, os.availableParallelism()), 1, 64),
+  /** segments one process has in flight at an OpenAI-compatible speech server */
+  ASR_HTTP_CONCURRENCY: int(4, 1, 64),
+  /** attempts per segment at the speech server (429, 5xx, timeouts and network errors are retried, honouring Retry-After) */
+  ASR_HTTP_MAX_ATTEMPTS: int(4, 1, 20),
+  /** one request to the speech server */
+  ASR_HTTP_TIMEOUT_SECONDS: num(120, 1, 3600),
   /** seconds an idle pocketsphinx decoder stays loaded; 0: while the process lives (workers load them at start) */
   ASR_IDLE_SECONDS: num(0, 0),
   POCKETSPHINX_HMM: z.string().default("/usr/share/pocketsphinx/model/en-us/en-us"),
@@ -280,7 +286,7 @@ export const CONFIG_SECTIONS = {
     "RECONCILER_STALL_SECONDS",
     "SUSPICIOUS_FAST_MS",
   ],
-  asr: ["ASR_ENGINE", "ASR_URL", "ASR_API_KEY", "ASR_MODEL", "ASR_CONCURRENCY", "ASR_IDLE_SECONDS", "POCKETSPHINX_HMM", "POCKETSPHINX_DICT", "POCKETSPHINX_LM", "POCKETSPHINX_PRUNE_DICT"],
+  asr: ["ASR_ENGINE", "ASR_URL", "ASR_API_KEY", "ASR_MODEL", "ASR_CONCURRENCY", "ASR_HTTP_CONCURRENCY", "ASR_HTTP_MAX_ATTEMPTS", "ASR_HTTP_TIMEOUT_SECONDS", "ASR_IDLE_SECONDS", "POCKETSPHINX_HMM", "POCKETSPHINX_DICT", "POCKETSPHINX_LM", "POCKETSPHINX_PRUNE_DICT"],
   text: ["TEXT_ENGINE", "LLM_URL", "LLM_MODEL", "LLM_API_KEY", "LLM_TIMEOUT_SECONDS", "LLM_MAX_ATTEMPTS"],
   pipeline: ["BLEED_THRESHOLD_DB", "MAX_TRACK_SECONDS", "MAX_RECORDING_SECONDS", "MIN_TRACK_SECONDS"],
   api: [
