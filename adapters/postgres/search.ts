@@ -24,8 +24,8 @@ export async function indexResult(db: Queryable, recordingId: string, result: Re
   if (lines.length) {
     // one statement for every turn: arrays unnested server-side
     await db.query(
-      `INSERT INTO transcript_segments (recording_id, seq, owner_key_id, speaker, name, start_s, end_s, text)
-       SELECT $1, s.seq, r.owner_key_id, s.speaker, s.name, s.start_s, s.end_s, s.text
+      `INSERT INTO transcript_segments (recording_id, seq, owner_key_id, created_at, speaker, name, start_s, end_s, text)
+       SELECT $1, s.seq, r.owner_key_id, r.created_at, s.speaker, s.name, s.start_s, s.end_s, s.text
          FROM recordings r,
               unnest($2::int[], $3::int[], $4::text[], $5::float8[], $6::float8[], $7::text[]) AS s(seq, speaker, name, start_s, end_s, text)
         WHERE r.id = $1`,
@@ -93,25 +93,38 @@ export function createSearchRepo(pool: pg.Pool) {
      * recording first; within one, its title/summary hit first, then its turns in order.
      */
     async search(q: string, opts: { owner?: string; limit: number; cursor?: string }): Promise<{ items: SearchHit[]; next_cursor: string | null }> {
+      // two plans Postgres can choose between per query: the GIN index for a rare word, or
+      // walking the (owner,) created_at order until a page is full for a common one. The
+      // owner's filter is spelled out (not `$x IS NULL OR …`) so the owner's index applies.
+      const params: unknown[] = [q, opts.limit + 1];
+      const owner = opts.owner === undefined ? "" : `AND owner_key_id = $${params.push(opts.owner)}::text`;
       const after = opts.cursor ? decode(opts.cursor) : undefined;
+      let pageCond = "";
+      if (after) {
+        const [c, r, n] = [params.push(after[0]), params.push(after[1]), params.push(after[2])];
+        pageCond = `AND ((created_at, recording_id) < ($${c}::timestamptz, $${r}::text) OR (created_at = $${c}::timestamptz AND recording_id = $${r}::text AND seq > $${n}::int))`;
+      }
       const { rows } = await pool.query<SearchHit & { created_at: Date; seq: number }>(
-        `WITH q AS (SELECT websearch_to_tsquery('simple', $1) AS q),
-         hits AS (
-           SELECT rs.created_at, rs.recording_id, -1 AS seq, NULL::int AS speaker, NULL::text AS name, NULL::float8 AS start,
-                  CASE WHEN to_tsvector('simple', rs.title) @@ q.q THEN rs.title ELSE rs.summary END AS text
-             FROM recording_search rs, q
-            WHERE rs.tsv @@ q.q AND ($2::text IS NULL OR rs.owner_key_id = $2)
+        // the tsquery written out in each WHERE (not a CTE): the planner then sees the words and
+        // estimates how many rows match, which picks the plan
+        `WITH hits AS (
+           (SELECT created_at, recording_id, -1 AS seq, NULL::int AS speaker, NULL::text AS name, NULL::float8 AS start,
+                   CASE WHEN to_tsvector('simple', title) @@ websearch_to_tsquery('simple', $1) THEN title ELSE summary END AS text
+              FROM (SELECT rs.*, -1 AS seq FROM recording_search rs) rs
+             WHERE tsv @@ websearch_to_tsquery('simple', $1) ${owner} ${pageCond}
+             ORDER BY created_at DESC, recording_id DESC
+             LIMIT $2)
            UNION ALL
-           SELECT r.created_at, s.recording_id, s.seq, s.speaker, s.name, s.start_s, s.text
-             FROM transcript_segments s JOIN recordings r ON r.id = s.recording_id, q
-            WHERE s.tsv @@ q.q AND ($2::text IS NULL OR s.owner_key_id = $2)
+           (SELECT created_at, recording_id, seq, speaker, name, start_s, text
+              FROM transcript_segments
+             WHERE tsv @@ websearch_to_tsquery('simple', $1) ${owner} ${pageCond}
+             ORDER BY created_at DESC, recording_id DESC, seq
+             LIMIT $2)
          )
          SELECT h.*, rs.title FROM hits h JOIN recording_search rs ON rs.recording_id = h.recording_id
-          WHERE $3::timestamptz IS NULL OR (h.created_at, h.recording_id) < ($3::timestamptz, $4::text)
-                OR (h.created_at = $3::timestamptz AND h.recording_id = $4::text AND h.seq > $5::int)
           ORDER BY h.created_at DESC, h.recording_id DESC, h.seq
-          LIMIT $6`,
-        [q, opts.owner ?? null, after?.[0] ?? null, after?.[1] ?? null, after?.[2] ?? null, opts.limit + 1],
+          LIMIT $2`,
+        params,
       );
       const page = rows.slice(0, opts.limit);
       const last = page[page.length - 1];

@@ -63,6 +63,8 @@ CREATE TABLE IF NOT EXISTS transcript_segments (
   recording_id  text NOT NULL REFERENCES recordings (id) ON DELETE CASCADE,
   seq           integer NOT NULL,
   owner_key_id  text,
+  -- the recording's, copied: search pages go newest recording first, walking these indexes
+  created_at    timestamptz NOT NULL,
   speaker       integer NOT NULL,
   name          text NOT NULL,
   start_s       double precision NOT NULL,
@@ -72,6 +74,13 @@ CREATE TABLE IF NOT EXISTS transcript_segments (
   PRIMARY KEY (recording_id, seq)
 );
 CREATE INDEX IF NOT EXISTS transcript_segments_tsv ON transcript_segments USING gin (tsv);
+-- the planner's guess of how many turns hold a word comes from the column's most common
+-- elements; a long list makes the guess for a word outside it (rare, or absent) small, so such
+-- a word is looked up in the GIN index instead of walking every turn in page order
+ALTER TABLE transcript_segments ALTER COLUMN tsv SET STATISTICS 10000;
+-- a word found in most turns is answered by walking turns in page order until a page is full
+CREATE INDEX IF NOT EXISTS transcript_segments_order ON transcript_segments (created_at DESC, recording_id DESC, seq);
+CREATE INDEX IF NOT EXISTS transcript_segments_owner_order ON transcript_segments (owner_key_id, created_at DESC, recording_id DESC, seq);
 
 CREATE TABLE IF NOT EXISTS recording_search (
   recording_id  text PRIMARY KEY REFERENCES recordings (id) ON DELETE CASCADE,
@@ -83,6 +92,8 @@ CREATE TABLE IF NOT EXISTS recording_search (
                   setweight(to_tsvector('simple', title), 'A') || setweight(to_tsvector('simple', summary), 'B')) STORED
 );
 CREATE INDEX IF NOT EXISTS recording_search_tsv ON recording_search USING gin (tsv);
+CREATE INDEX IF NOT EXISTS recording_search_order ON recording_search (created_at DESC, recording_id DESC);
+CREATE INDEX IF NOT EXISTS recording_search_owner_order ON recording_search (owner_key_id, created_at DESC, recording_id DESC);
 
 -- Down Migration
 DROP TABLE IF EXISTS recording_search;
