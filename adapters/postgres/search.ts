@@ -104,7 +104,7 @@ export function createSearchRepo(pool: pg.Pool) {
         const [c, r, n] = [params.push(after[0]), params.push(after[1]), params.push(after[2])];
         pageCond = `AND ((created_at, recording_id) < ($${c}::timestamptz, $${r}::text) OR (created_at = $${c}::timestamptz AND recording_id = $${r}::text AND seq > $${n}::int))`;
       }
-      const { rows } = await pool.query<SearchHit & { created_at: Date; seq: number }>(
+      const { rows } = await pool.query<SearchHit & { created_at: Date; cursor_at: string; seq: number }>(
         // the tsquery written out in each WHERE (not a CTE): the planner then sees the words and
         // estimates how many rows match, which picks the plan
         `WITH hits AS (
@@ -121,7 +121,7 @@ export function createSearchRepo(pool: pg.Pool) {
              ORDER BY created_at DESC, recording_id DESC, seq
              LIMIT $2)
          )
-         SELECT h.*, rs.title FROM hits h JOIN recording_search rs ON rs.recording_id = h.recording_id
+         SELECT h.*, h.created_at::text AS cursor_at, rs.title FROM hits h JOIN recording_search rs ON rs.recording_id = h.recording_id
           ORDER BY h.created_at DESC, h.recording_id DESC, h.seq
           LIMIT $2`,
         params,
@@ -130,7 +130,8 @@ export function createSearchRepo(pool: pg.Pool) {
       const last = page[page.length - 1];
       return {
         items: page.map((r) => ({ recording_id: r.recording_id, title: r.title, speaker: r.speaker, name: r.name, start: r.start, text: r.text })),
-        next_cursor: rows.length > opts.limit && last ? encode([new Date(last.created_at).toISOString(), last.recording_id, last.seq]) : null,
+        // the time as Postgres prints it (microseconds): a JS Date would cut it to milliseconds and skip rows
+        next_cursor: rows.length > opts.limit && last ? encode([last.cursor_at, last.recording_id, last.seq]) : null,
       };
     },
 

@@ -228,6 +228,16 @@ describe("a meeting through the whole pipeline", { skip: haveWorkers ? false : "
       if (h.speaker !== null) assert.equal(h.name, result.participants.find((p) => p.speaker === h.speaker)!.name);
     }
     assert.equal((await search(word, B())).items.length, 0, "another key's search shows nothing of it");
+    // page by page (limit 2, following next_cursor) gives the same hits in the same order
+    const paged: unknown[] = [];
+    for (let cursor: string | null = null, n = 0; n < 200; n++) {
+      const page = (await (await api(`/v1/search?q=${encodeURIComponent(word)}&limit=2${cursor ? `&cursor=${cursor}` : ""}`, { headers: A() })).json()) as { items: unknown[]; next_cursor: string | null };
+      paged.push(...page.items);
+      cursor = page.next_cursor;
+      if (!cursor) break;
+    }
+    assert.deepEqual(paged, hits.items);
+    assert.equal((await api(`/v1/search?q=x&cursor=bm9wZQ`, { headers: A() })).status, 400);
     assert.equal((await api(`/v1/search?q=${"a".repeat(501)}`, { headers: A() })).status, 400);
     assert.equal((await api(`/v1/search?q=x&limit=1000`, { headers: A() })).status, 400);
 
