@@ -61,6 +61,12 @@ export const EnvSchema = z.object({
   ASR_API_KEY: z.string().optional(),
   ASR_MODEL: z.string().default("whisper-1"),
   ASR_CONCURRENCY: int(Math.max(1, os.availableParallelism()), 1, 64),
+  /** segments one process has in flight at an OpenAI-compatible speech server */
+  ASR_HTTP_CONCURRENCY: int(4, 1, 64),
+  /** attempts per segment at the speech server (429, 5xx, timeouts and network errors are retried, honouring Retry-After) */
+  ASR_HTTP_MAX_ATTEMPTS: int(4, 1, 20),
+  /** one request to the speech server */
+  ASR_HTTP_TIMEOUT_SECONDS: num(120, 1, 3600),
   /** seconds an idle pocketsphinx decoder stays loaded; 0: while the process lives (workers load them at start) */
   ASR_IDLE_SECONDS: num(0, 0),
   POCKETSPHINX_HMM: z.string().default("/usr/share/pocketsphinx/model/en-us/en-us"),
@@ -126,6 +132,22 @@ export const EnvSchema = z.object({
   STORAGE_SWEEP_SECONDS: num(30, 0),
   /** an upload not finished after this long is abandoned (the API stopped mid-upload): its objects are removed */
   STORAGE_SWEEP_UPLOAD_STALE_SECONDS: num(6 * 3600, 60),
+  /** the API's public base URL (e.g. https://meetings.example.com): webhook bodies link to it; unset: links are paths such as /v1/recordings/<id> */
+  PUBLIC_URL: url.optional(),
+  /** how often the API's webhook dispatcher looks for due deliveries (0: this process sends none) */
+  WEBHOOK_POLL_SECONDS: num(1, 0, 3600),
+  /** one attempt's limit: connecting, sending and reading the first 1 KB of the answer */
+  WEBHOOK_TIMEOUT_SECONDS: num(10, 0.05, 120),
+  /** attempts per delivery before it is failed for good (5xx, 429, 408, timeouts and network errors are retried; other answers are not) */
+  WEBHOOK_MAX_ATTEMPTS: int(8, 1, 50),
+  /** the first retry's delay; each next one is 3.5 times longer (±20 % jitter): 60 s and 8 attempts span about a day */
+  WEBHOOK_RETRY_BASE_SECONDS: num(60, 0.001, 86400),
+  /** the longest delay between two attempts (a receiver's Retry-After is honoured up to it) */
+  WEBHOOK_RETRY_MAX_SECONDS: num(12 * 3600, 0.001, 7 * 86400),
+  /** webhooks one API key (or the operator) may have */
+  WEBHOOK_MAX_PER_OWNER: int(25, 1, 1000),
+  /** allow webhook receivers on loopback, private, link-local and metadata addresses (tests; receivers inside your own network) */
+  WEBHOOK_ALLOW_PRIVATE: bool.default(false),
 
   // workers
   WORKER_SLOT: int(0, 0, 1024),
@@ -264,7 +286,7 @@ export const CONFIG_SECTIONS = {
     "RECONCILER_STALL_SECONDS",
     "SUSPICIOUS_FAST_MS",
   ],
-  asr: ["ASR_ENGINE", "ASR_URL", "ASR_API_KEY", "ASR_MODEL", "ASR_CONCURRENCY", "ASR_IDLE_SECONDS", "POCKETSPHINX_HMM", "POCKETSPHINX_DICT", "POCKETSPHINX_LM", "POCKETSPHINX_PRUNE_DICT"],
+  asr: ["ASR_ENGINE", "ASR_URL", "ASR_API_KEY", "ASR_MODEL", "ASR_CONCURRENCY", "ASR_HTTP_CONCURRENCY", "ASR_HTTP_MAX_ATTEMPTS", "ASR_HTTP_TIMEOUT_SECONDS", "ASR_IDLE_SECONDS", "POCKETSPHINX_HMM", "POCKETSPHINX_DICT", "POCKETSPHINX_LM", "POCKETSPHINX_PRUNE_DICT"],
   text: ["TEXT_ENGINE", "LLM_URL", "LLM_MODEL", "LLM_API_KEY", "LLM_TIMEOUT_SECONDS", "LLM_MAX_ATTEMPTS"],
   pipeline: ["BLEED_THRESHOLD_DB", "MAX_TRACK_SECONDS", "MAX_RECORDING_SECONDS", "MIN_TRACK_SECONDS"],
   api: [
@@ -289,6 +311,14 @@ export const CONFIG_SECTIONS = {
     "SSE_HEARTBEAT_SECONDS",
     "STORAGE_SWEEP_SECONDS",
     "STORAGE_SWEEP_UPLOAD_STALE_SECONDS",
+    "PUBLIC_URL",
+    "WEBHOOK_POLL_SECONDS",
+    "WEBHOOK_TIMEOUT_SECONDS",
+    "WEBHOOK_MAX_ATTEMPTS",
+    "WEBHOOK_RETRY_BASE_SECONDS",
+    "WEBHOOK_RETRY_MAX_SECONDS",
+    "WEBHOOK_MAX_PER_OWNER",
+    "WEBHOOK_ALLOW_PRIVATE",
   ],
   workers: [
     "WORKER_SLOT",

@@ -36,6 +36,8 @@ export interface AsrWord {
   start: number;
   end: number;
   confidence?: number;
+  /** "interpolated": the engine gave no time for this word; it was spread over its segment by length */
+  timing?: "interpolated";
 }
 
 /**
@@ -75,6 +77,8 @@ export interface AsrEngine {
       spans?: Span[];
       signal?: AbortSignal;
       onProgress?: (fraction: number) => void;
+      /** the meeting's participant names (an HTTP engine sends them as the prompt, so names are spelled right) */
+      participants?: readonly string[];
       /** this call is one of `size` (the tracks of one meeting) arriving close together */
       batch?: { id: string; size: number };
     },

@@ -25,6 +25,10 @@ import { createMetrics } from "./metrics.ts";
 import { createRecordingService } from "./recordings.ts";
 import { recordingRoutes } from "./routes/recordings.ts";
 import { shadowRoutes } from "./routes/shadow.ts";
+import { integrationRoutes } from "./routes/integrations.ts";
+import { createWebhooksRepo } from "../adapters/postgres/webhooks.ts";
+import { createSearchRepo } from "../adapters/postgres/search.ts";
+import { createWebhookDispatcher } from "./webhooks/dispatcher.ts";
 import { createShadowStore } from "./shadow/store.ts";
 import { createStorageSweeper } from "../adapters/storage/sweeper.ts";
 import { createDurationTap, probeHead } from "../adapters/audio/probe.ts";
@@ -35,6 +39,7 @@ import type { UploadLimits } from "./upload/limits.ts";
 export type AppConfig = Pick<
   Config,
   "API_TOKEN" | "AUTH_DISABLED" | "HOST" | "MAX_TRACKS" | "MAX_TRACK_BYTES" | "MAX_UPLOAD_BYTES" | "MAX_CONCURRENT_UPLOADS" | "CREATE_RATE_PER_MINUTE" | "MAX_SSE_STREAMS" | "MAX_SSE_PER_RECORDING" | "UPLOAD_IDLE_SECONDS" | "MAX_TRACK_SECONDS" | "MAX_RECORDING_SECONDS" | "MIN_TRACK_SECONDS" | "MAX_WORKFLOWS_PER_OWNER" | "START_GRACE_SECONDS" | "START_GIVE_UP_SECONDS" | "INCOMING_PREFIX" | "API_RECONCILE_SECONDS" | "SSE_HEARTBEAT_SECONDS" | "STORAGE_SWEEP_SECONDS" | "STORAGE_SWEEP_UPLOAD_STALE_SECONDS"
+  | "PUBLIC_URL" | "WEBHOOK_POLL_SECONDS" | "WEBHOOK_TIMEOUT_SECONDS" | "WEBHOOK_MAX_ATTEMPTS" | "WEBHOOK_RETRY_BASE_SECONDS" | "WEBHOOK_RETRY_MAX_SECONDS" | "WEBHOOK_MAX_PER_OWNER" | "WEBHOOK_ALLOW_PRIVATE"
 >;
 
 export interface RouteEntry {
@@ -205,7 +210,27 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   // with shadow mode off the comparison routes still answer (404 "not shadowed", the summary empty)
   await app.register(shadowRoutes, { store: deps.shadow?.store ?? createShadowStore(pool), assertVisible: (id, who) => service.assertVisible(id, who) });
 
-  // ---- background loops: reconciliation with Conductor; the storage sweeper (adapters/storage/sweeper.ts)
+  const webhooks = createWebhooksRepo(pool);
+  await app.register(integrationRoutes, {
+    webhooks,
+    search: createSearchRepo(pool),
+    service,
+    allowPrivate: config.WEBHOOK_ALLOW_PRIVATE,
+    maxWebhooksPerOwner: config.WEBHOOK_MAX_PER_OWNER,
+  });
+
+  // ---- background loops: reconciliation with Conductor; the storage sweeper (adapters/storage/sweeper.ts);
+  // the webhook dispatcher (server/webhooks/dispatcher.ts: sends what the outbox holds)
+  const dispatcher = createWebhookDispatcher({
+    repo: webhooks,
+    log,
+    timeoutMs: config.WEBHOOK_TIMEOUT_SECONDS * 1000,
+    maxAttempts: config.WEBHOOK_MAX_ATTEMPTS,
+    retryBaseMs: config.WEBHOOK_RETRY_BASE_SECONDS * 1000,
+    retryMaxMs: config.WEBHOOK_RETRY_MAX_SECONDS * 1000,
+    allowPrivate: config.WEBHOOK_ALLOW_PRIVATE,
+    publicUrl: config.PUBLIC_URL,
+  });
   const sweeper = createStorageSweeper({
     pool,
     storage,
@@ -239,10 +264,13 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
             },
           ]
         : []),
+      { name: "webhooks", seconds: config.WEBHOOK_POLL_SECONDS, work: () => dispatcher.runOnce() },
     ],
   });
   app.addHook("onClose", async () => {
     shutdown.abort();
+    // attempts in flight are cut off; their deliveries stay claimed until the lease runs out, then go out again
+    await dispatcher.stop();
     service.close();
   });
   // SSE streams are hijacked: end them first so close() does not wait for them

@@ -49,6 +49,17 @@ export function eventPayload(e: StoredEvent, progress: { completed_steps: number
   };
 }
 
+/** A rename event's data: `{id, participants: [{speaker, name}], at}`. */
+export function participantsPayload(e: StoredEvent): Record<string, unknown> {
+  let participants: unknown = [];
+  try {
+    participants = (JSON.parse(e.message ?? "{}") as { participants?: unknown }).participants ?? [];
+  } catch {
+    /* stored by this API as JSON; anything else shows no names */
+  }
+  return { id: e.id, participants, at: new Date(e.at).toISOString() };
+}
+
 /**
  * Stream the events of `rec` to `res` (already hijacked from Fastify). Resolves when the
  * stream has ended, whoever ended it.
@@ -93,6 +104,11 @@ export async function streamEvents(res: ServerResponse, rec: RecordingRow, track
         lastSeen = e.id;
         if (e.status === "succeeded" && e.step !== "pipeline") done.add(`${e.step}:${e.track_index ?? -1}`);
         if (e.id <= lastEventId) continue; // already delivered before the client reconnected
+        if (e.step === "participants") {
+          // a speaker rename (PATCH …/participants): the new names, not a step's progress
+          res.write(sseMessage({ id: e.id, event: "participants", data: participantsPayload(e) }));
+          continue;
+        }
         const completed = e.step === "pipeline" && e.status === "completed" ? total : Math.min(done.size, total);
         res.write(sseMessage({ id: e.id, event: "progress", data: eventPayload(e, { completed_steps: completed, total_steps: total }) }));
       }

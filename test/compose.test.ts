@@ -173,3 +173,20 @@ test("docker-compose.debug.yml publishes the internal services on loopback only"
     assert.match(p, /^127\.0\.0\.1:\d+:\d+$/, `${name}: ${p} is bound to loopback`);
   }
 });
+
+test("--profile asr: Speaches on CPU, pinned, its models in a volume, the model downloaded through its own API once it is healthy", () => {
+  const asr = services.asr! as Service & { volumes?: string[]; healthcheck?: unknown };
+  assert.match(asr.image!, /^ghcr\.io\/speaches-ai\/speaches:\d+\.\d+\.\d+-cpu$/);
+  assert.deepEqual(asr.profiles, ["asr"]);
+  assert.ok(asr.volumes?.some((v) => v.startsWith("hf-hub-cache:") && v.endsWith("/.cache/huggingface/hub")), "models persist in a volume");
+  assert.ok(asr.healthcheck, "a health check the model download waits for");
+  const init = services["asr-model"]! as Service & { depends_on?: Record<string, { condition: string }> };
+  assert.deepEqual(init.profiles, ["asr"]);
+  assert.equal(init.depends_on?.asr?.condition, "service_healthy");
+  const cmd = (init.command as string[]).map((c) => substitute(c));
+  assert.ok(cmd.includes("POST"));
+  assert.equal(cmd.at(-1), "http://asr:8000/v1/models/Systran/faster-whisper-small");
+  // the app's engine setting for it parses: the variables the README names
+  const config = loadConfig({ ASR_ENGINE: "openai", ASR_URL: "http://asr:8000", ASR_MODEL: "Systran/faster-whisper-small" });
+  assert.equal(config.ASR_HTTP_CONCURRENCY, 4);
+});

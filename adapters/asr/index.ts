@@ -8,7 +8,7 @@ export { AsrError, createPocketsphinxEngine, parseCtm, pocketsphinxCapabilities 
 export { createOpenAiAsrEngine, OPENAI_ASR_CAPABILITIES } from "./openai.ts";
 
 type AsrConfig = Pick<Config, "ASR_ENGINE" | "ASR_URL" | "ASR_API_KEY" | "ASR_MODEL" | "POCKETSPHINX_HMM" | "POCKETSPHINX_DICT" | "POCKETSPHINX_LM"> &
-  Partial<Pick<Config, "ASR_CONCURRENCY" | "ASR_IDLE_SECONDS" | "POCKETSPHINX_PRUNE_DICT">>;
+  Partial<Pick<Config, "ASR_CONCURRENCY" | "ASR_IDLE_SECONDS" | "POCKETSPHINX_PRUNE_DICT" | "ASR_HTTP_CONCURRENCY" | "ASR_HTTP_MAX_ATTEMPTS" | "ASR_HTTP_TIMEOUT_SECONDS">>;
 
 /** ASR_IDLE_SECONDS as the decoder pool's idle limit: 0 keeps decoders loaded. */
 const idleMsOf = (config: Partial<Pick<Config, "ASR_IDLE_SECONDS">>): number | undefined =>
@@ -26,7 +26,14 @@ export function asrCapabilities(config: Pick<Config, "ASR_ENGINE"> & Partial<Pic
 export function createAsrEngine(config: AsrConfig): AsrEngine {
   if (config.ASR_ENGINE === "openai") {
     if (!config.ASR_URL) throw new Error("ASR_URL is required when ASR_ENGINE=openai");
-    return createOpenAiAsrEngine({ url: config.ASR_URL, apiKey: config.ASR_API_KEY, model: config.ASR_MODEL });
+    return createOpenAiAsrEngine({
+      url: config.ASR_URL,
+      ...(config.ASR_API_KEY ? { apiKey: config.ASR_API_KEY } : {}),
+      model: config.ASR_MODEL,
+      ...(config.ASR_HTTP_CONCURRENCY ? { concurrency: config.ASR_HTTP_CONCURRENCY } : {}),
+      ...(config.ASR_HTTP_MAX_ATTEMPTS ? { maxAttempts: config.ASR_HTTP_MAX_ATTEMPTS } : {}),
+      ...(config.ASR_HTTP_TIMEOUT_SECONDS ? { timeoutMs: config.ASR_HTTP_TIMEOUT_SECONDS * 1000 } : {}),
+    });
   }
   const idleMs = idleMsOf(config);
   return createPocketsphinxEngine({

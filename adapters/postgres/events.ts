@@ -54,7 +54,7 @@ export async function appendEvent(db: Queryable, e: ProgressEvent, key = default
        INSERT INTO step_runs AS s (recording_id, engine, step, track_index, status, attempts, worker_id, duration_ms, message, updated_at)
        SELECT recording_id, engine, step, COALESCE(track_index, -1), status, CASE WHEN status = 'started' THEN 1 ELSE 0 END,
               worker_id, duration_ms, message, at
-         FROM ins WHERE step <> 'pipeline'
+         FROM ins WHERE step NOT IN ('pipeline', 'participants') -- 'participants': a speaker rename, not a step
        ON CONFLICT (recording_id, engine, step, track_index) DO UPDATE SET
          status = EXCLUDED.status,
          attempts = s.attempts + EXCLUDED.attempts,

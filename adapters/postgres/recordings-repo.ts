@@ -5,6 +5,7 @@ import { Result } from "../../pipeline/contracts/index.ts";
 import { appendEvent, eventsAfter, PRIMARY_ENGINE, type StoredEvent } from "./events.ts";
 import { DELETED_SWEEPS_AFTER_SECONDS } from "../storage/sweeper.ts";
 import { withTransaction } from "./pool.ts";
+import { enqueueWebhookDeliveries, failedDelivery } from "./webhooks.ts";
 
 export type RecordingStatus = "queued" | "processing" | "completed" | "failed";
 export const TERMINAL: readonly RecordingStatus[] = ["completed", "failed"];
@@ -269,6 +270,7 @@ export function createRecordingsRepo(pool: pg.Pool) {
             { recording_id: id, engine: PRIMARY_ENGINE, step: "pipeline", status: "failed", message: reason, at: new Date().toISOString() },
             `pipeline:failed:${randomUUID()}`,
           );
+          await enqueueWebhookDeliveries(client, failedDelivery(id, reason)); // the outbox commits with the status
         }
         return Boolean(rowCount);
       });

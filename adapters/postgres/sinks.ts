@@ -16,6 +16,8 @@ import type { TaskAttemptEvent } from "../../pipeline/contracts/progress.ts";
 import type { ResultSink } from "../../pipeline/steps/deps.ts";
 import { appendEvent, PRIMARY_ENGINE, type StoredEvent } from "./events.ts";
 import { pgCode, PgCode } from "./pool.ts";
+import { indexResult } from "./search.ts";
+import { completedDelivery, enqueueWebhookDeliveries } from "./webhooks.ts";
 
 export interface SinkOptions {
   log?: Logger;
@@ -66,6 +68,9 @@ export function createPgResultSink(pool: pg.Pool, opts: SinkOptions = {}): Resul
             { recording_id: recordingId, engine: namespace, step: "pipeline", status: "completed", message: checked.title, at: new Date().toISOString() },
             "pipeline:completed",
           );
+          // committed with the status: the search rows and the webhook outbox (adapters/postgres/search.ts, webhooks.ts)
+          await indexResult(client, recordingId, checked);
+          await enqueueWebhookDeliveries(client, completedDelivery(recordingId, checked));
         }
         await client.query("COMMIT");
       } catch (err) {

@@ -13,8 +13,19 @@ export const Word = z.object({
   end: seconds,
   speaker: z.number().int().nonnegative(),
   confidence: z.number().min(0).max(1).optional(),
+  /**
+   * "interpolated": the speech server gave this word no time of its own (it answered with
+   * segments only), so its start and end were spread over the segment by character length.
+   * Such times can be off by a word or so: the bleed rule measures the word over a window
+   * widened by INTERPOLATED_TIME_SLACK_SECONDS on each side, and the shadow comparison
+   * accepts a time difference up to that slack for it. Absent: the engine's own time.
+   */
+  timing: z.literal("interpolated").optional(),
 });
 export type Word = z.infer<typeof Word>;
+
+/** How far an interpolated word's time may be off (seconds): the tolerance its consumers allow. */
+export const INTERPOLATED_TIME_SLACK_SECONDS = 0.5;
 
 export const TrackTranscript = z.object({
   track_index: z.number().int().nonnegative(),

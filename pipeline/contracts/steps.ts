@@ -84,6 +84,8 @@ export const PlanSpeechInput = z.object({
   language: Language,
   expected_tracks: z.array(TrackIndex).min(1),
   prepared: JoinOutput,
+  /** the pipeline input's tracks: not used by the plan, carried for the transcribe_track fork it builds (participants' names) */
+  tracks: z.array(z.unknown()).max(256).optional(),
 });
 export type PlanSpeechInput = z.infer<typeof PlanSpeechInput>;
 
@@ -118,6 +120,8 @@ export const TranscribeTrackInput = z.object({
    * recognizer can expect to arrive together (it orders their segments as one batch)
    */
   speech_tracks: z.number().int().nonnegative().optional(),
+  /** the meeting's tracks (the pipeline input's), for their participants' names: a speech server's prompt */
+  participants: z.array(TrackSpec.pick({ track_index: true, participant: true })).max(256).optional(),
 });
 export type TranscribeTrackInput = z.infer<typeof TranscribeTrackInput>;
 

@@ -89,6 +89,8 @@ export const NODES: { readonly [K in C.StepName]: NodeDef<K> } = {
       language: bind.input("language"),
       expected_tracks: bind.expectedTracks(),
       prepared: bind.joined("prepare_track"),
+      // not read by the plan: the transcribe_track fork it builds takes the participants' names from it
+      tracks: bind.input("tracks"),
     },
     check: (plan, expected) => {
       const got = plan.tracks.map((t) => t.track_index).sort((a, b) => a - b);
@@ -103,6 +105,7 @@ export const NODES: { readonly [K in C.StepName]: NodeDef<K> } = {
       language: bind.input("language"),
       track: bind.item(),
       speech_tracks: bind.computed("plan_speech", "speech_tracks", speechTracks),
+      participants: bind.input("tracks"),
     },
   },
   merge_transcripts: {

@@ -32,6 +32,7 @@ export async function transcribeTrack(input: TranscribeTrackInput, deps: StepDep
     language: input.language,
     spans: local,
     signal: deps.signal,
+    ...(input.participants?.length ? { participants: input.participants.map((p) => p.participant) } : {}),
     // the meeting's other tracks are on their way to the same recognizer (one batch)
     ...(input.speech_tracks && input.speech_tracks > 1 ? { batch: { id: `${input.namespace}/${input.recording_id}`, size: input.speech_tracks } } : {}),
     // keeps a child channel's stall timer fed while a long track decodes
@@ -50,6 +51,7 @@ export async function transcribeTrack(input: TranscribeTrackInput, deps: StepDep
         end: r3(Math.max(w.start, w.end) + t.offset_seconds),
         speaker: t.track_index,
         ...(w.confidence !== undefined ? { confidence: w.confidence } : {}),
+        ...(w.timing ? { timing: w.timing } : {}),
       })),
   };
 }

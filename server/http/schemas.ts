@@ -150,3 +150,99 @@ export const Readiness = z.object({
   error: z.string().optional(),
   message: z.string().optional(),
 });
+
+// ---- integrations: webhooks, speakers, search ------------------------------------------
+export const WEBHOOK_EVENT_NAMES = ["recording.completed", "recording.failed", "recording.participants_updated"] as const;
+
+export const WebhookCreate = z
+  .object({
+    url: z.string().min(1).max(2048).describe("http(s) URL of the receiver; no credentials in it"),
+    events: z.array(z.enum(WEBHOOK_EVENT_NAMES)).min(1).max(WEBHOOK_EVENT_NAMES.length).describe("events to send"),
+    secret: z
+      .string()
+      .min(16)
+      .max(200)
+      .regex(/^[\x21-\x7e]+$/, "secret must be visible ASCII characters")
+      .optional()
+      .describe("HMAC key for Trackscribe-Signature; generated (and shown once) when absent"),
+  })
+  .strict();
+
+export const WebhookParams = z.object({ id: z.string().min(1).max(200).describe("the webhook's id") });
+export const DeliveryParams = WebhookParams.extend({ delivery_id: z.string().min(1).max(200).describe("the delivery's id") });
+
+export const WebhookView = z.object({
+  id: z.string(),
+  url: z.string(),
+  events: z.array(z.string()),
+  created_at: z.string(),
+});
+export const WebhookCreated = WebhookView.extend({ secret: z.string().describe("shown once: keep it to verify signatures") });
+export const WebhookList = z.object({ items: z.array(WebhookView) });
+
+export const DeliveryView = z.object({
+  id: z.string().describe("also the Trackscribe-Delivery header and the body's id"),
+  event: z.string(),
+  recording_id: z.string(),
+  status: z.enum(["pending", "delivered", "failed"]),
+  attempts: z.number().int(),
+  next_attempt_at: z.string().nullable().describe("when the next attempt is due (pending only)"),
+  last_status_code: z.number().int().nullable(),
+  last_error: z.string().nullable(),
+  created_at: z.string(),
+  delivered_at: z.string().nullable(),
+  redelivery_of: z.string().nullable(),
+  attempt_log: z.array(
+    z.object({
+      attempt: z.number().int(),
+      at: z.string(),
+      status_code: z.number().int().nullable(),
+      error: z.string().nullable(),
+      response_body: z.string().nullable().describe("at most 1 KB of the receiver's answer (the owner's own endpoint)"),
+      duration_ms: z.number().nullable(),
+    }),
+  ),
+});
+export const DeliveryList = z.object({ items: z.array(DeliveryView), next_cursor: z.string().nullable() });
+export const DeliveryQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: z.string().min(1).max(200).optional().describe("next_cursor of the previous page"),
+});
+
+/** A speaker's display name: 1-200 characters, no control characters or angle brackets. */
+export const SpeakerName = z
+  .string()
+  .trim()
+  .min(1, "name must not be empty")
+  .max(200, "name is longer than 200 characters")
+  .refine((s) => !/[\u0000-\u001f\u007f<>]/.test(s), "name contains control characters or angle brackets");
+
+export const ParticipantsPatch = z
+  .object({
+    participants: z
+      .array(z.object({ speaker: z.number().int().min(0).max(1023), name: SpeakerName }).strict())
+      .min(1)
+      .max(256)
+      .refine((ps) => new Set(ps.map((p) => p.speaker)).size === ps.length, "each speaker may be named once"),
+  })
+  .strict();
+export const ParticipantsView = z.object({ id: z.string(), participants: z.array(z.object({ speaker: z.number().int(), name: z.string() })) });
+
+export const SearchQuery = z.object({
+  q: z.string().trim().min(1).max(500).describe("websearch syntax: words, \"a phrase\", or, -not"),
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: z.string().min(1).max(400).optional().describe("next_cursor of the previous page"),
+});
+export const SearchResults = z.object({
+  items: z.array(
+    z.object({
+      recording_id: z.string(),
+      title: z.string(),
+      speaker: z.number().int().nullable().describe("null: the hit is in the title or summary"),
+      name: z.string().nullable(),
+      start: z.number().nullable().describe("seconds on the recording's timeline"),
+      text: z.string().describe("the turn (or title/summary) that matched"),
+    }),
+  ),
+  next_cursor: z.string().nullable(),
+});

@@ -15,6 +15,7 @@ import type { ApiMetrics } from "../metrics.ts";
 import type { RecordingService } from "../recordings.ts";
 import { streamEvents } from "../sse.ts";
 import { renderTranscript, TRANSCRIPT_CONTENT_TYPES } from "../transcript.ts";
+import { streamArchive } from "../export.ts";
 import { Result } from "../../pipeline/contracts/index.ts";
 import { Accepted, errors, IdempotencyKey, ListQuery, RecordingList, RecordingParams, RecordingView, TranscriptQuery } from "../http/schemas.ts";
 import type { UploadPart } from "../upload/receive.ts";
@@ -208,17 +209,23 @@ export const recordingRoutes: FastifyPluginAsync<RecordingRoutesOptions> = async
     {
       schema: {
         tags,
-        summary: "the transcript: json (the Result), text, vtt or srt",
+        summary: "the transcript: json (the Result), text, vtt, srt or md (Markdown: title, summary, topics, action items, turns); zip: an archive of mixdown, per-track audio, the Result and every transcript",
         params: RecordingParams,
         querystring: TranscriptQuery,
-        response: { 200: z.union([Result, z.string()]), ...errors(400, 401, 404, 409, 503) },
+        response: { 200: z.union([Result, z.string(), binary("application/zip (format=zip), streamed")]), ...errors(400, 401, 404, 409, 503) },
       },
     },
     async (req, reply) => {
     const { id } = req.params;
     const { format } = req.query;
-    const { result } = await service.result(id, req.principal);
+    const { result, audio_key } = await service.result(id, req.principal);
     reply.header("content-type", TRANSCRIPT_CONTENT_TYPES[format]);
+    if (format === "zip") {
+      // streamed from storage into the response (server/export.ts)
+      reply.header("content-disposition", `attachment; filename="${id}.zip"`);
+      const tracks = await opts.repo.tracks(id);
+      return reply.send(streamArchive({ result, tracks, audioKey: audio_key, storage, onError: (err) => req.log.warn({ err, recording_id: id }, "archive stream failed") }));
+    }
     if (format !== "json") reply.header("content-disposition", `inline; filename="${id}.${format === "text" ? "txt" : format}"`);
     return reply.send(renderTranscript(result, format));
     },

@@ -33,6 +33,8 @@ let port: number;
 let keyA: string;
 let keyB: string;
 let recA: string;
+let hookA: string;
+let deliveryA: string;
 const started: string[] = [];
 
 function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -112,6 +114,15 @@ before(async () => {
   recA = await createRecording(keyA);
   // a shadow comparison under way for it, so its shadow route has something to show its owner
   await createShadowStore(svc.pool).begin(recA);
+  // a webhook of A's with one delivery, for the webhook routes' :id and :delivery_id
+  const hook = await app.inject({ method: "POST", url: "/v1/webhooks", headers: bearer(keyA), payload: { url: "https://hooks.example.com/a", events: ["recording.completed"] } });
+  assert.equal(hook.statusCode, 201, hook.body);
+  hookA = hook.json().id;
+  deliveryA = "00000000-0000-4000-8000-000000000001";
+  await svc.pool.query(
+    `INSERT INTO webhook_deliveries (id, webhook_id, event, recording_id, data, dedupe_key, status, next_attempt_at) VALUES ($1, $2, 'recording.completed', $3, '{}', 'x', 'failed', NULL)`,
+    [deliveryA, hookA, recA],
+  );
 });
 after(async () => {
   for (const id of started) {
@@ -126,7 +137,7 @@ describe("every registered route", () => {
   test("no credential or a wrong one: 401; another owner's key: 404; its own key: neither", async () => {
     const routes = app.routeTable.filter((r) => r.method !== "HEAD");
     // the table is what the app registered: it holds the recording routes, shadow and health
-    for (const expected of ["GET /v1/recordings", "POST /v1/recordings", "GET /v1/recordings/:id", "GET /v1/recordings/:id/events", "GET /v1/recordings/:id/transcript", "GET /v1/recordings/:id/audio", "POST /v1/recordings/:id/retry", "DELETE /v1/recordings/:id", "GET /v1/recordings/:id/shadow", "GET /v1/shadow/summary", "GET /healthz"]) {
+    for (const expected of ["GET /v1/recordings", "POST /v1/recordings", "GET /v1/recordings/:id", "GET /v1/recordings/:id/events", "GET /v1/recordings/:id/transcript", "GET /v1/recordings/:id/audio", "POST /v1/recordings/:id/retry", "DELETE /v1/recordings/:id", "GET /v1/recordings/:id/shadow", "GET /v1/shadow/summary", "GET /healthz", "POST /v1/webhooks", "GET /v1/webhooks/:id", "DELETE /v1/webhooks/:id", "GET /v1/webhooks/:id/deliveries", "POST /v1/webhooks/:id/deliveries/:delivery_id/redeliver", "PATCH /v1/recordings/:id/participants", "GET /v1/search"]) {
       assert.ok(routes.some((r) => `${r.method} ${r.url}` === expected), `${expected} is in the route table`);
     }
     // public routes are exactly these (the probes and the API's description); everything else is protected
@@ -136,7 +147,8 @@ describe("every registered route", () => {
     // DELETE last: it removes the recording the others read
     const ordered = [...routes.filter((r) => r.method !== "DELETE"), ...routes.filter((r) => r.method === "DELETE")];
     for (const r of ordered) {
-      const target = r.url.replace(":id", recA);
+      // path parameters: A's recording, A's webhook and its delivery
+      const target = r.url.replace(":delivery_id", deliveryA).replace(":id", r.url.startsWith("/v1/webhooks/") ? hookA : recA);
       const line = `${r.method} ${target}`;
       const none = await rawRequest(line, { "content-length": "0" });
       const wrong = await rawRequest(line, { ...bearer("tsk_" + "x".repeat(43)), "content-length": "0" });

@@ -16,6 +16,7 @@ import { readWav, writeWav } from "../../pipeline/audio/wav.ts";
 import { loadConfig } from "../../pipeline/config.ts";
 
 interface Seen {
+  at: number;
   method: string;
   url: string;
   auth: string | undefined;
@@ -30,7 +31,12 @@ let server: http.Server;
 let base: string;
 const seen: Seen[] = [];
 /** what the next requests answer; default: two words relative to the uploaded segment */
-let answer: (n: number) => { status: number; body: string } = () => ({
+let inFlight = 0;
+let maxInFlight = 0;
+let arrivals = 0;
+let delayMs = 0;
+const seenAt = new WeakMap<http.IncomingMessage, number>();
+let answer: (n: number) => { status: number; body: string; headers?: Record<string, string> } = () => ({
   status: 200,
   body: JSON.stringify({
     task: "transcribe",
@@ -53,6 +59,10 @@ before(async () => {
   await writeFile(wavPath, writeWav({ sampleRate: 16000, samples }));
 
   server = http.createServer((req, res) => {
+    inFlight++;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    res.on("close", () => inFlight--);
+    seenAt.set(req, ++arrivals);
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", async () => {
@@ -75,9 +85,11 @@ before(async () => {
           (fields[k] ??= []).push(`<file ${v.name}>`);
         }
       }
-      seen.push({ method: req.method ?? "", url: req.url ?? "", auth: req.headers.authorization, fields, wavSeconds, wavRate });
+      seen.push({ at: seenAt.get(req) ?? 0, method: req.method ?? "", url: req.url ?? "", auth: req.headers.authorization, fields, wavSeconds, wavRate });
       const a = answer(seen.length);
-      res.writeHead(a.status, { "content-type": "application/json" });
+      // a little latency, so requests sent together are in flight together
+      await new Promise((r) => setTimeout(r, delayMs));
+      res.writeHead(a.status, { "content-type": "application/json", ...(a.headers ?? {}) });
       res.end(a.body);
     });
   });
@@ -102,7 +114,8 @@ test("request shape: one multipart POST per planned span, the segment's own audi
     assert.equal(s.auth, "Bearer sk-test");
     assert.deepEqual(s.fields.model, ["whisper-1"]);
     assert.deepEqual(s.fields.response_format, ["verbose_json"]);
-    assert.deepEqual(s.fields["timestamp_granularities[]"], ["word"]);
+    assert.deepEqual(s.fields["timestamp_granularities[]"], ["word", "segment"]);
+    assert.equal(s.fields.prompt, undefined, "no participants, no prompt");
     assert.deepEqual(s.fields.language, ["en"]);
     assert.deepEqual(s.fields.file, ["<file segment.wav>"]);
     assert.equal(s.wavRate, 16000);
@@ -142,7 +155,7 @@ test("createAsrEngine picks the HTTP engine from the config", async () => {
 });
 
 test("server errors are typed AsrErrors: 5xx retryable, 4xx not, malformed answers named", async () => {
-  const engine = createOpenAiAsrEngine({ url: base, model: "m" });
+  const engine = createOpenAiAsrEngine({ url: base, model: "m", maxAttempts: 2, retryBaseMs: 1 });
   const opts = { language: "en", spans: [{ start: 0, end: 1 }] };
   try {
     answer = () => ({ status: 503, body: JSON.stringify({ error: { message: "overloaded" } }) });
@@ -170,4 +183,109 @@ test("an unreachable backend is a clear AsrError naming the endpoint", async () 
     engine.transcribe(wavPath, { language: "en", spans: [{ start: 0, end: 1 }] }),
     (e: unknown) => e instanceof AsrError && e.message.includes(`127.0.0.1:${port}/v1/audio/transcriptions`),
   );
+});
+
+const words = (ws: { text: string; start: number; end: number; timing?: string }[]) => ws.map((w) => [w.text, w.start, w.end, w.timing ?? "measured"]);
+const reset = () => {
+  answer = () => ({ status: 200, body: JSON.stringify({ text: "hello there", words: [{ word: " hello", start: 0.1, end: 0.4 }, { word: "there", start: 0.5, end: 0.9 }] }) });
+};
+
+test("segments only (vLLM, some Speaches): word times spread over each segment by character length, marked interpolated", async () => {
+  answer = () => ({
+    status: 200,
+    body: JSON.stringify({ text: "ab abcd. ok", segments: [{ id: 0, start: 0, end: 1.2, text: " ab abcd." }, { id: 1, start: 2, end: 2.5, text: " ok" }] }),
+  });
+  try {
+    const engine = createOpenAiAsrEngine({ url: base, model: "m" });
+    const got = await engine.transcribe(wavPath, { language: "en", spans: [{ start: 3, end: 6 }] });
+    // "ab" (2 chars) and "abcd." (5 chars) share 1.2 s as 2:5; "ok" takes its whole segment
+    assert.deepEqual(words(got), [
+      ["ab", 3, 3.343, "interpolated"],
+      ["abcd.", 3.343, 4.2, "interpolated"],
+      ["ok", 5, 5.5, "interpolated"],
+    ]);
+  } finally {
+    reset();
+  }
+});
+
+test("token times (whisper.cpp's server): pieces joined into words at leading spaces, special tokens dropped", async () => {
+  answer = () => ({
+    status: 200,
+    body: JSON.stringify({
+      text: " hello there",
+      segments: [
+        {
+          start: 0,
+          end: 1,
+          text: " hello there",
+          words: [
+            { word: "[_BEG_]", start: 0, end: 0 },
+            { word: " hel", start: 0.1, end: 0.2, probability: 0.8 },
+            { word: "lo", start: 0.2, end: 0.4, probability: 0.6 },
+            { word: " there", start: 0.5, end: 0.9, probability: 0.9 },
+            { word: "[_TT_50]", start: 1, end: 1 },
+          ],
+        },
+      ],
+    }),
+  });
+  try {
+    const got = await createOpenAiAsrEngine({ url: base, model: "m" }).transcribe(wavPath, { language: "en", spans: [{ start: 1, end: 2 }] });
+    assert.deepEqual(words(got), [
+      ["hello", 1.1, 1.4, "measured"],
+      ["there", 1.5, 1.9, "measured"],
+    ]);
+    assert.equal(got[0]!.confidence, 0.7);
+  } finally {
+    reset();
+  }
+});
+
+test("429 with Retry-After, then success: the segment is retried after the wait; the participants' names are the prompt", async () => {
+  seen.length = 0;
+  answer = (n) => (n === 1 ? { status: 429, body: JSON.stringify({ error: "busy" }), headers: { "retry-after": "1" } } : { status: 200, body: JSON.stringify({ words: [{ word: "Zoë", start: 0, end: 0.3 }] }) });
+  try {
+    const waits: number[] = [];
+    const engine = createOpenAiAsrEngine({ url: base, model: "m", retryBaseMs: 1, sleep: async (ms) => void waits.push(ms) });
+    const got = await engine.transcribe(wavPath, { language: "en", spans: [{ start: 0, end: 1 }], participants: ["Zoë Ångström", "Bob", "Zoë Ångström"] });
+    assert.deepEqual(got.map((w) => w.text), ["Zoë"]);
+    assert.equal(seen.length, 2, "one retry");
+    assert.deepEqual(waits, [1000], "Retry-After: 1 wins over the 1 ms back-off");
+    for (const s of seen) assert.deepEqual(s.fields.prompt, ["Participants: Zoë Ångström, Bob."]);
+  } finally {
+    reset();
+  }
+  // a 5xx that persists: every attempt used, then a retryable AsrError
+  seen.length = 0;
+  answer = () => ({ status: 502, body: "bad gateway" });
+  try {
+    await assert.rejects(createOpenAiAsrEngine({ url: base, model: "m", maxAttempts: 3, retryBaseMs: 1 }).transcribe(wavPath, { language: "en", spans: [{ start: 0, end: 1 }] }), (e: unknown) => e instanceof AsrError && e.retryable);
+    assert.equal(seen.length, 3);
+  } finally {
+    reset();
+  }
+});
+
+test("ASR_HTTP_CONCURRENCY segments in flight at most, across concurrent transcriptions; words stay in order", async () => {
+  seen.length = 0;
+  maxInFlight = 0;
+  delayMs = 50;
+  try {
+    const engine = createOpenAiAsrEngine({ url: base, model: "m", concurrency: 3 });
+    const spans = [0, 1, 2, 3, 4, 5].map((s) => ({ start: s + 0.2, end: s + 0.8 }));
+    const [a, b] = await Promise.all([engine.transcribe(wavPath, { language: "en", spans }), engine.transcribe(wavPath, { language: "en", spans })]);
+    assert.equal(seen.length, 12);
+    assert.equal(maxInFlight, 3, "three in flight, never more");
+    for (const got of [a, b]) {
+      const starts = got.map((w) => w.start);
+      assert.deepEqual(starts, [...starts].sort((x, y) => x - y), "words in time order");
+      assert.equal(got.length, 12);
+    }
+    maxInFlight = 0;
+    await createOpenAiAsrEngine({ url: base, model: "m", concurrency: 1 }).transcribe(wavPath, { language: "en", spans });
+    assert.equal(maxInFlight, 1);
+  } finally {
+    delayMs = 0;
+  }
 });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { suppressBleedWords } from "../../pipeline/audio/bleed.ts";
+import { bleedMarginDb, suppressBleedWords } from "../../pipeline/audio/bleed.ts";
 import { envelopeFromBytes, envelopeToBytes, frameEnergies, meanDb, waveformPeaks } from "../../pipeline/audio/envelope.ts";
 import { cutLongSpan, planSpeechSpans, totalSeconds } from "../../pipeline/audio/planner.ts";
 import { readWav, writeWav } from "../../pipeline/audio/wav.ts";
@@ -93,6 +93,20 @@ test("bleed rule drops words another track dominates by ≥ threshold, keeps the
   const { kept, dropped } = suppressBleedWords(words, tracks, 10);
   assert.deepEqual(kept.map((w) => w.text), ["mine", "also"]);
   assert.deepEqual(dropped.map((w) => w.text), ["leak"]);
+});
+
+test("bleed rule: an interpolated word is judged over its span widened by 0.5 s, so a time off by a little still finds its voice", () => {
+  // track 0 speaks until 2 s, track 1 from 2 s; track 0's word, interpolated, landed just after 2 s
+  const tracks = [
+    { track_index: 0, offset_seconds: 0, frame_seconds: F, envelope: env(4, [[0, 2, -20], [2, 4, -46]]) },
+    { track_index: 1, offset_seconds: 0, frame_seconds: F, envelope: env(4, [[0, 2, -46], [2, 4, -20]]) },
+  ];
+  const measured = { text: "late", start: 2.0, end: 2.4, speaker: 0 };
+  const interpolated = { ...measured, timing: "interpolated" as const };
+  assert.equal(Math.round(bleedMarginDb(measured, tracks)), 26, "measured: all in track 1's voice");
+  assert.ok(bleedMarginDb(interpolated, tracks) < 10, "the widened window reaches the word's own voice");
+  assert.deepEqual(suppressBleedWords([measured], tracks, 10).dropped.map((w) => w.text), ["late"]);
+  assert.deepEqual(suppressBleedWords([interpolated], tracks, 10).kept.map((w) => w.text), ["late"]);
 });
 
 test("CTM parsing drops fillers and alternate-pronunciation marks", () => {

@@ -57,7 +57,8 @@ test("the generated workflow: every step once as a task, per-track steps as dyna
 });
 
 test("the fork lists are built from the graph: the forked task's input as the other engines build it", () => {
-  const input = { recording_id: "r1", namespace: "conductor", language: "en" };
+  const tracks = [0, 1].map((i) => ({ track_index: i, participant: `P${i}`, offset_seconds: 0, source_key: `k/${i}.wav` }));
+  const input = { recording_id: "r1", namespace: "conductor", language: "en", tracks };
   const plan = {
     duration: 3,
     track_seconds: 6,
@@ -66,7 +67,8 @@ test("the fork lists are built from the graph: the forked task's input as the ot
   };
   const fork = forkPlanFor("transcribe_track", input, { plan_speech: plan });
   assert.deepEqual(fork.fork_tasks.map((t) => t.taskReferenceName), ["transcribe_track_1", "transcribe_track_0"]);
-  assert.deepEqual(fork.fork_inputs.transcribe_track_0, { ...input, track: plan.tracks[1], speech_tracks: 1 });
+  // the meeting's tracks go along (participants' names: a speech server's prompt)
+  assert.deepEqual(fork.fork_inputs.transcribe_track_0, { recording_id: "r1", namespace: "conductor", language: "en", track: plan.tracks[1], speech_tracks: 1, participants: tracks });
   assert.throws(() => forkPlanFor("transcribe_track", input, {}), /output of plan_speech is not available/);
 });
 

@@ -213,3 +213,16 @@ test("action items: a changed text, owner or start beyond the tolerance is a mis
   const ignored = compareRuns(asPrimary(b), runToEnd(alter((a) => ({ ...a, text: "x" }))), { ...rules, ignore: ["action_items"] });
   assert.equal(ignored.verdict, "matched");
 });
+
+test("an interpolated word's time may differ by up to 0.5 s (INTERPOLATED_TIME_SLACK_SECONDS); a measured word's may not", () => {
+  const primary = asPrimary(runToEnd());
+  const shift = (by: number, timing?: "interpolated") => (key: string, o: unknown) => {
+    if (key !== "merge_transcripts") return o;
+    const m = o as { words: Word[] };
+    return { ...m, words: m.words.map((w, i) => (i === 0 ? { ...w, start: w.start + by, ...(timing ? { timing } : {}) } : w)) };
+  };
+  const check = (r: ReturnType<typeof compareRuns>) => r.items.find((i) => i.step === "merge_transcripts" && i.check === "timing")!.classification;
+  assert.equal(check(compareRuns(primary, runToEnd(shift(0.2, "interpolated")), rules)), "matched");
+  assert.equal(check(compareRuns(primary, runToEnd(shift(0.2)), rules)), "mismatched");
+  assert.equal(check(compareRuns(primary, runToEnd(shift(0.8, "interpolated")), rules)), "mismatched", "beyond the slack");
+});
