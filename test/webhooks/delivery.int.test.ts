@@ -1,7 +1,8 @@
 /**
  * The outbox and its dispatcher against Postgres and real HTTP receivers on 127.0.0.1
  * (WEBHOOK_ALLOW_PRIVATE): a delivery enqueued with a recording's final status is sent
- * signed; 500 then 200 is retried and delivered; 410 is not retried; a slow receiver times
+ * signed; 500 then 200 is retried and delivered; 500, 500, 200 is delivered once with three
+ * attempts in the log; 400 and 410 are not retried; a slow receiver times
  * out (retried); a redirect is not followed; only 1 KB of an answer is kept; Retry-After is
  * honoured; a loopback receiver is refused without WEBHOOK_ALLOW_PRIVATE; two dispatchers on
  * one table send each delivery once; a finalize that runs twice announces one completion.
@@ -61,6 +62,8 @@ before(async () => {
         body,
       });
       if (path === "/flaky") return res.writeHead(n === 1 ? 500 : 200).end(n === 1 ? "oops" : "ok");
+      if (path === "/flaky2") return res.writeHead(n <= 2 ? 500 : 200).end(n <= 2 ? `oops ${n}` : "ok");
+      if (path === "/bad") return res.writeHead(400).end("malformed");
       if (path === "/gone") return res.writeHead(410).end("gone for good");
       if (path === "/slow") return void setTimeout(() => res.writeHead(200).end("late"), 3000);
       if (path === "/redirect") return res.writeHead(302, { location: `${base}/ok` }).end();
@@ -145,6 +148,48 @@ describe("one delivery per outcome", () => {
     assert.equal(d!.status, "delivered");
     assert.deepEqual(d!.attempt_log.map((a) => a.status_code), [500, 200]);
     assert.equal(d!.attempt_log[0]!.response_body, "oops");
+    await repo.delete(w);
+  });
+
+  test("500, 500, 200: one successful delivery, three attempts in the log, the same delivery id each time", async () => {
+    const w = await hook("/flaky2");
+    const rec = await recording();
+    await deliver(rec);
+    const items = await settle(createWebhookDispatcher(dispatcherOpts({ maxAttempts: 5 })), w);
+    assert.equal(items.length, 1, "one delivery");
+    const d = items[0]!;
+    assert.equal(d.status, "delivered");
+    assert.equal(d.attempts, 3);
+    assert.equal(d.last_status_code, 200);
+    assert.deepEqual(
+      d.attempt_log.map((a) => [a.attempt, a.status_code, a.response_body]),
+      [
+        [1, 500, "oops 1"],
+        [2, 500, "oops 2"],
+        [3, 200, "ok"],
+      ],
+    );
+    const got = received.filter((r) => r.path === "/flaky2");
+    assert.equal(got.length, 3, "three requests in all");
+    assert.ok(got.every((r) => r.deliveryId === d.id && r.signatureOk && r.body.data.recording_id === rec), "each attempt is the same delivery, signed");
+    // more rounds: a delivered delivery is not sent again
+    await createWebhookDispatcher(dispatcherOpts({ maxAttempts: 5 })).runOnce();
+    assert.equal(hits.get("/flaky2"), 3);
+    await repo.delete(w);
+  });
+
+  test("400: failed at once, never retried", async () => {
+    const w = await hook("/bad");
+    await deliver(await recording());
+    const items = await settle(createWebhookDispatcher(dispatcherOpts({ maxAttempts: 5 })), w);
+    assert.equal(items.length, 1);
+    const d = items[0]!;
+    assert.equal(d.status, "failed");
+    assert.equal(d.attempts, 1);
+    assert.equal(d.last_status_code, 400);
+    assert.deepEqual(d.attempt_log.map((a) => [a.status_code, a.response_body]), [[400, "malformed"]]);
+    await createWebhookDispatcher(dispatcherOpts({ maxAttempts: 5 })).runOnce();
+    assert.equal(hits.get("/bad"), 1, "one request in all");
     await repo.delete(w);
   });
 
