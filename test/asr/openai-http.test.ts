@@ -2,7 +2,8 @@
  * The OpenAI-compatible ASR engine against a tiny real HTTP server (node:http) that answers
  * in the OpenAI `verbose_json` format: checks the request shape (path, multipart fields,
  * auth header, the uploaded WAV is exactly the planned segment) and the parsing (word times
- * mapped back to file-local seconds, errors typed and classified).
+ * mapped back to file-local seconds, errors typed and classified). Each answer shape (words,
+ * segments only, token times) is also served after a 500, and after a 429 and a 500.
  */
 import assert from "node:assert/strict";
 import { writeFile, mkdtemp, rm } from "node:fs/promises";
@@ -289,3 +290,56 @@ test("ASR_HTTP_CONCURRENCY segments in flight at most, across concurrent transcr
     delayMs = 0;
   }
 });
+
+/** The three answer shapes the engine accepts, each with the words it must yield for a span starting at 1 s. */
+const shapes = {
+  words: {
+    body: { text: "hello there", words: [{ word: " hello", start: 0.1, end: 0.4 }, { word: "there", start: 0.5, end: 0.9 }] },
+    expect: [
+      ["hello", 1.1, 1.4, "measured"],
+      ["there", 1.5, 1.9, "measured"],
+    ],
+  },
+  "segments only": {
+    body: { text: "ab abcd.", segments: [{ id: 0, start: 0, end: 1.4, text: " ab abcd." }] },
+    expect: [
+      ["ab", 1, 1.4, "interpolated"],
+      ["abcd.", 1.4, 2.4, "interpolated"],
+    ],
+  },
+  "token times": {
+    body: {
+      text: " hello there",
+      segments: [{ start: 0, end: 1, text: " hello there", words: [{ word: " hel", start: 0.1, end: 0.2 }, { word: "lo", start: 0.2, end: 0.4 }, { word: " there", start: 0.5, end: 0.9 }, { word: "[_TT_50]", start: 1, end: 1 }] }],
+    },
+    expect: [
+      ["hello", 1.1, 1.4, "measured"],
+      ["there", 1.5, 1.9, "measured"],
+    ],
+  },
+} as const;
+
+for (const [shape, { body, expect }] of Object.entries(shapes)) {
+  for (const [what, failures] of [
+    ["500, then success", [{ status: 500, body: "internal error" }]],
+    ["429 (Retry-After: 2), 500, then success", [{ status: 429, body: JSON.stringify({ error: "busy" }), headers: { "retry-after": "2" } }, { status: 500, body: "internal error" }]],
+  ] as const) {
+    test(`${shape}: ${what}: the segment is retried and its words are the success's`, async () => {
+      seen.length = 0;
+      answer = (n) => (failures[n - 1] as { status: number; body: string; headers?: Record<string, string> } | undefined) ?? { status: 200, body: JSON.stringify(body) };
+      try {
+        const waits: number[] = [];
+        const engine = createOpenAiAsrEngine({ url: base, model: "m", maxAttempts: 3, retryBaseMs: 1, sleep: async (ms) => void waits.push(ms) });
+        const got = await engine.transcribe(wavPath, { language: "en", spans: [{ start: 1, end: 3 }] });
+        assert.deepEqual(words(got), expect);
+        assert.equal(seen.length, failures.length + 1, "one request per answer");
+        assert.ok(seen.every((s) => s.wavSeconds > 1.99 && s.wavSeconds < 2.01), "every attempt sends the same segment");
+        assert.equal(waits.length, failures.length);
+        if (failures.length === 2) assert.equal(waits[0], 2000, "Retry-After honoured");
+        assert.ok(waits.at(-1)! < 100, "a 5xx without Retry-After waits the (short) back-off");
+      } finally {
+        reset();
+      }
+    });
+  }
+}
