@@ -7,6 +7,7 @@
  *     the delivery log shows it; a redelivery arrives with a new id;
  *   - search finds its words for its owner only; speakers renamed (two merged) show in the
  *     Result, the transcripts, search, the SSE replay and a webhook; Markdown and the zip;
+ *     another key's rename, search and both exports of it find nothing (404 / no hits);
  *   - a workflow that dies without a worker noticing is failed by the API's reconcile path,
  *     and that failure is announced too.
  */
@@ -283,6 +284,16 @@ describe("a meeting through the whole pipeline", { skip: haveWorkers ? false : "
     assert.match(mdText, /\n## Transcript\n\n\*\*Alicia Jones\*\* \[\d\d:\d\d\.\d\]: /);
     if (result.short_summary) assert.match(mdText, /\n## Summary\n/);
     if (result.topics.length) assert.match(mdText, /\n## Topics\n/);
+
+    // another key: neither export of A's recording exists for it (404 with the error body, no bytes of it)
+    for (const format of ["md", "zip"] as const) {
+      const theirs = await api(`/v1/recordings/${id}/transcript?format=${format}`, { headers: B() });
+      assert.equal(theirs.status, 404, `format=${format} as another key`);
+      const e = (await theirs.json()) as { error: string; message: string };
+      assert.equal(e.error, "not_found");
+      assert.ok(e.message, "a message");
+    }
+    assert.equal((await api(`/v1/recordings/${id}/transcript?format=md`, { headers: A() })).status, 200, "still there for its owner");
 
     const zip = await api(`/v1/recordings/${id}/transcript?format=zip`, { headers: A() });
     assert.equal(zip.status, 200);
