@@ -4,6 +4,7 @@
  * created by the caller and passed in; the app only closes what it created itself.
  */
 import { randomUUID } from "node:crypto";
+import { fileURLToPath } from "node:url";
 import multipart from "@fastify/multipart";
 import Fastify, { type FastifyInstance } from "fastify";
 import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
@@ -20,6 +21,7 @@ import backgroundPlugin from "./plugins/background.ts";
 import errorsPlugin from "./plugins/errors.ts";
 import healthPlugin from "./plugins/health.ts";
 import openApiPlugin from "./plugins/openapi.ts";
+import { webPlugin } from "./plugins/web.ts";
 import { createApiKeys, type ApiKeys } from "./auth/keys.ts";
 import { createMetrics } from "./metrics.ts";
 import { createRecordingService } from "./recordings.ts";
@@ -73,6 +75,8 @@ export interface AppDeps {
   crashPoint?: (point: "after_row" | "after_workflow_start") => void;
   /** stops a recording's shadow run (DELETE); injected with startShadowRun */
   cancelShadowRun?: (deps: ShadowDeps, recordingId: string) => Promise<unknown>;
+  /** the built web app served at `/` (default: web/dist of this checkout; a missing one says how to build it) */
+  webRoot?: string;
 }
 
 export { tokenMatches } from "./auth/plugin.ts";
@@ -207,6 +211,8 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     },
     shutdown: shutdown.signal,
   });
+  // the web app's static files (public: they hold no data); the API stays under /v1
+  await app.register(webPlugin, { root: deps.webRoot ?? fileURLToPath(new URL("../web/dist", import.meta.url)) });
   // with shadow mode off the comparison routes still answer (404 "not shadowed", the summary empty)
   await app.register(shadowRoutes, { store: deps.shadow?.store ?? createShadowStore(pool), assertVisible: (id, who) => service.assertVisible(id, who) });
 

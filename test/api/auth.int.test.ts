@@ -140,9 +140,10 @@ describe("every registered route", () => {
     for (const expected of ["GET /v1/recordings", "POST /v1/recordings", "GET /v1/recordings/:id", "GET /v1/recordings/:id/events", "GET /v1/recordings/:id/transcript", "GET /v1/recordings/:id/audio", "POST /v1/recordings/:id/retry", "DELETE /v1/recordings/:id", "GET /v1/recordings/:id/shadow", "GET /v1/shadow/summary", "GET /healthz", "POST /v1/webhooks", "GET /v1/webhooks/:id", "DELETE /v1/webhooks/:id", "GET /v1/webhooks/:id/deliveries", "POST /v1/webhooks/:id/deliveries/:delivery_id/redeliver", "PATCH /v1/recordings/:id/participants", "GET /v1/search"]) {
       assert.ok(routes.some((r) => `${r.method} ${r.url}` === expected), `${expected} is in the route table`);
     }
-    // public routes are exactly these (the probes and the API's description); everything else is protected
+    // public routes are exactly these (the probes, the API's description and the web app's
+    // static files: index.html, hashed assets, the SPA fallback); everything else is protected
     const publicRoutes = routes.filter((r) => r.public).map((r) => r.url);
-    assert.deepEqual(publicRoutes.filter((u) => !u.startsWith("/docs")).sort(), ["/healthz", "/metrics", "/openapi.json", "/readyz"]);
+    assert.deepEqual([...new Set(publicRoutes.filter((u) => !u.startsWith("/docs")))].sort(), ["/", "/*", "/assets/*", "/healthz", "/metrics", "/openapi.json", "/readyz"]);
     assert.ok(publicRoutes.some((u) => u.startsWith("/docs")), "the rendered docs");
     // DELETE last: it removes the recording the others read
     const ordered = [...routes.filter((r) => r.method !== "DELETE"), ...routes.filter((r) => r.method === "DELETE")];
@@ -154,7 +155,10 @@ describe("every registered route", () => {
       const wrong = await rawRequest(line, { ...bearer("tsk_" + "x".repeat(43)), "content-length": "0" });
       const wrongToken = await rawRequest(line, { ...bearer(TOKEN + "x"), "content-length": "0" });
       if (r.public) {
-        assert.notEqual(none.status, 401, `${line} is public`);
+        // the SPA fallback answers a page navigation only (it is constrained on Accept: text/html)
+        const page = await rawRequest(line, { accept: "text/html", "content-length": "0" });
+        assert.notEqual(page.status, 401, `${line} is public`);
+        assert.ok(!page.body.includes(recA), `${line}: no recording data in a public answer`);
         continue;
       }
       for (const [what, res] of [["none", none], ["unknown key", wrong], ["wrong token", wrongToken]] as const) {
@@ -202,6 +206,10 @@ describe("request targets crafted to dodge a check on the URL string", () => {
       const res = await rawRequest(`GET ${target}`);
       assert.ok([401, 404, 400].includes(res.status), `GET ${target} without a credential: ${res.status} ${res.body.slice(0, 200)}`);
       assert.ok(!res.body.includes(rec), `GET ${target}: nothing of the recording shows`);
+      // asking for a page does not make a /v1 path the web app's public fallback
+      const page = await rawRequest(`GET ${target}`, { accept: "text/html" });
+      assert.ok([401, 404, 400].includes(page.status), `GET ${target} as a page without a credential: ${page.status} ${page.body.slice(0, 200)}`);
+      assert.ok(!page.body.includes(rec), `GET ${target} as a page: nothing of the recording shows`);
     }
     for (const target of ["http://x/v1/recordings", `http://127.0.0.1:${port}/v1/recordings/${rec}`, "https://x/v1/recordings?"]) {
       for (const headers of [{}, bearer(keyA)]) {
