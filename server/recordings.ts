@@ -480,12 +480,12 @@ export function createRecordingService(deps: RecordingServiceDeps) {
       visible(id, await repo.get(id), who);
     },
 
-    async result(id: string, who: Principal): Promise<{ recording: RecordingRow; result: Result; audio_key: string | null }> {
+    async result(id: string, who: Principal): Promise<{ recording: RecordingRow; result: Result; audio_key: string | null; waveform: number[] | null }> {
       const rec = await this.status(id, who);
       if (rec.status !== "completed") throw conflict("not_completed", `recording ${id} is ${rec.status}; its transcript is available once it has completed`);
       const r = await repo.result(id);
       if (!r) throw conflict("not_completed", `recording ${id} has no result yet`);
-      return { recording: rec, result: r.result, audio_key: r.audio_key };
+      return { recording: rec, result: r.result, audio_key: r.audio_key, waveform: r.waveform ?? null };
     },
 
     async retry(id: string, who: Principal): Promise<RecordingRow> {

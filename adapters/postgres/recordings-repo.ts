@@ -50,6 +50,8 @@ export interface StepRunRow {
 export interface ResultRow {
   result: Result;
   audio_key: string | null;
+  /** mixdown's peaks (0..1) for drawing a waveform; null in results stored without them */
+  waveform?: number[] | null;
   saved_at: Date;
 }
 
@@ -76,7 +78,7 @@ export type StartOutcome =
   | { outcome: "gone"; workflowId?: string };
 
 export interface ListPage {
-  items: (RecordingRow & { track_count: number })[];
+  items: (RecordingRow & { track_count: number; participants: string[]; title: string | null; duration: number | null })[];
   next_cursor: string | null;
 }
 
@@ -208,22 +210,25 @@ export function createRecordingsRepo(pool: pg.Pool) {
     },
 
     async result(id: string, engine = PRIMARY_ENGINE): Promise<ResultRow | undefined> {
-      const { rows } = await pool.query<ResultRow>(`SELECT result, audio_key, saved_at FROM results WHERE recording_id = $1 AND engine = $2`, [id, engine]);
+      const { rows } = await pool.query<ResultRow>(`SELECT result, audio_key, waveform, saved_at FROM results WHERE recording_id = $1 AND engine = $2`, [id, engine]);
       return rows[0];
     },
 
     /** Newest first, keyset-paginated by (created_at, id); `owner` (a key id) limits it to that key's recordings. */
     async list(opts: { limit: number; cursor?: string; status?: RecordingStatus; owner?: string }): Promise<ListPage> {
       const after = opts.cursor ? decodeCursor(opts.cursor) : undefined;
-      const { rows } = await pool.query<RecordingRow & { track_count: string }>(
-        `SELECT r.*, (SELECT count(*) FROM tracks t WHERE t.recording_id = r.id) AS track_count
+      const { rows } = await pool.query<RecordingRow & { track_count: string; participants: string[]; title: string | null; duration: number | null }>(
+        `SELECT r.*, (SELECT count(*) FROM tracks t WHERE t.recording_id = r.id) AS track_count,
+                COALESCE((SELECT array_agg(t.participant ORDER BY t.track_index) FROM tracks t WHERE t.recording_id = r.id), '{}') AS participants,
+                res.result->>'title' AS title, (res.result->>'duration')::double precision AS duration
            FROM recordings r
+           LEFT JOIN results res ON res.recording_id = r.id AND res.engine = $6::text
           WHERE ($1::timestamptz IS NULL OR (r.created_at, r.id) < ($1::timestamptz, $2::text))
             AND ($3::text IS NULL OR r.status = $3)
             AND ($5::text IS NULL OR r.owner_key_id = $5)
           ORDER BY r.created_at DESC, r.id DESC
           LIMIT $4`,
-        [after?.[0] ?? null, after?.[1] ?? null, opts.status ?? null, opts.limit + 1, opts.owner ?? null],
+        [after?.[0] ?? null, after?.[1] ?? null, opts.status ?? null, opts.limit + 1, opts.owner ?? null, PRIMARY_ENGINE],
       );
       const items = rows.slice(0, opts.limit).map((r) => ({ ...r, track_count: Number(r.track_count) }));
       return { items, next_cursor: rows.length > opts.limit ? encodeCursor(items[items.length - 1]!) : null };

@@ -28,6 +28,11 @@ export const ListQuery = z.object({
   status: RecordingStatus.optional(),
 });
 
+export const Waveform = z.object({
+  duration: z.number().describe("the mixdown's length in seconds"),
+  peaks: z.array(z.number().min(0).max(1)).describe("evenly spaced peak levels over the whole mixdown, 0..1"),
+});
+
 export const TranscriptQuery = z.object({ format: z.enum(TRANSCRIPT_FORMATS).default("json") });
 
 export const IdempotencyKey = z.string().regex(/^[\x21-\x7e]{1,200}$/, "Idempotency-Key must be 1-200 visible ASCII characters");
@@ -39,6 +44,9 @@ export const RecordingSummary = z.object({
   status: RecordingStatus,
   language: z.string(),
   tracks: z.number().int(),
+  participants: z.array(z.string()).describe("the tracks' participant names, in track order"),
+  title: z.string().nullable().describe("the Result's title, once completed"),
+  duration: z.number().nullable().describe("the Result's duration in seconds, once completed"),
   created_at: z.string(),
   updated_at: z.string(),
   error: z.string().nullable(),

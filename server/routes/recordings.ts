@@ -17,7 +17,7 @@ import { streamEvents } from "../sse.ts";
 import { renderTranscript, TRANSCRIPT_CONTENT_TYPES } from "../transcript.ts";
 import { streamArchive } from "../export.ts";
 import { Result } from "../../pipeline/contracts/index.ts";
-import { Accepted, errors, IdempotencyKey, ListQuery, RecordingList, RecordingParams, RecordingView, TranscriptQuery } from "../http/schemas.ts";
+import { Accepted, errors, IdempotencyKey, ListQuery, RecordingList, RecordingParams, RecordingView, TranscriptQuery, Waveform } from "../http/schemas.ts";
 import type { UploadPart } from "../upload/receive.ts";
 import type { UploadLimits } from "../upload/limits.ts";
 import rateLimit from "@fastify/rate-limit";
@@ -189,6 +189,9 @@ export const recordingRoutes: FastifyPluginAsync<RecordingRoutesOptions> = async
         status: r.status,
         language: r.language,
         tracks: r.track_count,
+        participants: r.participants,
+        title: r.title,
+        duration: r.duration,
         created_at: r.created_at.toISOString(),
         updated_at: r.updated_at.toISOString(),
         error: clientFailure(r.error, "pipeline_failed")?.message ?? null,
@@ -268,6 +271,25 @@ export const recordingRoutes: FastifyPluginAsync<RecordingRoutesOptions> = async
       if (err instanceof StorageKeyNotFoundError) throw notFound(`the mixdown of recording ${id} is missing from storage`);
       throw err;
     }
+    },
+  );
+
+  app.get(
+    "/v1/recordings/:id/waveform",
+    {
+      schema: {
+        tags,
+        summary: "the mixdown's waveform: peak levels for drawing it (from the mixdown step)",
+        params: RecordingParams,
+        response: { 200: Waveform, ...errors(400, 401, 404, 409, 503) },
+      },
+    },
+    async (req, reply) => {
+      const { id } = req.params;
+      const { result, waveform } = await service.result(id, req.principal);
+      if (!waveform) throw notFound(`recording ${id} has no waveform`);
+      reply.header("cache-control", "private, max-age=3600");
+      return { duration: result.duration, peaks: waveform };
     },
   );
 
