@@ -44,6 +44,20 @@ module.exports = {
       to: { path: "^(bin|scripts|bench)/" },
     },
     {
+      name: "web-is-a-client",
+      comment: "the web app talks to the API over HTTP only (its types are generated from /openapi.json): it imports nothing of the server's layers",
+      severity: "error",
+      from: { path: "^web/" },
+      to: { path: "^(pipeline|adapters|server|workers|bin|scripts|bench|workflows)/" },
+    },
+    {
+      name: "server-does-not-import-the-web-app",
+      comment: "the API serves web/dist as files; it never imports the page's code",
+      severity: "error",
+      from: { path: "^(pipeline|adapters|server|workers|bin)/" },
+      to: { path: "^web/" },
+    },
+    {
       name: "no-circular",
       comment: "a cycle between modules hides which one is the lower layer",
       severity: "error",
@@ -57,6 +71,6 @@ module.exports = {
     tsPreCompilationDeps: true,
     // a type-only import is a dependency too: it couples the layers just the same
     tsConfig: { fileName: "tsconfig.json" },
-    enhancedResolveOptions: { extensions: [".ts", ".mts", ".js", ".mjs", ".json"] },
+    enhancedResolveOptions: { extensions: [".ts", ".tsx", ".mts", ".js", ".mjs", ".json"] },
   },
 };
