@@ -62,6 +62,8 @@ export function requirements(needs: Needs): Requirement[] {
   if (needs.purpose === "test") {
     out.push({ id: "espeak-ng", what: "espeak-ng (speech synthesis for tests)", commands: ["espeak-ng"], apt: ["espeak-ng"] });
     out.push({ id: "pocketsphinx-testdata", what: "pocketsphinx's LibriVox test clips", files: [needs.testdata], apt: ["pocketsphinx-testdata"] });
+    // Debian's own build: playwright-core drives it (no browser is downloaded)
+    out.push({ id: "chromium", what: "Chromium (the web app's end-to-end test, headless)", commands: ["chromium"], apt: ["chromium"] });
   }
   return out;
 }

@@ -1,7 +1,7 @@
 /**
  * Checks that this machine has the system tools `npm run demo` or `npm test` runs (ffmpeg,
  * sox, pocketsphinx and its model, Java for Conductor, Maven to fetch its jar; for tests also
- * espeak-ng and pocketsphinx-testdata). As root on Debian/Ubuntu it installs what is missing
+ * espeak-ng, pocketsphinx-testdata and Chromium for the web e2e test). As root on Debian/Ubuntu it installs what is missing
  * with apt (`apt-get update` first); otherwise it prints the exact command and fails.
  * The decisions are in preflight-plan.ts; this file only looks at the machine and runs apt.
  *

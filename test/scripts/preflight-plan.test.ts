@@ -15,9 +15,9 @@ const needs = (over: Partial<Needs> = {}): Needs => ({
 const ids = (n: Needs): string[] => requirements(n).map((r) => r.id);
 const byId = (n: Needs, wanted: string[]) => requirements(n).filter((r) => wanted.includes(r.id));
 
-test("the demo needs the audio tools, pocketsphinx and its model, Java and Maven; tests also espeak-ng and the LibriVox clips", () => {
+test("the demo needs the audio tools, pocketsphinx and its model, Java and Maven; tests also espeak-ng, the LibriVox clips and Chromium", () => {
   assert.deepEqual(ids(needs()), ["ffmpeg", "sox", "pocketsphinx", "pocketsphinx-model", "java", "maven"]);
-  assert.deepEqual(ids(needs({ purpose: "test" })), ["ffmpeg", "sox", "pocketsphinx", "pocketsphinx-model", "java", "maven", "espeak-ng", "pocketsphinx-testdata"]);
+  assert.deepEqual(ids(needs({ purpose: "test" })), ["ffmpeg", "sox", "pocketsphinx", "pocketsphinx-model", "java", "maven", "espeak-ng", "pocketsphinx-testdata", "chromium"]);
   const model = requirements(needs()).find((r) => r.id === "pocketsphinx-model")!;
   assert.deepEqual(model.files, ["/m/hmm", "/m/dict", "/m/lm"]);
   assert.deepEqual(requirements(needs({ purpose: "test" })).find((r) => r.id === "pocketsphinx-testdata")!.files, ["/t/librivox"]);
@@ -26,7 +26,7 @@ test("the demo needs the audio tools, pocketsphinx and its model, Java and Maven
 test("Maven only while the Conductor jar is not cached, Java and Maven only when a Conductor server is started here", () => {
   assert.deepEqual(ids(needs({ fetchJar: false })), ["ffmpeg", "sox", "pocketsphinx", "pocketsphinx-model", "java"]);
   assert.deepEqual(ids(needs({ conductor: false })), ["ffmpeg", "sox", "pocketsphinx", "pocketsphinx-model"]);
-  assert.deepEqual(ids(needs({ purpose: "test", conductor: false })), ["ffmpeg", "sox", "pocketsphinx", "pocketsphinx-model", "espeak-ng", "pocketsphinx-testdata"]);
+  assert.deepEqual(ids(needs({ purpose: "test", conductor: false })), ["ffmpeg", "sox", "pocketsphinx", "pocketsphinx-model", "espeak-ng", "pocketsphinx-testdata", "chromium"]);
 });
 
 test("a demo on the HTTP ASR engine needs no pocketsphinx; the tests always do", () => {

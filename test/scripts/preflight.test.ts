@@ -111,7 +111,7 @@ test("root, tests: also espeak-ng and the LibriVox clips; a cached Conductor jar
   // the stand-in apt gives no espeak-ng: the second look still misses it and says so
   assert.equal(code, 1);
   const install = m.aptCalls()[1] ?? "";
-  assert.match(install, /install -y --no-install-recommends ffmpeg sox pocketsphinx pocketsphinx-en-us openjdk-21-jre-headless espeak-ng( pocketsphinx-testdata)?$/);
+  assert.match(install, /install -y --no-install-recommends ffmpeg sox pocketsphinx pocketsphinx-en-us openjdk-21-jre-headless espeak-ng( pocketsphinx-testdata)? chromium$/);
   assert.doesNotMatch(install, /maven/);
   assert.match(lines.join("\n"), /Missing on this machine:\n {2}- espeak-ng/);
 });
@@ -168,7 +168,7 @@ test("npm test, not root, tools missing: the command printed, exit 1, no test ru
   const m = freshMachine(t);
   const r = asUser(m, ["scripts/run-tests.mjs", "test/docs.test.ts"]);
   assert.equal(r.status, 1, r.stderr);
-  assert.match(r.stderr, /^ {2}sudo apt-get .* install -y --no-install-recommends ffmpeg sox pocketsphinx pocketsphinx-en-us espeak-ng( pocketsphinx-testdata)?$/m);
+  assert.match(r.stderr, /^ {2}sudo apt-get .* install -y --no-install-recommends ffmpeg sox pocketsphinx pocketsphinx-en-us espeak-ng( pocketsphinx-testdata)? chromium$/m);
   assert.doesNotMatch(r.stderr, /running \d+ test file/);
   assert.deepEqual(m.aptCalls(), []);
 });
