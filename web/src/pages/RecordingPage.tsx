@@ -116,7 +116,11 @@ export function RecordingPage({ session, id }: { session: Session; id: string })
             return;
           }
           if (m.event === "progress") {
-            if (data.step !== "pipeline") setSteps((s) => applyEvent(s, data));
+            if (data.step !== "pipeline") {
+              setSteps((s) => applyEvent(s, data));
+              // a worker has picked it up (the API says processing from its first task event)
+              setView((v) => (v && v.status === "queued" ? { ...v, status: "processing" } : v));
+            }
             if (typeof data.completed_steps === "number" && typeof data.total_steps === "number") setCounts({ done: data.completed_steps, total: data.total_steps });
             if (data.status === "failed" || data.status === "retrying") {
               const who = data.track_index !== undefined ? ` (track ${data.track_index + 1})` : "";
