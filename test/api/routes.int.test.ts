@@ -304,6 +304,36 @@ describe("accepted uploads", () => {
   });
 });
 
+describe("what the web page reads", () => {
+  test("the list carries participants, and once completed the title and duration; the waveform route serves the mixdown's peaks", async () => {
+    const id = (await upload({ tracks: [{ participant: "Ana" }, { participant: "Ben", offset_seconds: 1 }] }, [{ name: "a.wav", data: wav }, { name: "b.wav", data: wav }])).json().id as string;
+    const item = async () => ((await app.inject({ method: "GET", url: "/v1/recordings?limit=100", headers: auth })).json().items as Record<string, unknown>[]).find((r) => r.id === id)!;
+    const before = await item();
+    assert.deepEqual([before.participants, before.title, before.duration], [["Ana", "Ben"], null, null]);
+    const early = await app.inject({ method: "GET", url: `/v1/recordings/${id}/waveform`, headers: auth });
+    assert.equal(early.statusCode, 409);
+    assert.equal(early.json().error, "not_completed");
+    const result = {
+      duration: 7.5,
+      participants: [{ speaker: 0, name: "Ana" }, { speaker: 1, name: "Ben" }],
+      words: [{ text: "hi", start: 0.5, end: 0.9, speaker: 0 }],
+      topics: [],
+      title: "A short hello",
+      short_summary: "",
+      long_summary: "",
+      action_items: [],
+    };
+    await createPgResultSink(svc.pool).saveResult(id, "conductor", result, { audio_key: `recordings/${id}/conductor/mix.mp3`, waveform: [0, 0.25, 1] });
+    const after = await item();
+    assert.deepEqual([after.status, after.participants, after.title, after.duration], ["completed", ["Ana", "Ben"], "A short hello", 7.5]);
+    const wave = await app.inject({ method: "GET", url: `/v1/recordings/${id}/waveform`, headers: auth });
+    assert.equal(wave.statusCode, 200, wave.body);
+    assert.deepEqual(wave.json(), { duration: 7.5, peaks: [0, 0.25, 1] });
+    assert.equal((await app.inject({ method: "GET", url: `/v1/recordings/nope/waveform`, headers: auth })).statusCode, 404);
+    await app.inject({ method: "DELETE", url: `/v1/recordings/${id}`, headers: auth });
+  });
+});
+
 describe("status from workers and Conductor", () => {
   /** The scheduled task of a workflow, as a worker would receive it (taken by id: other workflows' tasks are left alone). */
   async function scheduledTask(workflowId: string, taskType: string, timeoutMs = 20000): Promise<{ taskId: string; workflowInstanceId: string }> {
