@@ -42,7 +42,7 @@ export function StepsView({ steps, participants }: StepsViewProps) {
       {names.map((name) => {
         const runs = byStep.get(name)!.sort((a, b) => (a.track_index ?? -1) - (b.track_index ?? -1));
         return (
-          <li key={name} className="step" data-step={name}>
+          <li key={name} className={`step ${stateOf(runs)}`} data-step={name}>
             <span className="step-name">{name}</span>
             <ul className="step-runs">
               {runs.map((r) => (
@@ -70,6 +70,10 @@ export function StepsView({ steps, participants }: StepsViewProps) {
     </ol>
   );
 }
+
+/** one word for a step's runs: failed if any failed, running while any runs, done when all succeeded */
+const stateOf = (runs: readonly StepProgress[]): string =>
+  runs.some((r) => r.status === "failed") ? "failed" : runs.some((r) => r.status === "started" || r.status === "retrying") ? "running" : runs.every((r) => r.status === "succeeded") ? "done" : "";
 
 const rank = (step: string): number => {
   const i = ORDER.indexOf(step);
