@@ -51,6 +51,8 @@ export interface FollowOptions {
   key: string;
   url: string;
   signal: AbortSignal;
+  /** resume after this event (events already seen are not replayed) */
+  lastEventId?: string;
   onMessage(m: SseMessage): void;
   /** a failure the stream will not recover from (a 4xx), or a reconnect notice */
   onError?(err: Error, willRetry: boolean): void;
@@ -58,7 +60,7 @@ export interface FollowOptions {
 
 /** Follow the stream until its `end` event (resolves true) or abort (resolves false). */
 export async function followEvents(opts: FollowOptions): Promise<boolean> {
-  let lastId: string | undefined;
+  let lastId: string | undefined = opts.lastEventId;
   let retryMs = 2000;
   let ended = false;
   const wait = (ms: number): Promise<void> =>

@@ -73,6 +73,8 @@ export function RecordingPage({ session, id }: { session: Session; id: string })
   const [actionError, setActionError] = useState<string | null>(null);
   const [confirmDelete, setConfirmDelete] = useState(false);
   const audio = useRef<HTMLAudioElement | null>(null);
+  // the last event seen: after a retry the stream resumes there, so old failures are not shown again
+  const lastSeen = useRef<string | undefined>(undefined);
 
   const fail = useCallback(
     (err: unknown, set: (s: string) => void) => {
@@ -107,8 +109,10 @@ export function RecordingPage({ session, id }: { session: Session; id: string })
         key: session.key,
         url: `/v1/recordings/${encodeURIComponent(id)}/events`,
         signal: ctl.signal,
+        ...(lastSeen.current ? { lastEventId: lastSeen.current } : {}),
         onMessage: (m) => {
           setStreamNote(null);
+          if (m.id) lastSeen.current = m.id;
           let data: ProgressEvent & { status: string; error?: string };
           try {
             data = JSON.parse(m.data) as ProgressEvent;
