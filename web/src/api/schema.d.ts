@@ -474,6 +474,8 @@ export interface paths {
                                         speaker: number;
                                         start: number;
                                         text: string;
+                                        /** @enum {string} */
+                                        timing?: "interpolated";
                                     }[];
                                 }[];
                                 words: {
@@ -482,6 +484,8 @@ export interface paths {
                                     speaker: number;
                                     start: number;
                                     text: string;
+                                    /** @enum {string} */
+                                    timing?: "interpolated";
                                 }[];
                             };
                             /** @enum {string} */
@@ -871,6 +875,130 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/recordings/{id}/participants": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** rename speakers of a completed recording (two speakers given one name are shown as one; words keep their track index) */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description the recording's id (a UUID) */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        participants: {
+                            name: string;
+                            speaker: number;
+                        }[];
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            id: string;
+                            participants: {
+                                name: string;
+                                speaker: number;
+                            }[];
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+        trace?: never;
+    };
     "/v1/recordings/{id}/retry": {
         parameters: {
             query?: never;
@@ -1137,11 +1265,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** the transcript: json (the Result), text, vtt or srt */
+        /** the transcript: json (the Result), text, vtt, srt or md (Markdown: title, summary, topics, action items, turns); zip: an archive of mixdown, per-track audio, the Result and every transcript */
         get: {
             parameters: {
                 query?: {
-                    format?: "json" | "text" | "vtt" | "srt";
+                    format?: "json" | "text" | "vtt" | "srt" | "md" | "zip";
                 };
                 header?: never;
                 path: {
@@ -1185,6 +1313,8 @@ export interface paths {
                                     speaker: number;
                                     start: number;
                                     text: string;
+                                    /** @enum {string} */
+                                    timing?: "interpolated";
                                 }[];
                             }[];
                             words: {
@@ -1193,8 +1323,10 @@ export interface paths {
                                 speaker: number;
                                 start: number;
                                 text: string;
+                                /** @enum {string} */
+                                timing?: "interpolated";
                             }[];
-                        } | string;
+                        } | string | unknown;
                     };
                 };
                 /** @description Default Response */
@@ -1391,6 +1523,103 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** full-text search over the titles, summaries and transcripts of the caller's completed recordings */
+        get: {
+            parameters: {
+                query: {
+                    /** @description next_cursor of the previous page */
+                    cursor?: string;
+                    limit?: number;
+                    /** @description websearch syntax: words, "a phrase", or, -not */
+                    q: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            items: {
+                                name: string | null;
+                                recording_id: string;
+                                /** @description null: the hit is in the title or summary */
+                                speaker: number | null;
+                                /** @description seconds on the recording's timeline */
+                                start: number | null;
+                                /** @description the turn (or title/summary) that matched */
+                                text: string;
+                                title: string;
+                            }[];
+                            next_cursor: string | null;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/shadow/summary": {
         parameters: {
             query?: never;
@@ -1483,6 +1712,595 @@ export interface paths {
         };
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** the caller's webhooks (the operator: all) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            items: {
+                                created_at: string;
+                                events: string[];
+                                id: string;
+                                url: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** register a webhook: signed POSTs for the events listed, about the caller's recordings (the operator's: every recording) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description events to send */
+                        events: ("recording.completed" | "recording.failed" | "recording.participants_updated")[];
+                        /** @description HMAC key for Trackscribe-Signature; generated (and shown once) when absent */
+                        secret?: string;
+                        /** @description http(s) URL of the receiver; no credentials in it */
+                        url: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            created_at: string;
+                            events: string[];
+                            id: string;
+                            /** @description shown once: keep it to verify signatures */
+                            secret: string;
+                            url: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** one webhook (never its secret) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description the webhook's id */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            created_at: string;
+                            events: string[];
+                            id: string;
+                            url: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        /** remove a webhook and its delivery log (pending deliveries are not sent) */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description the webhook's id */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description deleted */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** the webhook's deliveries, newest first: status, attempts (status code, error, ≤ 1 KB of the receiver's answer), next retry */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description next_cursor of the previous page */
+                    cursor?: string;
+                    limit?: number;
+                };
+                header?: never;
+                path: {
+                    /** @description the webhook's id */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            items: {
+                                attempt_log: {
+                                    at: string;
+                                    attempt: number;
+                                    duration_ms: number | null;
+                                    error: string | null;
+                                    /** @description at most 1 KB of the receiver's answer (the owner's own endpoint) */
+                                    response_body: string | null;
+                                    status_code: number | null;
+                                }[];
+                                attempts: number;
+                                created_at: string;
+                                delivered_at: string | null;
+                                event: string;
+                                /** @description also the Trackscribe-Delivery header and the body's id */
+                                id: string;
+                                last_error: string | null;
+                                last_status_code: number | null;
+                                /** @description when the next attempt is due (pending only) */
+                                next_attempt_at: string | null;
+                                recording_id: string;
+                                redelivery_of: string | null;
+                                /** @enum {string} */
+                                status: "pending" | "delivered" | "failed";
+                            }[];
+                            next_cursor: string | null;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** send a delivery's event again, now: a new delivery (new id) with the same event and data */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description the delivery's id */
+                    delivery_id: string;
+                    /** @description the webhook's id */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            attempt_log: {
+                                at: string;
+                                attempt: number;
+                                duration_ms: number | null;
+                                error: string | null;
+                                /** @description at most 1 KB of the receiver's answer (the owner's own endpoint) */
+                                response_body: string | null;
+                                status_code: number | null;
+                            }[];
+                            attempts: number;
+                            created_at: string;
+                            delivered_at: string | null;
+                            event: string;
+                            /** @description also the Trackscribe-Delivery header and the body's id */
+                            id: string;
+                            last_error: string | null;
+                            last_status_code: number | null;
+                            /** @description when the next attempt is due (pending only) */
+                            next_attempt_at: string | null;
+                            recording_id: string;
+                            redelivery_of: string | null;
+                            /** @enum {string} */
+                            status: "pending" | "delivered" | "failed";
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable, snake_case code */
+                            error: string;
+                            /** @description what happened, for a person */
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
         delete?: never;
         options?: never;
         head?: never;
