@@ -12,16 +12,12 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { openAsBlob } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { createConductorTaskEventHandler, createPgResultSink } from "../../adapters/postgres/sinks.ts";
-import { startApiServices, type ApiServices } from "./harness.ts";
+import { spawnServe, startApiServices, startInProcessWorkers, type ApiServices, type ServeProcess } from "./harness.ts";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const cli = path.join(root, "bin", "trackscribe.mjs");
 const TOKEN = "crash-test-token-0123";
 const auth = { authorization: `Bearer ${TOKEN}` };
 let svc: ApiServices;
@@ -33,17 +29,7 @@ before(async () => {
   svc = await startApiServices({ API_TOKEN: TOKEN });
   const { buildFixtures, defaultFixtureDir } = await import("../../scripts/build-fixtures.ts");
   fixtureDir = path.dirname((await buildFixtures(defaultFixtureDir())).manifestPath);
-  const { startConductorRuntime } = await import("../../workers/conductor/runtime.ts");
-  const { createStepPorts } = await import("../../workers/step-ports.ts");
-  const config = { ...svc.config, WORKER_CONCURRENCY: 2, RECONCILER_ENABLED: false, HEAVY_STEPS_IN_CHILD: false };
-  const runtime = await startConductorRuntime(config, {
-    storage: svc.storage,
-    stepDeps: createStepPorts(config, { storage: svc.storage, log: svc.log, results: createPgResultSink(svc.pool, { log: svc.log }) }),
-    log: svc.log,
-    onTaskEvent: createConductorTaskEventHandler(svc.pool, { log: svc.log }),
-    reconciler: false,
-  });
-  stopRuntime = () => runtime.stop(10_000);
+  stopRuntime = await startInProcessWorkers(svc);
 });
 after(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
@@ -51,53 +37,13 @@ after(async () => {
   await svc?.close();
 });
 
-interface Api {
-  url: string;
-  child: ChildProcess;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
+type Api = ServeProcess;
 
-/** `trackscribe serve` on a free port with the test services; resolves once it listens. */
+/** `trackscribe serve` with its reconciler on a short cycle (the test's subject); killed children are collected for cleanup. */
 async function serve(extra: Record<string, string> = {}): Promise<Api> {
-  const c = svc.config;
-  const env: Record<string, string> = {
-    ...(process.env as Record<string, string>),
-    NODE_ENV: "test",
-    LOG_LEVEL: "info",
-    DATABASE_URL: c.DATABASE_URL!,
-    DATABASE_SCHEMA: c.DATABASE_SCHEMA!,
-    STORAGE_DRIVER: "s3",
-    S3_ENDPOINT: c.S3_ENDPOINT!,
-    S3_BUCKET: c.S3_BUCKET,
-    S3_ACCESS_KEY_ID: c.S3_ACCESS_KEY_ID!,
-    S3_SECRET_ACCESS_KEY: c.S3_SECRET_ACCESS_KEY!,
-    CONDUCTOR_SERVER_URL: c.CONDUCTOR_SERVER_URL,
-    WORK_DIR: c.WORK_DIR,
-    HOST: "127.0.0.1",
-    PORT: "0",
-    API_TOKEN: TOKEN,
-    API_RECONCILE_SECONDS: "0.5",
-    START_GRACE_SECONDS: "1",
-    STORAGE_SWEEP_SECONDS: "0",
-    SHADOW_MODE: "off",
-    ...extra,
-  };
-  const child = spawn(process.execPath, [cli, "serve"], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
-  children.push(child);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
-  let err = "";
-  child.stderr!.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      const m = /"address":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    void exited.then((x) => reject(new Error(`serve exited (${x.code ?? x.signal}) before listening: ${err}`)));
-    setTimeout(() => reject(new Error(`serve did not listen within 60 s: ${err}`)), 60_000).unref();
-  });
-  return { url, child, exited };
+  const api = await spawnServe(svc, TOKEN, { API_RECONCILE_SECONDS: "0.5", START_GRACE_SECONDS: "1", ...extra });
+  children.push(api.child);
+  return api;
 }
 
 async function fixtureForm(): Promise<FormData> {

@@ -182,3 +182,77 @@ export async function followEvents(baseUrl: string, id: string, headers: Record<
   }
   return events;
 }
+
+/** A `trackscribe serve` child process (tests that kill the API with SIGKILL and start it again). */
+export interface ServeProcess {
+  url: string;
+  child: import("node:child_process").ChildProcess;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * `trackscribe serve` as its own process on a free port with the test services of `svc`
+ * (NODE_ENV=test, API_TOKEN `token`, shadow mode off, background loops off unless `extra`
+ * turns them on); resolves once it listens. The caller stops (or kills) it.
+ */
+export async function spawnServe(svc: ApiServices, token: string, extra: Record<string, string> = {}): Promise<ServeProcess> {
+  const { spawn } = await import("node:child_process");
+  const c = svc.config;
+  const env: Record<string, string> = {
+    ...(process.env as Record<string, string>),
+    NODE_ENV: "test",
+    LOG_LEVEL: "info",
+    DATABASE_URL: c.DATABASE_URL!,
+    DATABASE_SCHEMA: c.DATABASE_SCHEMA!,
+    STORAGE_DRIVER: "s3",
+    S3_ENDPOINT: c.S3_ENDPOINT!,
+    S3_BUCKET: c.S3_BUCKET,
+    S3_ACCESS_KEY_ID: c.S3_ACCESS_KEY_ID!,
+    S3_SECRET_ACCESS_KEY: c.S3_SECRET_ACCESS_KEY!,
+    CONDUCTOR_SERVER_URL: c.CONDUCTOR_SERVER_URL,
+    WORK_DIR: c.WORK_DIR,
+    HOST: "127.0.0.1",
+    PORT: "0",
+    API_TOKEN: token,
+    API_RECONCILE_SECONDS: "0",
+    STORAGE_SWEEP_SECONDS: "0",
+    SHADOW_MODE: "off",
+    ...extra,
+  };
+  const child = spawn(process.execPath, [path.join(root, "bin", "trackscribe.mjs"), "serve"], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  let err = "";
+  child.stderr!.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      out = (out + d.toString()).slice(-64_000);
+      const m = /"address":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    void exited.then((x) => reject(new Error(`serve exited (${x.code ?? x.signal}) before listening: ${err}`)));
+    setTimeout(() => reject(new Error(`serve did not listen within 60 s: ${err}`)), 60_000).unref();
+  });
+  return { url, child, exited };
+}
+
+/**
+ * The Conductor worker host in this process, as the pipeline tests run it (two tasks of a
+ * type at once, no reconciler, heavy steps in-process), writing results and events to the
+ * test database. Resolves with its stop function.
+ */
+export async function startInProcessWorkers(svc: ApiServices, overrides: Record<string, unknown> = {}): Promise<() => Promise<unknown>> {
+  const { startConductorRuntime } = await import("../../workers/conductor/runtime.ts");
+  const { createStepPorts } = await import("../../workers/step-ports.ts");
+  const { createConductorTaskEventHandler, createPgResultSink } = await import("../../adapters/postgres/sinks.ts");
+  const config = { ...svc.config, WORKER_CONCURRENCY: 2, RECONCILER_ENABLED: false, HEAVY_STEPS_IN_CHILD: false };
+  const runtime = await startConductorRuntime(config, {
+    storage: svc.storage,
+    stepDeps: createStepPorts(config, { storage: svc.storage, log: svc.log, results: createPgResultSink(svc.pool, { log: svc.log }) }),
+    log: svc.log,
+    onTaskEvent: createConductorTaskEventHandler(svc.pool, { log: svc.log }),
+    reconciler: false,
+    ...overrides,
+  });
+  return () => runtime.stop(10_000);
+}

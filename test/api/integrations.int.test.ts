@@ -23,11 +23,10 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Result } from "../../pipeline/contracts/index.ts";
-import { createConductorTaskEventHandler, createPgResultSink } from "../../adapters/postgres/sinks.ts";
 import { createApiKeys } from "../../server/auth/keys.ts";
 import { archiveEntries } from "../../server/export.ts";
 import { startServer, type RunningServer } from "../../server/server.ts";
-import { followEvents, multipartBody, startApiServices, wavBytes, type ApiServices } from "./harness.ts";
+import { followEvents, multipartBody, startApiServices, startInProcessWorkers, wavBytes, type ApiServices } from "./harness.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const TOKEN = "integrations-token-0123";
@@ -85,17 +84,7 @@ before(async () => {
   keyA = (await keys.create("alice")).key;
   keyB = (await keys.create("bob")).key;
 
-  const { startConductorRuntime } = await import("../../workers/conductor/runtime.ts");
-  const { createStepPorts } = await import("../../workers/step-ports.ts");
-  const config = { ...svc.config, WORKER_CONCURRENCY: 2, RECONCILER_ENABLED: false, HEAVY_STEPS_IN_CHILD: false };
-  const runtime = await startConductorRuntime(config, {
-    storage: svc.storage,
-    stepDeps: createStepPorts(config, { storage: svc.storage, log: svc.log, results: createPgResultSink(svc.pool, { log: svc.log }) }),
-    log: svc.log,
-    onTaskEvent: createConductorTaskEventHandler(svc.pool, { log: svc.log }),
-    reconciler: false,
-  });
-  stopRuntime = () => runtime.stop(10_000);
+  stopRuntime = await startInProcessWorkers(svc);
 });
 after(async () => {
   await stopRuntime?.();

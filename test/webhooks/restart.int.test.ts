@@ -12,18 +12,14 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { createHmac, timingSafeEqual } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { createPgResultSink } from "../../adapters/postgres/sinks.ts";
 import type { Result } from "../../pipeline/contracts/index.ts";
-import { multipartBody, startApiServices, wavBytes, type ApiServices } from "../api/harness.ts";
+import { multipartBody, spawnServe, startApiServices, wavBytes, type ApiServices, type ServeProcess } from "../api/harness.ts";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const cli = path.join(root, "bin", "trackscribe.mjs");
 const TOKEN = "webhook-restart-token-0123";
 const SECRET = "whsec_restart_test_secret_0001";
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -90,56 +86,19 @@ after(async () => {
   await new Promise((r) => receiver?.close(r));
 });
 
-interface Api {
-  url: string;
-  child: ChildProcess;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
+type Api = ServeProcess;
 
-/** `trackscribe serve` on a free port with the test services and fast webhook timings; resolves once it listens. */
+/** `trackscribe serve` with fast webhook timings; collected for cleanup. */
 async function serve(): Promise<Api> {
-  const c = svc.config;
-  const env: Record<string, string> = {
-    ...(process.env as Record<string, string>),
-    NODE_ENV: "test",
-    LOG_LEVEL: "info",
-    DATABASE_URL: c.DATABASE_URL!,
-    DATABASE_SCHEMA: c.DATABASE_SCHEMA!,
-    STORAGE_DRIVER: "s3",
-    S3_ENDPOINT: c.S3_ENDPOINT!,
-    S3_BUCKET: c.S3_BUCKET,
-    S3_ACCESS_KEY_ID: c.S3_ACCESS_KEY_ID!,
-    S3_SECRET_ACCESS_KEY: c.S3_SECRET_ACCESS_KEY!,
-    CONDUCTOR_SERVER_URL: c.CONDUCTOR_SERVER_URL,
-    WORK_DIR: c.WORK_DIR,
-    HOST: "127.0.0.1",
-    PORT: "0",
-    API_TOKEN: TOKEN,
-    API_RECONCILE_SECONDS: "0",
-    STORAGE_SWEEP_SECONDS: "0",
-    SHADOW_MODE: "off",
+  const api = await spawnServe(svc, TOKEN, {
     WEBHOOK_ALLOW_PRIVATE: "true",
     WEBHOOK_POLL_SECONDS: "0.2",
     WEBHOOK_TIMEOUT_SECONDS: String(TIMEOUT_SECONDS),
     WEBHOOK_RETRY_BASE_SECONDS: "0.2",
     WEBHOOK_RETRY_MAX_SECONDS: "1",
-  };
-  const child = spawn(process.execPath, [cli, "serve"], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
-  children.push(child);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
-  let err = "";
-  child.stderr!.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout!.on("data", (d: Buffer) => {
-      out = (out + d.toString()).slice(-64_000);
-      const m = /"address":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    void exited.then((x) => reject(new Error(`serve exited (${x.code ?? x.signal}) before listening: ${err}`)));
-    setTimeout(() => reject(new Error(`serve did not listen within 60 s: ${err}`)), 60_000).unref();
   });
-  return { url, child, exited };
+  children.push(api.child);
+  return api;
 }
 
 async function kill(api: Api): Promise<void> {
