@@ -100,34 +100,22 @@ export function ShadowSummaryView({ summary }: { summary: ShadowSummary }) {
   return (
     <section aria-label="Shadow summary" className="shadow">
       <dl className="stats">
-        <div>
-          <dt>Match rate</dt>
-          <dd>{rate}</dd>
-        </div>
-        <div>
-          <dt>Recordings</dt>
-          <dd>{summary.recordings}</dd>
-        </div>
-        <div>
-          <dt>Compared</dt>
-          <dd>{summary.compared}</dd>
-        </div>
-        <div>
-          <dt>Matched</dt>
-          <dd>{summary.matched}</dd>
-        </div>
-        <div>
-          <dt>Mismatched</dt>
-          <dd>{summary.mismatched}</dd>
-        </div>
-        <div>
-          <dt>Running</dt>
-          <dd>{summary.running}</dd>
-        </div>
-        <div>
-          <dt>Errors</dt>
-          <dd>{summary.errors}</dd>
-        </div>
+        {(
+          [
+            ["Match rate", rate],
+            ["Recordings", summary.recordings],
+            ["Compared", summary.compared],
+            ["Matched", summary.matched],
+            ["Mismatched", summary.mismatched],
+            ["Running", summary.running],
+            ["Errors", summary.errors],
+          ] as const
+        ).map(([label, value]) => (
+          <div key={label}>
+            <dt>{label}</dt>
+            <dd>{value}</dd>
+          </div>
+        ))}
       </dl>
       <div className="table-scroll">
         <table>
