@@ -196,8 +196,8 @@ export function createS3Storage(opts: S3StorageOptions | Config): S3Storage {
       try {
         res = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
       } catch (err) {
-        // a server without multipart listing has nothing we could abort
-        if ((err as { name?: string }).name === "NotImplemented") return aborted;
+        // a server without multipart listing (HTTP 501) has nothing we could abort
+        if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 501) return aborted;
         throw err;
       }
       for (const u of res.Uploads ?? []) {
