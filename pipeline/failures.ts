@@ -89,6 +89,8 @@ const SELF_DESCRIBING: Record<string, string> = {
   TrackTooLongError: "track_too_long",
   RecordingTooLongError: "recording_too_long",
   NoAudioError: "no_audio",
+  // every track of the meeting failed (pipeline/steps/track-failures.ts): its message lists their public reasons
+  AllTracksFailedError: "all_tracks_failed",
 };
 
 /** The client's view of an error thrown anywhere in a step. */

@@ -5,7 +5,7 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import { KeyManifest, PipelineInput, Result } from "../pipeline/contracts/index.ts";
+import { KeyManifest, PipelineInput, Result, type Warning } from "../pipeline/contracts/index.ts";
 import type { Storage } from "../pipeline/ports.ts";
 import type { ResultSink } from "../pipeline/steps/deps.ts";
 import type { WorkflowGateway, WorkflowSnapshot } from "../adapters/conductor/gateway.ts";
@@ -94,7 +94,8 @@ export interface RecordingView {
   /** a stable code for `error` */
   error_code: string | null;
   failed_step: string | null;
-  tracks: { index: number; participant: string; offset_seconds: number; filename: string | null; size_bytes: number | null; format: string | null }[];
+  warnings: Warning[];
+  tracks: { index: number; status: "ok" | "failed" | null; participant: string; offset_seconds: number; filename: string | null; size_bytes: number | null; format: string | null }[];
   progress: {
     completed_steps: number;
     total_steps: number;
@@ -410,7 +411,16 @@ export function createRecordingService(deps: RecordingServiceDeps) {
       error: failure?.message ?? null,
       error_code: failure?.code ?? null,
       failed_step: r.failed_step,
-      tracks: d.tracks.map((t) => ({ index: t.track_index, participant: t.participant, offset_seconds: t.offset_seconds, filename: t.filename, size_bytes: t.size_bytes, format: t.format })),
+      warnings: r.warnings ?? [],
+      tracks: d.tracks.map((t) => ({
+        index: t.track_index,
+        status: r.status !== "completed" || !d.result ? null : (d.result.result.tracks?.find((s) => s.speaker === t.track_index)?.status ?? "ok"),
+        participant: t.participant,
+        offset_seconds: t.offset_seconds,
+        filename: t.filename,
+        size_bytes: t.size_bytes,
+        format: t.format,
+      })),
       progress: {
         completed_steps: r.status === "completed" ? totalSteps(d.tracks.length) : Math.min(succeeded, totalSteps(d.tracks.length)),
         total_steps: totalSteps(d.tracks.length),

@@ -4,7 +4,7 @@
  * JSON and text carry the action items too (text: a section after the transcript, only
  * when there are any); the cue formats (VTT, SRT) are the transcript alone.
  */
-import type { Result } from "../pipeline/contracts/index.ts";
+import { resultWarnings, type Result } from "../pipeline/contracts/index.ts";
 import { actionItemLines, clock, transcriptLines } from "../pipeline/render/format-result.ts";
 
 export const TRANSCRIPT_FORMATS = ["json", "text", "vtt", "srt", "md", "zip"] as const;
@@ -56,6 +56,8 @@ export function renderTranscript(result: Result, format: TranscriptFormat): stri
   const name = (s: number): string => names.get(s) ?? `Speaker ${s}`;
   const display = displaySpeakers(result);
   const lines = transcriptLines(result.words.map((w) => ({ ...w, speaker: display(w.speaker) })));
+  // a track the meeting went on without is said in every format that has room for a note
+  const warnings = resultWarnings(result);
   switch (format) {
     case "json":
       return JSON.stringify({
@@ -65,21 +67,26 @@ export function renderTranscript(result: Result, format: TranscriptFormat): stri
         segments: lines.map((l) => ({ speaker: l.speaker, name: name(l.speaker), start: l.start, end: l.end, text: l.text })),
         words: result.words,
         action_items: (result.action_items ?? []).map((a) => ({ ...a, name: name(a.speaker) })),
+        ...(result.tracks ? { tracks: result.tracks } : {}),
+        warnings,
       });
     case "text": {
-      const text = lines.map((l) => `[${clock(l.start)}] ${name(l.speaker)}: ${l.text}`).join("\n") + (lines.length ? "\n" : "");
+      const notes = warnings.map((w) => `Note: ${w.message}\n`).join("") + (warnings.length ? "\n" : "");
+      const text = notes + lines.map((l) => `[${clock(l.start)}] ${name(l.speaker)}: ${l.text}`).join("\n") + (lines.length ? "\n" : "");
       const items = actionItemLines(result);
       return items.length ? `${text}${text ? "\n" : ""}Action items:\n${items.join("\n")}\n` : text;
     }
     case "vtt":
       return (
         "WEBVTT\n\n" +
+        warnings.map((w) => `NOTE ${cueText(w.message)}\n\n`).join("") +
         lines
           .map((l, i) => `${i + 1}\n${timestamp(l.start, ".")} --> ${timestamp(Math.max(l.end, l.start + 0.001), ".")}\n<v ${vttEscape(name(l.speaker))}>${vttEscape(cueText(l.text))}\n`)
           .join("\n")
       );
     case "md": {
       const out = [`# ${mdEscape(result.title)}`, "", `_${clock(result.duration)} · ${[...new Set(result.participants.map((p) => p.name))].map(mdEscape).join(", ")}_`];
+      for (const w of warnings) out.push("", `> **Note:** ${mdEscape(w.message)}`);
       if (result.short_summary || result.long_summary) {
         out.push("", "## Summary", "");
         if (result.short_summary) out.push(mdEscape(result.short_summary));

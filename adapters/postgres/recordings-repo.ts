@@ -1,4 +1,5 @@
 /** Recordings, their tracks, results, step states and idempotency keys in Postgres. */
+import type { Warning } from "../../pipeline/contracts/index.ts";
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import { Result } from "../../pipeline/contracts/index.ts";
@@ -23,6 +24,8 @@ export interface RecordingRow {
   completed_at: Date | null;
   /** the API key that created it (null: the operator) */
   owner_key_id: string | null;
+  /** a completed recording's warnings (tracks it went on without: pipeline/contracts/domain.ts Warning) */
+  warnings: Warning[];
 }
 
 export interface TrackRow {
@@ -265,7 +268,7 @@ export function createRecordingsRepo(pool: pg.Pool) {
     async markFailed(id: string, reason: string, failedStep: string | null): Promise<boolean> {
       return withTransaction(pool, async (client) => {
         const { rowCount } = await client.query(
-          `UPDATE recordings SET status = 'failed', error = $2, failed_step = $3, updated_at = clock_timestamp()
+          `UPDATE recordings SET status = 'failed', error = $2, failed_step = $3, warnings = '[]'::jsonb, updated_at = clock_timestamp()
             WHERE id = $1 AND status IN ('queued', 'processing')`,
           [id, reason, failedStep],
         );
@@ -288,7 +291,7 @@ export function createRecordingsRepo(pool: pg.Pool) {
     async markRetrying(id: string, to: "processing" | "queued" = "processing"): Promise<boolean> {
       return withTransaction(pool, async (client) => {
         const { rowCount } = await client.query(
-          `UPDATE recordings SET status = $2, error = NULL, failed_step = NULL, updated_at = clock_timestamp()
+          `UPDATE recordings SET status = $2, error = NULL, failed_step = NULL, warnings = '[]'::jsonb, updated_at = clock_timestamp()
             WHERE id = $1 AND status = 'failed'`,
           [id, to],
         );

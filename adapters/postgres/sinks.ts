@@ -11,7 +11,7 @@
 import type pg from "pg";
 import type { Logger } from "pino";
 import { z } from "zod/v4";
-import { ProgressEvent, Result } from "../../pipeline/contracts/index.ts";
+import { ProgressEvent, Result, resultWarnings } from "../../pipeline/contracts/index.ts";
 import type { TaskAttemptEvent } from "../../pipeline/contracts/progress.ts";
 import type { ResultSink } from "../../pipeline/steps/deps.ts";
 import { appendEvent, PRIMARY_ENGINE, type StoredEvent } from "./events.ts";
@@ -58,10 +58,10 @@ export function createPgResultSink(pool: pg.Pool, opts: SinkOptions = {}): Resul
         }
         if (namespace === PRIMARY_ENGINE) {
           await client.query(
-            `UPDATE recordings SET status = 'completed', error = NULL, failed_step = NULL,
+            `UPDATE recordings SET status = 'completed', error = NULL, failed_step = NULL, warnings = $2::jsonb,
                completed_at = COALESCE(completed_at, clock_timestamp()), updated_at = clock_timestamp()
              WHERE id = $1`,
-            [recordingId],
+            [recordingId, JSON.stringify(resultWarnings(checked))],
           );
           await appendEvent(
             client,

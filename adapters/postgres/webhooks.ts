@@ -9,6 +9,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type pg from "pg";
 import { clientFailure } from "../../pipeline/failures.ts";
+import { resultWarnings, type TrackStatus, type Warning } from "../../pipeline/contracts/index.ts";
 import { withTransaction } from "./pool.ts";
 
 type Queryable = Pick<pg.Pool | pg.PoolClient | pg.Client, "query">;
@@ -25,6 +26,8 @@ export interface WebhookData {
   error?: string;
   error_code?: string;
   participants?: { speaker: number; name: string }[];
+  /** a completed recording's warnings (tracks it went on without); absent when there are none */
+  warnings?: Warning[];
 }
 
 /**
@@ -45,11 +48,14 @@ export async function enqueueWebhookDeliveries(db: Queryable, e: { event: Webhoo
 }
 
 /** The delivery of a completion (once per recording, however often finalize runs). */
-export const completedDelivery = (recordingId: string, result: { title: string; duration: number }) => ({
-  event: "recording.completed" as const,
-  dedupeKey: `completed:${recordingId}`,
-  data: { recording_id: recordingId, status: "completed", title: result.title, duration: result.duration },
-});
+export const completedDelivery = (recordingId: string, result: { title: string; duration: number; tracks?: TrackStatus[] | undefined }) => {
+  const warnings = resultWarnings(result);
+  return {
+    event: "recording.completed" as const,
+    dedupeKey: `completed:${recordingId}`,
+    data: { recording_id: recordingId, status: "completed", title: result.title, duration: result.duration, ...(warnings.length ? { warnings } : {}) },
+  };
+};
 
 /** The delivery of a failure (each failure: a recording retried may fail again). Its error as a client may read it. */
 export const failedDelivery = (recordingId: string, reason: string) => {

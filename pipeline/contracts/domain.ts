@@ -60,6 +60,53 @@ export const ActionItem = z.object({
 });
 export type ActionItem = z.infer<typeof ActionItem>;
 
+/**
+ * Why a track produced no words: the step that gave up on it (after its retries), and the
+ * failure as a client may read it (pipeline/failures.ts: a stable code, a one-line message).
+ */
+export const TrackFailure = z.object({
+  step: z.string().min(1).max(64),
+  code: z.string().regex(/^[a-z][a-z0-9_]{1,63}$/),
+  message: z.string().max(300),
+});
+export type TrackFailure = z.infer<typeof TrackFailure>;
+
+/**
+ * One track of a Result: `ok` when its words are in the Result (none, for a silent track),
+ * `failed` when it could not be decoded or transcribed and the meeting went on without it.
+ */
+export const TrackStatus = z.object({
+  speaker: z.number().int().nonnegative(),
+  name: z.string().min(1),
+  status: z.enum(["ok", "failed"]),
+  error: TrackFailure.optional(),
+});
+export type TrackStatus = z.infer<typeof TrackStatus>;
+
+/**
+ * Something a person should know about a completed recording: today one entry per track
+ * the meeting went on without (`code` "track_failed", `cause` the track's own failure code).
+ */
+export const Warning = z.object({
+  code: z.string(),
+  message: z.string(),
+  speaker: z.number().int().nonnegative().optional(),
+  cause: z.string().optional(),
+});
+export type Warning = z.infer<typeof Warning>;
+
+/** A Result's warnings: one per failed track. */
+export function resultWarnings(result: { tracks?: TrackStatus[] | undefined }): Warning[] {
+  return (result.tracks ?? [])
+    .filter((t) => t.status === "failed")
+    .map((t) => ({
+      code: "track_failed",
+      message: `${t.name}'s track (speaker ${t.speaker}) is missing from the transcript: ${t.error?.message ?? "it could not be processed"}`,
+      speaker: t.speaker,
+      ...(t.error ? { cause: t.error.code } : {}),
+    }));
+}
+
 export const Result = z.object({
   duration: seconds,
   participants: z.array(Participant),
@@ -70,6 +117,8 @@ export const Result = z.object({
   long_summary: z.string(),
   /** Results stored before the step existed have none */
   action_items: z.array(ActionItem).default([]),
+  /** every track and whether its words are in this Result (Results stored before partial results have none) */
+  tracks: z.array(TrackStatus).optional(),
 });
 export type Result = z.infer<typeof Result>;
 

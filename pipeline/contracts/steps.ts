@@ -4,7 +4,7 @@
  * Audio never travels in a payload: only storage keys do.
  */
 import { z } from "zod/v4";
-import { ActionItem, Language, ParticipantName, Result, Span, Topic, TrackTranscript, Word } from "./domain.ts";
+import { ActionItem, Language, ParticipantName, Result, Span, Topic, TrackFailure, TrackTranscript, Word } from "./domain.ts";
 import type { StepName } from "./progress.ts";
 
 const seconds = z.number().finite().nonnegative();
@@ -72,6 +72,16 @@ export const PreparedTrack = z.object({
 export type PreparedTrack = z.infer<typeof PreparedTrack>;
 
 /**
+ * What a per-track task leaves when it gave up on its track (its retries spent, or an error
+ * no retry can fix): the meeting goes on without the track. Every engine hands it on in the
+ * task's place (the state machine as the task's output, Conductor as the output of a fork
+ * task marked optional, which the server completes "with errors"), and the steps after the
+ * fork carry it to the Result's `tracks`.
+ */
+export const FailedTrack = z.object({ track_index: TrackIndex, failed: TrackFailure });
+export type FailedTrack = z.infer<typeof FailedTrack>;
+
+/**
  * A JOIN output (dict keyed by task reference name) or a plain array. Elements are
  * validated by the consumer's element schema after normalization (see pipeline/join.ts).
  */
@@ -106,6 +116,8 @@ export const SpeechPlan = z.object({
   tracks: z.array(TrackSpeechPlan).min(1),
   track_seconds: seconds,
   planned_seconds: seconds,
+  /** tracks that could not be prepared: not in `tracks`, nothing after this step works on them */
+  failed_tracks: z.array(FailedTrack).optional(),
 });
 export type SpeechPlan = z.infer<typeof SpeechPlan>;
 
@@ -133,18 +145,43 @@ export const TranscribeTrackOutput = TrackTranscript.extend({
 export type TranscribeTrackOutput = z.infer<typeof TranscribeTrackOutput>;
 
 // ---- merge_transcripts -------------------------------------------------------------
+/** Where an output's words and topics go when an engine keeps them out of its payloads (Conductor: workers/conductor/carried.ts). */
+const RecordingScope = {
+  recording_id: RecordingId.optional(),
+  namespace: Namespace.optional(),
+};
+
 export const MergeTranscriptsInput = z.object({
   expected_tracks: z.array(TrackIndex).min(1),
   transcripts: JoinOutput,
+  /** tracks the plan already gave up on (they have no transcript to wait for) */
+  failed_tracks: z.array(FailedTrack).max(256).optional(),
+  ...RecordingScope,
 });
 export type MergeTranscriptsInput = z.infer<typeof MergeTranscriptsInput>;
-export const MergeTranscriptsOutput = z.object({ words: z.array(Word), track_count: z.number().int().positive() });
+
+/** A track's outcome so far: its words are in, or it failed (and why). */
+export const TrackOutcome = z.object({
+  track_index: TrackIndex,
+  status: z.enum(["ok", "failed"]),
+  failed: TrackFailure.optional(),
+});
+export type TrackOutcome = z.infer<typeof TrackOutcome>;
+
+export const MergeTranscriptsOutput = z.object({
+  words: z.array(Word),
+  /** tracks whose words are in `words` */
+  track_count: z.number().int().positive(),
+  /** every expected track, ordered by index */
+  track_status: z.array(TrackOutcome).optional(),
+});
 export type MergeTranscriptsOutput = z.infer<typeof MergeTranscriptsOutput>;
 
 // ---- suppress_bleed ----------------------------------------------------------------
 export const SuppressBleedInput = z.object({
   words: z.array(Word),
   tracks: z.array(TrackSpeechPlan).min(1),
+  ...RecordingScope,
 });
 export type SuppressBleedInput = z.infer<typeof SuppressBleedInput>;
 export const SuppressBleedOutput = z.object({
@@ -155,7 +192,7 @@ export const SuppressBleedOutput = z.object({
 export type SuppressBleedOutput = z.infer<typeof SuppressBleedOutput>;
 
 // ---- detect_topics / generate_title / generate_summary -----------------------------
-export const DetectTopicsInput = z.object({ language: Language, words: z.array(Word) });
+export const DetectTopicsInput = z.object({ language: Language, words: z.array(Word), ...RecordingScope });
 export type DetectTopicsInput = z.infer<typeof DetectTopicsInput>;
 export const DetectTopicsOutput = z.object({ topics: z.array(Topic) });
 export type DetectTopicsOutput = z.infer<typeof DetectTopicsOutput>;
@@ -205,6 +242,8 @@ export const FinalizeInput = z.object({
   action_items: z.array(ActionItem),
   audio_key: StorageKey.optional(),
   waveform: z.array(z.number()).optional(),
+  /** every track's outcome (merge_transcripts); absent: every track ok */
+  track_status: z.array(TrackOutcome).max(256).optional(),
 });
 export type FinalizeInput = z.infer<typeof FinalizeInput>;
 

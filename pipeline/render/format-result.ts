@@ -1,5 +1,5 @@
 /** The human-readable form of a Result (what `trackscribe process` prints without --json). */
-import type { Result, Word } from "../contracts/index.ts";
+import { resultWarnings, type Result, type Word } from "../contracts/index.ts";
 
 /** `[00:12.3]`, or `[1:02:03.4]` past an hour. */
 export function clock(seconds: number): string {
@@ -52,6 +52,7 @@ export function formatResult(result: Result): string {
   const out: string[] = [];
   out.push(`Title: ${result.title}`);
   out.push(`Duration: ${clock(result.duration)} · participants: ${result.participants.map((p) => p.name).join(", ")}`);
+  for (const w of resultWarnings(result)) out.push(`Warning: ${w.message}`);
   out.push("", "Transcript:");
   const lines = transcriptLines(result.words);
   if (lines.length === 0) out.push("  (no speech recognized)");

@@ -93,7 +93,8 @@ export const NODES: { readonly [K in C.StepName]: NodeDef<K> } = {
       tracks: bind.input("tracks"),
     },
     check: (plan, expected) => {
-      const got = plan.tracks.map((t) => t.track_index).sort((a, b) => a - b);
+      // every track is planned or given up on, once
+      const got = [...plan.tracks, ...(plan.failed_tracks ?? [])].map((t) => t.track_index).sort((a, b) => a - b);
       return got.join(",") === expected.join(",") ? null : `plan covers tracks [${got.join(", ")}], expected [${expected.join(", ")}]`;
     },
   },
@@ -109,13 +110,24 @@ export const NODES: { readonly [K in C.StepName]: NodeDef<K> } = {
     },
   },
   merge_transcripts: {
-    input: { expected_tracks: bind.expectedTracks(), transcripts: bind.joined("transcribe_track") },
+    input: {
+      expected_tracks: bind.expectedTracks(),
+      transcripts: bind.joined("transcribe_track"),
+      failed_tracks: bind.output("plan_speech", "failed_tracks"),
+      recording_id: bind.input("recording_id"),
+      namespace: bind.input("namespace"),
+    },
   },
   suppress_bleed: {
-    input: { words: bind.output("merge_transcripts", "words"), tracks: bind.output("plan_speech", "tracks") },
+    input: {
+      words: bind.output("merge_transcripts", "words"),
+      tracks: bind.output("plan_speech", "tracks"),
+      recording_id: bind.input("recording_id"),
+      namespace: bind.input("namespace"),
+    },
   },
   detect_topics: {
-    input: { language: bind.input("language"), words: bind.output("suppress_bleed", "words") },
+    input: { language: bind.input("language"), words: bind.output("suppress_bleed", "words"), recording_id: bind.input("recording_id"), namespace: bind.input("namespace") },
   },
   generate_title: {
     input: { language: bind.input("language"), topics: bind.output("detect_topics", "topics") },
@@ -143,6 +155,7 @@ export const NODES: { readonly [K in C.StepName]: NodeDef<K> } = {
       action_items: bind.output("extract_action_items", "action_items"),
       audio_key: bind.output("mixdown", "audio_key"),
       waveform: bind.output("mixdown", "waveform"),
+      track_status: bind.output("merge_transcripts", "track_status"),
     },
   },
 };
@@ -331,7 +344,8 @@ export function taskSpecs(input: C.PipelineInput): TaskSpec[] {
     const env: BindingEnv = {
       input: (field) => (field === "tracks" ? tracks : input[field]),
       output: (s) => out(s),
-      joined: (s) => indexes.map((i) => out(taskKey(s, i))),
+      // a task skipped because its track was given up on earlier has no output: not in the join (as under Conductor)
+      joined: (s) => indexes.map((i) => out(taskKey(s, i))).filter((v) => v !== null && v !== undefined),
       expectedTracks: () => indexes,
       item: () => {
         if (trackIndex === null) throw new Error(`${step}: item binding outside a per-track step`);

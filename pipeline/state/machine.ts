@@ -15,25 +15,32 @@
 import { EventSchemaError, IllegalTransitionError } from "./errors.ts";
 import { isDeepStrictEqual } from "node:util";
 import type { z } from "zod/v4";
-import type { PipelineInput, Result, StepName } from "../contracts/index.ts";
+import type { FailedTrack, PipelineInput, Result, StepName } from "../contracts/index.ts";
+import { clientFailure } from "../failures.ts";
 import { PipelineEvent, type PipelineEventInput, type RetryTimerFired, type StepFailed, type StepSucceeded } from "./events.ts";
-import { FINAL_STEP, jobId, stepOutputSchemas, taskKey, taskSpecs, type TaskSpec } from "./graph.ts";
+import { FINAL_STEP, jobId, perTrackSteps, stepOutputSchemas, taskKey, taskSpecs, NODES, type TaskSpec } from "./graph.ts";
 import type { EmitProgress, Instruction } from "./instructions.ts";
 import { backoffDelayMs, defaultRetryPolicy, maxAttempts, type RetryPolicy } from "./policy.ts";
 
 // ---- state ------------------------------------------------------------------------
 
-export type TaskStatus = "waiting" | "running" | "retry_wait" | "succeeded" | "failed" | "cancelled";
+/**
+ * `failed`: the task gave up. For a per-track task that is its track's failure, not the
+ * run's: its output is then a FailedTrack and the run goes on without the track.
+ * `skipped`: a per-track task whose track an earlier step already gave up on.
+ */
+export type TaskStatus = "waiting" | "running" | "retry_wait" | "succeeded" | "failed" | "cancelled" | "skipped";
 export type PipelineStatus = "new" | "running" | "succeeded" | "failed";
 
 /** The legal task transitions; anything else is a bug and raises IllegalTransitionError. */
 export const TASK_TRANSITIONS: { readonly [F in TaskStatus]: readonly TaskStatus[] } = {
-  waiting: ["running", "cancelled"],
+  waiting: ["running", "cancelled", "skipped"],
   running: ["succeeded", "retry_wait", "failed", "cancelled"],
   retry_wait: ["running", "cancelled"],
   succeeded: [],
   failed: [],
   cancelled: [],
+  skipped: [],
 };
 
 export const PIPELINE_TRANSITIONS: { readonly [F in PipelineStatus]: readonly PipelineStatus[] } = {
@@ -318,12 +325,30 @@ function movePipeline(ctx: Ctx, to: PipelineStatus): void {
   s.status = to;
 }
 
+/** A task later tasks may read: it succeeded, or it is a track's failure they carry on with. */
+const settled = (t: TaskState | undefined): boolean =>
+  t !== undefined && (t.status === "succeeded" || t.status === "skipped" || (t.status === "failed" && t.output !== null));
+
 function startReadyTasks(ctx: Ctx): void {
   const { tasks } = ctx.s;
   for (const spec of specsOf(ctx.s)) {
     const task = tasks[spec.key]!;
-    if (task.status === "waiting" && spec.deps.every((d) => tasks[d]?.status === "succeeded")) startAttempt(ctx, task);
+    if (task.status !== "waiting" || !spec.deps.every((d) => settled(tasks[d]))) continue;
+    if (trackGivenUp(ctx.s, task)) {
+      // (its track's failure was reported by the step that gave up on it)
+      move(ctx, task, "skipped");
+      continue;
+    }
+    startAttempt(ctx, task);
   }
+}
+
+/** A per-track task over a step's list in which its track is missing (that step gave up on the track). */
+function trackGivenUp(s: PipelineState, task: TaskState): boolean {
+  const over = NODES[task.step].forEachTrack;
+  if (task.track_index === null || over?.from !== "output") return false;
+  const list = (s.tasks[over.step]?.output as Record<string, unknown> | null)?.[over.field] as { track_index: number }[] | undefined;
+  return !(list ?? []).some((t) => t.track_index === task.track_index);
 }
 
 function startAttempt(ctx: Ctx, task: TaskState): void {
@@ -375,6 +400,14 @@ function failAttempt(ctx: Ctx, task: TaskState, error: string, retryable: boolea
   move(ctx, task, "failed");
   const why = retryable ? `failed after ${task.attempt} attempt(s)` : `failed (not retryable) on attempt ${task.attempt}`;
   progress(ctx, { step: task.step, track_index: task.track_index, status: "failed", attempt: task.attempt, message: error });
+  if (task.track_index !== null && perTrackSteps.has(task.step)) {
+    // one track's failure: the run goes on without it (the step after the fork fails the
+    // run when no track is left)
+    const f = clientFailure(error, "track_failed")!;
+    task.output = { track_index: task.track_index, failed: { step: task.step, code: f.code, message: f.message } } satisfies FailedTrack;
+    startReadyTasks(ctx);
+    return;
+  }
   failPipeline(ctx, `${task.key} ${why}: ${error}`, task);
 }
 

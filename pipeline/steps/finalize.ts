@@ -9,6 +9,11 @@ export function assembleResult(input: FinalizeInput): Result {
   const participants = [...input.tracks]
     .sort((a, b) => a.track_index - b.track_index)
     .map((t) => ({ speaker: t.track_index, name: t.participant }));
+  const outcome = new Map((input.track_status ?? []).map((o) => [o.track_index, o]));
+  const tracks = participants.map((p) => {
+    const o = outcome.get(p.speaker);
+    return o?.status === "failed" && o.failed ? { ...p, status: "failed" as const, error: o.failed } : { ...p, status: "ok" as const };
+  });
   return Result.parse({
     duration: input.duration,
     participants,
@@ -18,6 +23,7 @@ export function assembleResult(input: FinalizeInput): Result {
     short_summary: input.short_summary,
     long_summary: input.long_summary,
     action_items: input.action_items,
+    tracks,
   });
 }
 

@@ -1,16 +1,20 @@
 /**
  * plan_speech: all prepared tracks in (JOIN dict or array, normalized by track index), the
  * spans where each track carries its own speech out. The transcriber decodes only those,
- * skipping silence and the spans where another track dominates (mic bleed).
+ * skipping silence and the spans where another track dominates (mic bleed). Tracks that
+ * could not be prepared are listed in `failed_tracks` and left out of everything after.
  */
 import { PreparedTrack, type PlanSpeechInput, type SpeechPlan } from "../contracts/index.ts";
 import { planSpeechSpans, totalSeconds } from "../audio/planner.ts";
-import { normalizeJoinOutput } from "../join.ts";
+import { splitJoinOutput } from "../join.ts";
 import type { StepDeps } from "./deps.ts";
 import { loadEnvelopes } from "./envelopes.ts";
+import { AllTracksFailedError } from "./track-failures.ts";
 
 export async function planSpeech(input: PlanSpeechInput, deps: StepDeps): Promise<SpeechPlan> {
-  const prepared = normalizeJoinOutput(input.prepared, PreparedTrack, input.expected_tracks);
+  // a track whose preparation failed is left out of the plan and carried as failed
+  const { ok: prepared, failed } = splitJoinOutput(input.prepared, PreparedTrack, input.expected_tracks, "prepare_track");
+  if (prepared.length === 0) throw new AllTracksFailedError(failed);
   const envelopes = await loadEnvelopes(deps.storage, prepared);
   const spans = planSpeechSpans(envelopes, { bleedDb: deps.bleedThresholdDb });
   const tracks = prepared.map((p) => ({ ...p, spans: spans.get(p.track_index) ?? [] }));
@@ -20,5 +24,6 @@ export async function planSpeech(input: PlanSpeechInput, deps: StepDeps): Promis
     tracks,
     track_seconds: r3(prepared.reduce((s, p) => s + p.duration_seconds, 0)),
     planned_seconds: r3(tracks.reduce((s, t) => s + totalSeconds(t.spans), 0)),
+    failed_tracks: failed,
   };
 }

@@ -4,7 +4,7 @@
  * pipeline (the Result) come from pipeline/contracts, never restated here.
  */
 import { z } from "zod/v4";
-import { Result } from "../../pipeline/contracts/index.ts";
+import { Result, Warning } from "../../pipeline/contracts/index.ts";
 import { TRANSCRIPT_FORMATS } from "../transcript.ts";
 
 export const RecordingStatus = z.enum(["queued", "processing", "completed", "failed"]);
@@ -50,6 +50,7 @@ export const RecordingSummary = z.object({
   created_at: z.string(),
   updated_at: z.string(),
   error: z.string().nullable(),
+  warnings: z.array(Warning).describe("a completed recording's warnings: one per track it went on without"),
 });
 
 export const RecordingList = z.object({ items: z.array(RecordingSummary), next_cursor: z.string().nullable() });
@@ -76,9 +77,11 @@ export const RecordingView = z.object({
   error: z.string().nullable().describe("why it failed, for a person"),
   error_code: z.string().nullable(),
   failed_step: z.string().nullable(),
+  warnings: z.array(Warning).describe("a completed recording's warnings: one per track that could not be decoded or transcribed (the meeting went on without it)"),
   tracks: z.array(
     z.object({
       index: z.number().int(),
+      status: z.enum(["ok", "failed"]).nullable().describe("once completed: whether the track's words are in the Result"),
       participant: z.string(),
       offset_seconds: z.number(),
       filename: z.string().nullable(),

@@ -195,6 +195,7 @@ export const recordingRoutes: FastifyPluginAsync<RecordingRoutesOptions> = async
         created_at: r.created_at.toISOString(),
         updated_at: r.updated_at.toISOString(),
         error: clientFailure(r.error, "pipeline_failed")?.message ?? null,
+        warnings: r.warnings ?? [],
       })),
       next_cursor: page.next_cursor,
     };

@@ -232,9 +232,13 @@ export const COMPARATORS: { readonly [K in StepName]: Comparator<K> } = {
       const off = t.spans.length !== other.length || t.spans.some((s, i) => !near(s.start, other[i]!.start) || !near(s.end, other[i]!.end));
       add(step, t.track_index, "plan.spans", !off, `track ${t.track_index}: ${t.spans.length} vs ${other.length} speech span(s)${off ? " (boundaries differ)" : ""}`, off ? { primary: t.spans, shadow: other } : undefined);
     }
+    compareTrackOutcomes(step, track, outcomesOf(o1.failed_tracks), outcomesOf(o2.failed_tracks), add);
   },
   transcribe_track: (o1, o2, { step, track, rules, add }) => compareWords(step, track, o1.words, o2.words, rules, add, false),
-  merge_transcripts: (o1, o2, { step, track, rules, add }) => compareWords(step, track, o1.words, o2.words, rules, add, true),
+  merge_transcripts: (o1, o2, { step, track, rules, add }) => {
+    compareWords(step, track, o1.words, o2.words, rules, add, true);
+    compareTrackOutcomes(step, track, outcomesOf(o1.track_status), outcomesOf(o2.track_status), add);
+  },
   suppress_bleed: (o1, o2, { step, track, rules, add }) => {
     compareWords(step, track, o1.words, o2.words, rules, add, true);
     add(step, track, "bleed.dropped", o1.dropped === o2.dropped, `bleed words dropped ${String(o1.dropped)} vs ${String(o2.dropped)}`);
@@ -266,8 +270,21 @@ export const COMPARATORS: { readonly [K in StepName]: Comparator<K> } = {
   finalize: (r1, r2, { step, track, rules, add, near }) => {
     add(step, track, "result.duration", near(r1.duration, r2.duration), `result duration ${fmtT(r1.duration)} vs ${fmtT(r2.duration)}`);
     compareWords(step, track, r1.words, r2.words, rules, add, true);
+    compareTrackOutcomes(step, track, outcomesOf((r1.tracks ?? []).map((t) => ({ track_index: t.speaker, failed: t.error }))), outcomesOf((r2.tracks ?? []).map((t) => ({ track_index: t.speaker, failed: t.error }))), add);
   },
 };
+
+/** Failed tracks by index, as `code` (an ok track is absent): what both engines must agree on. */
+function outcomesOf(list: readonly { track_index: number; failed?: { code: string } | undefined }[] | undefined): Map<number, string> {
+  return new Map((list ?? []).filter((t) => t.failed).map((t) => [t.track_index, t.failed!.code]));
+}
+
+/** Both engines gave up on the same tracks, for the same reason (its code; messages may word it differently). */
+function compareTrackOutcomes(step: StepName, track: number | null, f1: Map<number, string>, f2: Map<number, string>, add: Add): void {
+  const show = (m: Map<number, string>): string => (m.size ? [...m].map(([i, c]) => `track ${i} ${c}`).join(", ") : "none");
+  const same = f1.size === f2.size && [...f1].every(([i, c]) => f2.get(i) === c);
+  add(step, track, "tracks.failed", same, `failed tracks: ${show(f1)} vs ${show(f2)}`);
+}
 
 function compareOutputs(step: StepName, track: number | null, a: unknown, b: unknown, rules: CompareRules, add: Add): void {
   const tol = rules.timeToleranceSeconds;

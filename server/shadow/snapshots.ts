@@ -10,9 +10,10 @@ import { orderedTasks, perTrackSteps, type PipelineState } from "../../pipeline/
 import type { EngineSnapshot, StepRecord } from "./compare.ts";
 
 export function bullmqSnapshot(state: PipelineState, runId: string | null): EngineSnapshot {
-  const steps: StepRecord[] = orderedTasks(state).map((t) => {
+  // a task skipped because its track was given up on earlier never exists under Conductor (its fork leaves the track out)
+  const steps: StepRecord[] = orderedTasks(state).filter((t) => t.status !== "skipped").map((t) => {
     const last = t.attempts[t.attempts.length - 1];
-    const status: StepRecord["status"] = t.status === "retry_wait" ? "running" : t.status;
+    const status: StepRecord["status"] = t.status === "retry_wait" ? "running" : t.status === "skipped" ? "cancelled" : t.status;
     return {
       step: t.step,
       track_index: t.track_index,
@@ -81,7 +82,8 @@ function trackOfTask(step: StepName, t: ConductorTaskJson): number | null {
 
 const STATUS: Record<string, StepRecord["status"]> = {
   COMPLETED: "succeeded",
-  COMPLETED_WITH_ERRORS: "succeeded",
+  // an optional fork task that gave up on its track (partial results): the track failed, the run went on
+  COMPLETED_WITH_ERRORS: "failed",
   FAILED: "failed",
   FAILED_WITH_TERMINAL_ERROR: "failed",
   TIMED_OUT: "failed",

@@ -30,9 +30,10 @@ test("each task waits for the stage before it and for every step its input reads
   assert.deepEqual([...specs.get("extract_action_items")!.deps].sort(), ["detect_topics", "suppress_bleed"]);
   // mixdown reads only plan_speech, and still runs in the stage after detect_topics
   assert.deepEqual([...specs.get("mixdown")!.deps].sort(), ["detect_topics", "plan_speech"]);
+  // finalize reads merge_transcripts (every track's outcome: partial results)
   assert.deepEqual(
     [...specs.get("finalize")!.deps].sort(),
-    ["detect_topics", "extract_action_items", "generate_summary", "generate_title", "mixdown", "plan_speech", "suppress_bleed"],
+    ["detect_topics", "extract_action_items", "generate_summary", "generate_title", "merge_transcripts", "mixdown", "plan_speech", "suppress_bleed"],
   );
 });
 

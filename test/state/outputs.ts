@@ -4,7 +4,10 @@
  */
 import type * as C from "../../pipeline/contracts/index.ts";
 import { assembleResult } from "../../pipeline/steps/finalize.ts";
-import { mergeWordLists } from "../../pipeline/steps/merge_transcripts.ts";
+import { mergeJoined } from "../../pipeline/steps/merge_transcripts.ts";
+import { splitJoinOutput } from "../../pipeline/join.ts";
+import { PreparedTrack } from "../../pipeline/contracts/index.ts";
+import { AllTracksFailedError } from "../../pipeline/steps/track-failures.ts";
 import type { RunStep } from "../../pipeline/state/index.ts";
 
 export function outputFor(run: RunStep): unknown {
@@ -22,13 +25,16 @@ export function outputFor(run: RunStep): unknown {
       } satisfies C.PreparedTrack;
     }
     case "plan_speech": {
-      const prepared = (input as { prepared: C.PreparedTrack[] }).prepared;
+      // the real step's handling of failed tracks (they leave the plan), test envelopes otherwise
+      const { ok: prepared, failed } = splitJoinOutput(input.prepared as unknown[], PreparedTrack, input.expected_tracks as number[], "prepare_track");
+      if (prepared.length === 0) throw new AllTracksFailedError(failed);
       const tracks = prepared.map((p) => ({ ...p, spans: [{ start: p.offset_seconds, end: p.offset_seconds + 1 }] }));
       return {
         duration: Math.max(...prepared.map((p) => p.offset_seconds + p.duration_seconds)),
         tracks,
         track_seconds: prepared.reduce((a, p) => a + p.duration_seconds, 0),
         planned_seconds: tracks.length,
+        failed_tracks: failed,
       } satisfies C.SpeechPlan;
     }
     case "transcribe_track": {
@@ -45,10 +51,8 @@ export function outputFor(run: RunStep): unknown {
         track_seconds: track.duration_seconds,
       } satisfies C.TranscribeTrackOutput;
     }
-    case "merge_transcripts": {
-      const t = (input as { transcripts: C.TrackTranscript[] }).transcripts;
-      return { words: mergeWordLists(t), track_count: t.length } satisfies C.MergeTranscriptsOutput;
-    }
+    case "merge_transcripts":
+      return mergeJoined(input as C.MergeTranscriptsInput);
     case "suppress_bleed":
       return { words: (input as C.SuppressBleedInput).words, dropped: 0, dropped_by_track: {} } satisfies C.SuppressBleedOutput;
     case "detect_topics": {

@@ -13,7 +13,7 @@ import type { Logger } from "pino";
 import { formatFailure, isInvalidInput, publicFailure } from "../../pipeline/failures.ts";
 import type { TaskAttemptEvent } from "../../pipeline/contracts/progress.ts";
 import type { StepName } from "../../pipeline/contracts/index.ts";
-import { forkSources } from "../../pipeline/state/index.ts";
+import { forkSources, perTrackSteps } from "../../pipeline/state/index.ts";
 import { runStep, type StepTable } from "../../pipeline/steps/index.ts";
 import type { Storage } from "../../pipeline/ports.ts";
 import type { StepDepsFactory } from "../step-ports.ts";
@@ -155,10 +155,16 @@ export function startConductorWorkerHost(deps: ConductorHostDeps): ConductorHost
         const reason = formatFailure(failure);
         log.warn({ err: detail, code: failure.code, terminal }, "task failed");
         await deps.onTaskEvent?.({ ...base, status: "failed", terminal, message: reason, duration_ms: Date.now() - started });
+        // a per-track task also says which track it gave up on, as a FailedTrack: when this
+        // was its last attempt, the server completes the (optional) fork task with errors and
+        // the JOIN hands this output on, so the meeting goes on without the track
+        const gaveUp = typeof track === "number" && perTrackSteps.has(name as StepName)
+          ? { track_index: track, failed: { step: name, code: failure.code, message: failure.message } }
+          : {};
         return {
           status: terminal ? ("FAILED_WITH_TERMINAL_ERROR" as const) : ("FAILED" as const),
           reasonForIncompletion: reason.slice(0, 1000),
-          outputData: { worker: stamp, error: detail.slice(0, 4000), error_code: failure.code },
+          outputData: { worker: stamp, error: detail.slice(0, 4000), error_code: failure.code, ...gaveUp },
         };
       } finally {
         // the task stays in flight until the SDK reports its result delivered (listener below)
