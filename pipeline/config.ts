@@ -252,13 +252,24 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
 export const knownVariables = (): string[] => Object.keys(EnvSchema.shape);
 
 /**
- * transcribe_track tasks one worker process takes at once. Their decoding is bounded by the
- * ASR engine's shared decoder pool (ASR_CONCURRENCY), so holding one more track than there
- * are decoders keeps every decoder busy while a track's last segment finishes, without one
- * worker hoarding a meeting's tracks that another worker could decode.
+ * transcribe_track tasks one worker process takes at once: by default every track a meeting
+ * may have (MAX_TRACKS). A held task costs little (its segments wait in the shared decoder
+ * queue, read from disk as their turn comes), and the decoder queue can only order a
+ * meeting's segments as one batch, longest-first across tracks, when every track of the
+ * meeting is in it. Capped at ASR_CONCURRENCY + 1, an hour-long 4-track meeting had three
+ * tracks decoded together and the fourth only started when they had finished: 1.35× the
+ * in-process run's wall time. The decoders themselves stay at ASR_CONCURRENCY.
  */
-export function transcribeConcurrency(config: Pick<Config, "TRANSCRIBE_CONCURRENCY" | "ASR_CONCURRENCY" | "WORKER_CONCURRENCY">): number {
-  return config.TRANSCRIBE_CONCURRENCY ?? Math.max(config.WORKER_CONCURRENCY, config.ASR_CONCURRENCY + 1);
+export function transcribeConcurrency(config: Pick<Config, "TRANSCRIBE_CONCURRENCY" | "ASR_CONCURRENCY" | "WORKER_CONCURRENCY" | "MAX_TRACKS">): number {
+  return config.TRANSCRIBE_CONCURRENCY ?? Math.max(config.MAX_TRACKS, config.WORKER_CONCURRENCY, config.ASR_CONCURRENCY + 1);
+}
+
+/**
+ * prepare_track tasks one worker process takes at once: each runs ffmpeg on a whole track,
+ * CPU-bound, so one more than the decoders keeps the cores busy without oversubscribing them.
+ */
+export function prepareConcurrency(config: Pick<Config, "ASR_CONCURRENCY" | "WORKER_CONCURRENCY">): number {
+  return Math.max(config.WORKER_CONCURRENCY, config.ASR_CONCURRENCY + 1);
 }
 
 /**

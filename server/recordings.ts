@@ -14,6 +14,7 @@ import type { RecordingRow, RecordingsRepo, RecordingStatus, StartOutcome, StepR
 import { describeIssues, receiveUpload, type ReceiveOptions, type TrackSink, type UploadPart } from "./upload/receive.ts";
 import { sniffAudio, describeFormats } from "./upload/sniff.ts";
 import { recordingPrefix } from "../adapters/storage/sweeper.ts";
+import { loadCarried } from "../workers/conductor/carried.ts";
 import { checkOffsets, uploadTooLarge, type UploadLimits } from "./upload/limits.ts";
 
 /** How much of a key-referenced track the API reads: the format and any declared length. */
@@ -388,7 +389,9 @@ export function createRecordingService(deps: RecordingServiceDeps) {
     } else if (wf.status === "COMPLETED") {
       if (!(await repo.result(rec.id))) {
         // finalize normally stores the Result itself; fall back to the workflow's output
-        const candidate = Result.safeParse((wf.output?.result as unknown) ?? wf.output);
+        // (its words and topics travel as storage refs: workers/conductor/carried.ts)
+        const output = (wf.output?.result as Record<string, unknown> | undefined) ?? wf.output ?? {};
+        const candidate = Result.safeParse(await loadCarried(storage, output).catch(() => output));
         if (candidate.success) await deps.results.saveResult(rec.id, "conductor", candidate.data);
         else await repo.markFailed(rec.id, "the workflow completed without a Result", "finalize");
       }

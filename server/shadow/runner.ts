@@ -19,6 +19,7 @@ import { compareRuns, rulesFromConfig, type ShadowReport } from "./compare.ts";
 import { bullmqSnapshot, conductorSnapshot, type ConductorWorkflowJson } from "./snapshots.ts";
 import { createShadowStore, type ShadowStore } from "./store.ts";
 import { loadTranscript } from "../../workers/conductor/transcripts.ts";
+import { loadCarried } from "../../workers/conductor/carried.ts";
 
 export const SHADOW_NAMESPACE = "bullmq";
 /** Conductor workflow name (workflows/multitrack_diarization.json) */
@@ -193,9 +194,12 @@ export function conductorHttpLookup(baseUrl: string, storage?: Pick<Storage, "ge
   const withWords = async (wf: ConductorWorkflowJson | null): Promise<ConductorWorkflowJson | null> => {
     if (!wf || !storage) return wf;
     const tasks = await Promise.all(
-      (wf.tasks ?? []).map(async (t) => (t.outputData && t.status === "COMPLETED" ? { ...t, outputData: (await loadTranscript(storage, t.outputData)) as Record<string, unknown> } : t)),
+      (wf.tasks ?? []).map(async (t) =>
+        t.outputData && t.status === "COMPLETED" ? { ...t, outputData: await loadCarried(storage, (await loadTranscript(storage, t.outputData)) as Record<string, unknown>) } : t,
+      ),
     );
-    return { ...wf, tasks };
+    // and the merged words and topics, finalize's (the workflow output) included: workers/conductor/carried.ts
+    return { ...wf, tasks, ...(wf.output ? { output: await loadCarried(storage, wf.output) } : {}) };
   };
   return async (recordingId, workflowId) => {
     if (workflowId) {

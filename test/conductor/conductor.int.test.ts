@@ -23,6 +23,7 @@ import { createLocalStorage } from "../../adapters/storage/local.ts";
 import { createConductorApi } from "../../adapters/conductor/client.ts";
 import { WORKFLOW_NAME } from "../../workers/conductor/definitions.ts";
 import { followWorkflow } from "../../workers/conductor/engine.ts";
+import { CarriedRef, loadCarried, loadCarriedValue } from "../../workers/conductor/carried.ts";
 import { CONDUCTOR_TASKS, type ConductorTaskName } from "../../workers/conductor/host.ts";
 import { startConductorRuntime, type ConductorRuntime } from "../../workers/conductor/runtime.ts";
 import { createStepPorts } from "../../workers/step-ports.ts";
@@ -85,7 +86,9 @@ test("3-track fixture through Conductor = in-process (words, speakers, topics); 
     const id = await api.startWorkflow(WORKFLOW_NAME, 1, input);
     const wf = await followWorkflow(api, id, { recordingId: input.recording_id });
     assert.equal(wf.status, "COMPLETED", wf.reasonForIncompletion ?? "");
-    const viaConductor = Result.parse(wf.output);
+    // finalize's words and topics travel as storage refs (workers/conductor/carried.ts)
+    assert.match(JSON.stringify((wf.output as { words?: unknown }).words), /"carried_key":"recordings\/cmp-conductor\/conductor\/carried\/finalize\.words\.[A-Za-z0-9-]+\.json"/);
+    const viaConductor = Result.parse(await loadCarried(storage, wf.output as Record<string, unknown>));
     assert.deepEqual(viaConductor.words.map((w) => [w.text, w.speaker, w.start]), inproc.words.map((w) => [w.text, w.speaker, w.start]));
     assert.deepEqual(viaConductor.participants, inproc.participants);
     assert.deepEqual(viaConductor.topics.map((t) => [t.title, t.timestamp]), inproc.topics.map((t) => [t.title, t.timestamp]));
@@ -112,8 +115,15 @@ test("3-track fixture through Conductor = in-process (words, speakers, topics); 
       assert.equal((JSON.parse((await storage.get(v.words_key)).toString()) as unknown[]).length, v.word_count, ref);
     }
     assert.ok(JSON.stringify(join.outputData).length < 3 * 400, `JOIN output ${JSON.stringify(join.outputData).length} bytes`);
-    // … normalized: the merged words are time-ordered and carry every track
-    const words = merge.outputData.words as { start: number; speaker: number }[];
+    // … normalized: the merged words are time-ordered and carry every track; they travel on
+    // as a storage ref, and so do the words and topics of every later step: no task's
+    // payload grows with the meeting
+    for (const t of wf.tasks.filter((t) => ["merge_transcripts", "suppress_bleed", "detect_topics", "finalize"].includes(t.referenceTaskName))) {
+      for (const [field, v] of Object.entries(t.outputData)) if (field === "words" || field === "topics") assert.ok(CarriedRef.safeParse(v).success, `${t.referenceTaskName}.${field} is a ref`);
+      assert.ok(JSON.stringify(t.outputData).length < 1500, `${t.referenceTaskName} output ${JSON.stringify(t.outputData).length} bytes`);
+      assert.ok(JSON.stringify(t.inputData).length < 6000, `${t.referenceTaskName} input ${JSON.stringify(t.inputData).length} bytes`);
+    }
+    const words = (await loadCarriedValue(storage, merge.outputData.words)) as { start: number; speaker: number }[];
     assert.equal(words.length, refs.reduce((n, [, v]) => n + v.word_count, 0));
     for (let i = 1; i < words.length; i++) assert.ok(words[i]!.start >= words[i - 1]!.start);
     assert.deepEqual([...new Set(words.map((w) => w.speaker))].sort(), [0, 1, 2]);
@@ -121,6 +131,58 @@ test("3-track fixture through Conductor = in-process (words, speakers, topics); 
     for (const t of wf.tasks.filter((t) => (CONDUCTOR_TASKS as readonly string[]).includes(t.taskType))) {
       assert.equal((t.outputData.worker as { worker_id?: string } | undefined)?.worker_id, rt.identity.worker_id, t.referenceTaskName);
     }
+  } finally {
+    await rt.stop(10000);
+  }
+});
+
+/** The fixture with the listed tracks' sources replaced by bytes that are not audio (they pass the workflow's key check, then fail to decode). */
+async function stageCorrupt(id: string, namespace: string, corrupt: number[]): Promise<PipelineInput> {
+  const storage = createLocalStorage(storageDir());
+  const input = { ...(await stage(id)), namespace };
+  for (const i of corrupt) {
+    const key = `recordings/${id}/tracks/corrupt-${i}.wav`;
+    await storage.put(key, Buffer.from("this is a text file, not audio\n".repeat(50)), "audio/wav");
+    input.tracks = input.tracks.map((t) => (t.track_index === i ? { ...t, source_key: key } : t));
+  }
+  return input;
+}
+
+test("partial results: one corrupt track, the meeting completes with the others' words and a failed entry, the same in-process and under Conductor; every track corrupt fails", async () => {
+  const storage = createLocalStorage(storageDir());
+  const engine = createInProcessEngine({ stepDeps: createStepPorts(config, { storage, log }), scratchRoot: path.join(dir, "scratch") });
+  const inproc = (await engine.run(await stageCorrupt("part-inprocess", "inprocess", [1]))).result;
+  assert.deepEqual([...new Set(inproc.words.map((w) => w.speaker))].sort(), [0, 2], "the other tracks' words are all there");
+  assert.ok(inproc.words.length > 20);
+  assert.deepEqual(inproc.tracks!.map((t) => [t.speaker, t.status, t.error?.step, t.error?.code]), [
+    [0, "ok", undefined, undefined],
+    [1, "failed", "prepare_track", "not_audio"],
+    [2, "ok", undefined, undefined],
+  ]);
+
+  const rt = await runtime();
+  try {
+    const input = await stageCorrupt("part-conductor", "conductor", [1]);
+    const wf = await followWorkflow(api, await api.startWorkflow(WORKFLOW_NAME, 1, input), { recordingId: input.recording_id });
+    assert.equal(wf.status, "COMPLETED", wf.reasonForIncompletion ?? "");
+    const result = Result.parse(await loadCarried(storage, wf.output as Record<string, unknown>));
+    assert.deepEqual(result.words.map((w) => [w.text, w.speaker, w.start]), inproc.words.map((w) => [w.text, w.speaker, w.start]));
+    assert.deepEqual(result.tracks, inproc.tracks);
+    // the fork task is optional: the server completed it "with errors" after the worker gave up,
+    // and no transcription ran for the track
+    const prep1 = wf.tasks.filter((t) => t.referenceTaskName === "prepare_track_1");
+    assert.equal(prep1.at(-1)!.status, "COMPLETED_WITH_ERRORS");
+    assert.equal(prep1.length, 1, "not_audio is not retried");
+    assert.equal(wf.tasks.filter((t) => t.referenceTaskName === "transcribe_track_1").length, 0);
+    assert.deepEqual(wf.tasks.filter((t) => t.referenceTaskName.startsWith("transcribe_track_")).map((t) => t.status), ["COMPLETED", "COMPLETED"]);
+
+    // every track corrupt: the plan has nothing left, the workflow fails with every track's reason
+    const all = await stageCorrupt("part-all", "conductor", [0, 1, 2]);
+    const wf2 = await followWorkflow(api, await api.startWorkflow(WORKFLOW_NAME, 1, all), { recordingId: all.recording_id });
+    assert.equal(wf2.status, "FAILED");
+    assert.match(wf2.reasonForIncompletion ?? "", /all_tracks_failed/);
+    assert.equal(wf2.tasks.find((t) => t.referenceTaskName === "plan_speech")!.status, "FAILED_WITH_TERMINAL_ERROR");
+    await assert.rejects(engine.run(await stageCorrupt("part-all-inprocess", "inprocess", [0, 1, 2])), /all_tracks_failed|no track could be processed/);
   } finally {
     await rt.stop(10000);
   }

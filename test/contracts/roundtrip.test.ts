@@ -30,6 +30,7 @@ const prepared = (i: number): C.PreparedTrack => ({
 });
 const plan = (i: number): C.TrackSpeechPlan => ({ ...prepared(i), spans: [{ start: 0.5, end: 3.25 }, { start: 10, end: 12.5 }] });
 const transcribed: C.TranscribeTrackOutput = { track_index: 1, words: [word("yes", 1.05, 1)], engine: "pocketsphinx", decoded_seconds: 5.25, track_seconds: 61.25 };
+const failure: C.TrackFailure = { step: "prepare_track", code: "not_audio", message: "this is not audio" };
 const result: C.Result = {
   duration: 64.25,
   participants: [{ speaker: 0, name: "Alice" }, { speaker: 1, name: "Bob" }],
@@ -46,7 +47,16 @@ const samples: Record<string, unknown[]> = {
   TrackTranscript: [{ track_index: 0, words }, { track_index: 3, words: [] }],
   Participant: [{ speaker: 2, name: "Zoë" }],
   Topic: [topic, topic2],
-  Result: [result, { ...result, words: [], topics: [], title: "Untitled meeting" }],
+  Result: [
+    result,
+    { ...result, words: [], topics: [], title: "Untitled meeting" },
+    { ...result, tracks: [{ speaker: 0, name: "Alice", status: "ok" }, { speaker: 1, name: "Bob", status: "failed", error: failure }] },
+  ],
+  TrackFailure: [failure],
+  TrackStatus: [{ speaker: 1, name: "Bob", status: "failed", error: failure }, { speaker: 0, name: "Alice", status: "ok" }],
+  FailedTrack: [{ track_index: 1, failed: failure }],
+  TrackOutcome: [{ track_index: 1, status: "failed", failed: failure }, { track_index: 0, status: "ok" }],
+  Warning: [{ code: "track_failed", message: "Bob's track (speaker 1) is missing from the transcript: this is not audio", speaker: 1, cause: "not_audio" }],
   Span: [{ start: 0, end: 1.5 }],
   ParticipantName: ["Alice", "  Bob  "],
   Language: ["en", "en-US"],
@@ -64,11 +74,17 @@ const samples: Record<string, unknown[]> = {
   JoinOutput: [{ transcribe_track_10: { track_index: 10 }, transcribe_track_2: { track_index: 2 } }, [{ track_index: 0 }]],
   PlanSpeechInput: [{ recording_id: "r1", namespace: "inprocess", language: "en", expected_tracks: [0, 1], prepared: { prep_1: prepared(1), prep_0: prepared(0) } }],
   TrackSpeechPlan: [plan(1)],
-  SpeechPlan: [{ duration: 64.25, tracks: [plan(0), plan(1)], track_seconds: 122.5, planned_seconds: 10.5 }],
+  SpeechPlan: [
+    { duration: 64.25, tracks: [plan(0), plan(1)], track_seconds: 122.5, planned_seconds: 10.5 },
+    { duration: 64.25, tracks: [plan(0)], track_seconds: 61.25, planned_seconds: 5.25, failed_tracks: [{ track_index: 1, failed: failure }] },
+  ],
   TranscribeTrackInput: [{ recording_id: "r1", namespace: "inprocess", language: "en", track: plan(0) }],
   TranscribeTrackOutput: [transcribed],
   MergeTranscriptsInput: [{ expected_tracks: [0, 1], transcripts: [transcribed, { track_index: 0, words: [] }] }],
-  MergeTranscriptsOutput: [{ words, track_count: 3 }],
+  MergeTranscriptsOutput: [
+    { words, track_count: 3 },
+    { words, track_count: 1, track_status: [{ track_index: 0, status: "ok" }, { track_index: 1, status: "failed", failed: failure }] },
+  ],
   SuppressBleedInput: [{ words, tracks: [plan(0), plan(1), plan(2)] }],
   SuppressBleedOutput: [{ words: words.slice(0, 2), dropped: 2, dropped_by_track: { "1": 1, "2": 1 } }],
   DetectTopicsInput: [{ language: "en", words }],

@@ -3,6 +3,7 @@ import { test } from "node:test";
 import type { TranscribeTrackOutput, Word } from "../../pipeline/contracts/index.ts";
 import { JoinNormalizationError } from "../../pipeline/join.ts";
 import { mergeTranscripts } from "../../pipeline/steps/merge_transcripts.ts";
+import { AllTracksFailedError } from "../../pipeline/steps/track-failures.ts";
 
 /** A track's transcribe output with words at the given start times (0.2 s long). */
 function track(index: number, starts: number[]): TranscribeTrackOutput {
@@ -69,16 +70,40 @@ test("a silent track is an empty word list and counts as present", async () => {
   assert.deepEqual(none.words, []);
 });
 
-test("a missing track is an error that names it", async () => {
+test("a missing track is an error that names it; a fork task that ended with no output is its track's failure", async () => {
   // a fork task with an empty output is missing from the JOIN entirely
   const dict = { transcribe_track_0: track(0, [1]), transcribe_track_2: track(2, [2]), transcribe_track_3: {} };
   await assert.rejects(mergeTranscripts({ expected_tracks: [0, 1, 2, 3], transcripts: dict }), (err: unknown) => {
     assert.ok(err instanceof JoinNormalizationError);
-    assert.deepEqual(err.details.missing, [1, 3]);
-    assert.match(err.message, /missing track\(s\) 1, 3/);
-    assert.match(err.message, /transcribe_track_3/);
+    assert.deepEqual(err.details.missing, [1]);
+    assert.match(err.message, /missing track\(s\) 1\b/);
     return true;
   });
+  // Conductor: an optional task that timed out (its worker vanished) left no output, only its reference name
+  const out = await mergeTranscripts({ expected_tracks: [0, 2, 3], transcripts: dict });
+  assert.deepEqual(out.track_status, [
+    { track_index: 0, status: "ok" },
+    { track_index: 2, status: "ok" },
+    { track_index: 3, status: "failed", failed: { step: "transcribe_track", code: "track_failed", message: "transcribe_track ended for this track without a result" } },
+  ]);
+  assert.equal(out.track_count, 2);
+});
+
+test("failed tracks: a FailedTrack in the join and the plan's failures are listed; the rest merge; none left is all_tracks_failed", async () => {
+  const failed = (i: number, step: string, code: string) => ({ track_index: i, failed: { step, code, message: `${code} here` } });
+  const out = await mergeTranscripts({
+    expected_tracks: [0, 1, 2, 3],
+    // a Conductor worker's failure output carries more than the FailedTrack (its own error text): not read
+    transcripts: { transcribe_track_0: track(0, [1]), transcribe_track_2: { ...failed(2, "transcribe_track", "speech_recognition_failed"), error: "decoder at http://10.0.0.1 said no" }, transcribe_track_3: track(3, [0.5]) },
+    failed_tracks: [failed(1, "prepare_track", "not_audio")],
+  });
+  assert.deepEqual(out.words.map((w) => w.speaker), [3, 0]);
+  assert.deepEqual(out.track_status!.map((t) => `${t.track_index}:${t.status}:${t.failed?.code ?? ""}`), ["0:ok:", "1:failed:not_audio", "2:failed:speech_recognition_failed", "3:ok:"]);
+  assert.ok(!JSON.stringify(out).includes("10.0.0.1"), "a worker's own error text never reaches the output");
+  await assert.rejects(
+    mergeTranscripts({ expected_tracks: [0, 1], transcripts: [failed(0, "transcribe_track", "speech_recognition_failed")], failed_tracks: [failed(1, "prepare_track", "not_audio")] }),
+    (err: unknown) => err instanceof AllTracksFailedError && /track 0: speech_recognition_failed here \(speech_recognition_failed\); track 1: not_audio here \(not_audio\)/.test(err.message),
+  );
 });
 
 test("an array input works like the dict, in any element order", async () => {

@@ -3,6 +3,7 @@
  * definitions, starts workers in this process (unless --no-workers), starts the workflow,
  * follows it to the end, and returns the workflow output parsed as the Result contract.
  */
+import { loadCarried } from "./carried.ts";
 import { randomUUID } from "node:crypto";
 import { Result, type PipelineInput, type ProgressEvent } from "../../pipeline/contracts/index.ts";
 import type { Config } from "../../pipeline/config.ts";
@@ -114,7 +115,8 @@ export function createConductorEngine(config: Config, opts: { storage: Storage; 
         ...(hints ? { changed: (wid: string, ms: number) => hints.waitForWorkflow(wid, ms) } : {}),
       });
       if (wf.status !== "COMPLETED") throw new WorkflowFailedError(id, wf.status, wf.reasonForIncompletion ?? "no reason given");
-      return { result: Result.parse(wf.output), run: { engine: "conductor", workflow_id: id } };
+      // finalize's words and topics travel as storage refs (./carried.ts)
+      return { result: Result.parse(await loadCarried(opts.storage, (wf.output ?? {}) as Record<string, unknown>)), run: { engine: "conductor", workflow_id: id } };
     },
     async close() {
       await runtime?.stop(config.DRAIN_TIMEOUT_SECONDS * 1000);

@@ -12,6 +12,7 @@ import { StepInputError } from "../../pipeline/steps/index.ts";
 import { PLAN_TRACKS, PlanTracksOutput, type ForkPlan } from "./contracts.ts";
 import { buildForkPlan } from "./fork.ts";
 import { loadTranscripts, storeTranscript } from "./transcripts.ts";
+import { carryOut, loadCarried } from "./carried.ts";
 
 export interface HookDeps {
   storage: Storage;
@@ -46,6 +47,23 @@ export const STEP_HOOKS: { readonly [K in StepName]: TaskHooks } = {
   mixdown: {},
   finalize: {},
 };
+
+/**
+ * A step's input as the step needs it: every field Conductor carries as a storage ref
+ * (./carried.ts) read back, then the step's own `before` hook.
+ */
+export async function beforeStep(step: StepName, input: Record<string, unknown>, deps: HookDeps): Promise<Record<string, unknown>> {
+  const loaded = await loadCarried(deps.storage, input);
+  const hooks: TaskHooks = STEP_HOOKS[step];
+  return hooks.before ? hooks.before(loaded, deps) : loaded;
+}
+
+/** A step's output as Conductor carries it: the step's own `after` hook, then its words and topics to storage (./carried.ts). */
+export async function afterStep(step: StepName, output: Record<string, unknown>, input: Record<string, unknown>, deps: HookDeps): Promise<Record<string, unknown>> {
+  const hooks: TaskHooks = STEP_HOOKS[step];
+  const out = hooks.after ? await hooks.after(output, input, deps) : output;
+  return carryOut(deps.storage, step, out, input, deps.attempt);
+}
 
 export class UnknownStorageKeyError extends Error {
   override readonly name = "UnknownStorageKeyError";

@@ -20,7 +20,7 @@ import type { StepDepsFactory } from "../step-ports.ts";
 import type { WorkerIdentity } from "../identity.ts";
 import type { SdkClient } from "./sdk.ts";
 import type { PollHints } from "./poll-hints.ts";
-import { forkPlanFor, planTracks, STEP_HOOKS, type HookDeps, type TaskHooks } from "./hooks.ts";
+import { afterStep, beforeStep, forkPlanFor, planTracks, type HookDeps } from "./hooks.ts";
 import { CONDUCTOR_TASKS, type ConductorTaskName } from "./definitions.ts";
 import { PLAN_TRACKS } from "./contracts.ts";
 export { CONDUCTOR_TASKS, type ConductorTaskName };
@@ -97,10 +97,9 @@ export function startConductorWorkerHost(deps: ConductorHostDeps): ConductorHost
   async function handle(name: ConductorTaskName, input: Record<string, unknown>, scratchDir: string, attempt: string): Promise<Record<string, unknown>> {
     if (name === PLAN_TRACKS) return planTracks(input, deps.storage);
     const step = name as StepName;
-    const hooks: TaskHooks = STEP_HOOKS[step];
-    const stepInput = hooks.before ? await hooks.before(input, hookDeps) : input;
+    const stepInput = await beforeStep(step, input, hookDeps);
     const out = (await run(step as keyof StepTable, stepInput, deps.stepDeps(scratchDir, { log: deps.log }))) as Record<string, unknown>;
-    const carried = hooks.after ? await hooks.after(out, stepInput, { ...hookDeps, attempt }) : out;
+    const carried = await afterStep(step, out, stepInput, { ...hookDeps, attempt });
     // a step whose output lists a per-track step's items also hands Conductor that fork list
     const forked = forkSources().find((f) => f.source === step);
     return forked ? { ...carried, ...forkPlanFor(forked.step, stepInput, { [step]: out }) } : carried;

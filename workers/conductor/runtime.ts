@@ -3,7 +3,7 @@
  * (with back-off), register definitions, start the worker host and the reconciler.
  */
 import type { Logger } from "pino";
-import { transcribeConcurrency, type Config } from "../../pipeline/config.ts";
+import { prepareConcurrency, transcribeConcurrency, type Config } from "../../pipeline/config.ts";
 import type { Storage } from "../../pipeline/ports.ts";
 import type { StepDepsFactory } from "../step-ports.ts";
 import { buildInfo, workerIdentity, type WorkerIdentity } from "../identity.ts";
@@ -63,7 +63,7 @@ export async function startConductorRuntime(
     longPollMs: config.CONDUCTOR_LONG_POLL_MS,
     // the per-track steps: every track of a meeting at once (their work is bounded elsewhere:
     // the decoder pool for transcription, the child slots for ffmpeg)
-    concurrencyByTask: { transcribe_track: transcribeConcurrency(config), prepare_track: transcribeConcurrency(config) },
+    concurrencyByTask: { transcribe_track: transcribeConcurrency(config), prepare_track: prepareConcurrency(config) },
     only,
     onTaskEvent: deps.onTaskEvent,
     runStepFn: deps.runStepFn,
