@@ -42,6 +42,8 @@ export const StepFailed = z.object({
   attempt: Attempt,
   error: z.string(),
   retryable: z.boolean(),
+  /** the failure as a client may read it (pipeline/failures.ts publicFailure); a track given up on carries it to the Result */
+  failure: z.object({ code: z.string().regex(/^[a-z][a-z0-9_]{1,63}$/), message: z.string().max(300) }).optional(),
   duration_ms: z.number().nonnegative().optional(),
   worker_id: z.string().optional(),
 });

@@ -265,7 +265,7 @@ function onStepResult(ctx: Ctx, task: TaskState, event: StepSucceeded | StepFail
   attempt.worker_id = event.worker_id ?? null;
 
   if (event.type === "StepFailed") {
-    failAttempt(ctx, task, event.error, event.retryable);
+    failAttempt(ctx, task, event.error, event.retryable, event.failure);
     return applied(task.key);
   }
   const spec = specOf(ctx.s, task.key);
@@ -370,7 +370,7 @@ function startAttempt(ctx: Ctx, task: TaskState): void {
   progress(ctx, { step: task.step, track_index: task.track_index, status: "started", attempt: task.attempt });
 }
 
-function failAttempt(ctx: Ctx, task: TaskState, error: string, retryable: boolean): void {
+function failAttempt(ctx: Ctx, task: TaskState, error: string, retryable: boolean, failure?: { code: string; message: string }): void {
   const { s } = ctx;
   const attempt = task.attempts[task.attempts.length - 1]!;
   attempt.status = "failed";
@@ -403,7 +403,7 @@ function failAttempt(ctx: Ctx, task: TaskState, error: string, retryable: boolea
   if (task.track_index !== null && perTrackSteps.has(task.step)) {
     // one track's failure: the run goes on without it (the step after the fork fails the
     // run when no track is left)
-    const f = clientFailure(error, "track_failed")!;
+    const f = failure ?? clientFailure(error, "track_failed")!;
     task.output = { track_index: task.track_index, failed: { step: task.step, code: f.code, message: f.message } } satisfies FailedTrack;
     startReadyTasks(ctx);
     return;

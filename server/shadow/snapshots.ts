@@ -5,9 +5,15 @@
  * Tasks are keyed by step and by the track index carried inside their own input/output,
  * never by Conductor reference names (engine-specific keys do not compare like with like).
  */
-import { Result, StepName } from "../../pipeline/contracts/index.ts";
+import { FailedTrack, Result, StepName } from "../../pipeline/contracts/index.ts";
+import { formatFailure } from "../../pipeline/failures.ts";
 import { orderedTasks, perTrackSteps, type PipelineState } from "../../pipeline/state/index.ts";
 import type { EngineSnapshot, StepRecord } from "./compare.ts";
+
+const givenUp = (output: unknown): { code: string; message: string } | null => {
+  const parsed = FailedTrack.safeParse(output);
+  return parsed.success ? parsed.data.failed : null;
+};
 
 export function bullmqSnapshot(state: PipelineState, runId: string | null): EngineSnapshot {
   // a task skipped because its track was given up on earlier never exists under Conductor (its fork leaves the track out)
@@ -19,7 +25,8 @@ export function bullmqSnapshot(state: PipelineState, runId: string | null): Engi
       track_index: t.track_index,
       status,
       output: t.status === "succeeded" ? t.output : null,
-      error: t.status === "failed" ? t.error : null,
+      // a track given up on: its client-fit failure, written as Conductor's worker writes its reason ("[code] message")
+      error: t.status === "failed" ? (givenUp(t.output) ? formatFailure(givenUp(t.output)!) : t.error) : null,
       duration_ms: last?.duration_ms ?? null,
       attempts: t.attempt,
       worker_id: last?.worker_id ?? null,

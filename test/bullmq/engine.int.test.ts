@@ -110,25 +110,37 @@ test("re-running the same recording reuses its finished jobs: no step runs twice
   }
 });
 
-test("a track whose source is missing is retried with back-off, then fails the run naming the step and track", async () => {
+test("a track whose source is missing is retried with back-off, then given up: the run completes without it; every track missing fails the run", async () => {
   const recordingId = `rec-${uid()}`;
   const input = await stageSpokenRecording(h.storage, h.dir, recordingId, TWO_SPEAKERS);
   input.tracks[1]!.source_key = `recordings/${recordingId}/tracks/missing.wav`;
-  const err = await h.engine.run(input).then(
-    () => assert.fail("the run should fail"),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof PipelineStepError, String(err));
-  assert.equal(err.step, "prepare_track");
-  assert.equal(err.trackIndex, 1);
-  assert.match(err.message, /prepare_track for track 1 \(Bob\) failed: .*missing\.wav.* \(3 attempt\(s\)\)/);
+  const { result } = await h.engine.run(input);
+  // partial results: the other track's words, and the missing one listed as failed with its reason
+  assert.ok(result.words.length > 0);
+  assert.deepEqual([...new Set(result.words.map((w) => w.speaker))], [0]);
+  assert.deepEqual(result.tracks!.map((t) => [t.speaker, t.status, t.error?.step, t.error?.code]), [
+    [0, "ok", undefined, undefined],
+    [1, "failed", "prepare_track", "object_missing"],
+  ]);
 
   const run = await h.eventLog.latestRun(recordingId, "bullmq");
-  assert.equal(run?.status, "failed");
+  assert.equal(run?.status, "succeeded");
   const events = await h.eventLog.events(run!.run_id);
   const failures = events.filter((e) => e.event.type === "StepFailed").map((e) => e.event.id);
   assert.deepEqual(failures, [1, 2, 3].map((a) => `result:${jobId(recordingId, "bullmq", "prepare_track", 1, a)}`));
   const timers = events.filter((e) => e.event.type === "RetryTimerFired").length;
   assert.equal(timers, 2);
   assert.deepEqual(replay(events.map((e) => e.event)).state, run!.final_state);
+
+  // every track missing: nothing is left to plan, the run fails naming the step and why
+  const allId = `rec-${uid()}`;
+  const all = await stageSpokenRecording(h.storage, h.dir, allId, TWO_SPEAKERS);
+  for (const t of all.tracks) t.source_key = `recordings/${allId}/tracks/missing-${t.track_index}.wav`;
+  const err = await h.engine.run(all).then(
+    () => assert.fail("the run should fail"),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof PipelineStepError, String(err));
+  assert.equal(err.step, "plan_speech");
+  assert.match(err.message, /no track could be processed/);
 });

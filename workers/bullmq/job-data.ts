@@ -27,6 +27,14 @@ const Stamp = {
 
 export const StepJobResult = z.discriminatedUnion("ok", [
   z.object({ ok: z.literal(true), output: z.unknown(), ...Stamp }),
-  z.object({ ok: z.literal(false), error: z.string(), error_name: z.string(), retryable: z.boolean(), ...Stamp }),
+  z.object({
+    ok: z.literal(false),
+    error: z.string(),
+    error_name: z.string(),
+    retryable: z.boolean(),
+    /** the failure as a client may read it (a track given up on carries it to the Result) */
+    failure: z.object({ code: z.string(), message: z.string() }).optional(),
+    ...Stamp,
+  }),
 ]);
 export type StepJobResult = z.infer<typeof StepJobResult>;

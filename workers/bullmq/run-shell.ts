@@ -270,5 +270,5 @@ function resultEvent(run: RunStep, value: unknown): PipelineEventInput {
   const stamp = { duration_ms: r.duration_ms, worker_id: r.worker_id };
   return r.ok
     ? { type: "StepSucceeded", ...base, output: r.output, ...stamp }
-    : { type: "StepFailed", ...base, error: r.error, retryable: r.retryable, ...stamp };
+    : { type: "StepFailed", ...base, error: r.error, retryable: r.retryable, ...(r.failure ? { failure: r.failure } : {}), ...stamp };
 }

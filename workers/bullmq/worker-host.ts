@@ -16,6 +16,7 @@ import type { WorkerIdentity } from "../identity.ts";
 import type { StepDepsFactory } from "../step-ports.ts";
 import { StepJobData, type StepJobResult } from "./job-data.ts";
 import { allSteps, queueName } from "./queues.ts";
+import { publicFailure } from "../../pipeline/failures.ts";
 
 /** Test-only switch (SHADOW_TEST_PERTURB, honoured only when NODE_ENV=test): alter one task's output. */
 export interface Perturbation {
@@ -115,7 +116,7 @@ export function startBullmqWorkerHost(deps: WorkerHostDeps): WorkerHost {
       const retryable = (e as { retryable?: unknown }).retryable !== false;
       const duration_ms = Math.round(performance.now() - started);
       log.warn({ err: e, retryable, duration_ms }, "step failed");
-      return { ok: false, error: e.message, error_name: e.name, retryable, duration_ms, ...stamp };
+      return { ok: false, error: e.message, error_name: e.name, retryable, failure: publicFailure(e), duration_ms, ...stamp };
     } finally {
       running.delete(job.id!);
       await rm(scratchDir, { recursive: true, force: true });

@@ -25,6 +25,7 @@ import { handle, initialState, taskKey, type Instruction, type PipelineEventInpu
 import { runStep } from "../../pipeline/steps/index.ts";
 import type { StepDeps } from "../../pipeline/steps/deps.ts";
 import type { EngineRun, PipelineEngine } from "../../pipeline/runner/engine.ts";
+import { publicFailure } from "../../pipeline/failures.ts";
 
 export { stageManifest, ManifestFileError } from "./stage.ts";
 
@@ -176,7 +177,7 @@ export function createInProcessEngine(options: InProcessEngineOptions): Pipeline
           if (!closed) stepLog?.error({ err, duration_ms }, "step failed");
           causes.set(i.job_id, err);
           const retryable = (err as { retryable?: unknown }).retryable !== false;
-          event = { type: "StepFailed", ...base, error: err instanceof Error ? err.message : String(err), retryable, duration_ms };
+          event = { type: "StepFailed", ...base, error: err instanceof Error ? err.message : String(err), retryable, failure: publicFailure(err), duration_ms };
         } finally {
           if (scratchDir) await rm(scratchDir, { recursive: true, force: true });
           release(i.step);

@@ -184,6 +184,13 @@ export interface paths {
                                 title: string | null;
                                 tracks: number;
                                 updated_at: string;
+                                /** @description a completed recording's warnings: one per track it went on without */
+                                warnings: {
+                                    cause?: string;
+                                    code: string;
+                                    message: string;
+                                    speaker?: number;
+                                }[];
                             }[];
                             next_cursor: string | null;
                         };
@@ -478,6 +485,17 @@ export interface paths {
                                         timing?: "interpolated";
                                     }[];
                                 }[];
+                                tracks?: {
+                                    error?: {
+                                        code: string;
+                                        message: string;
+                                        step: string;
+                                    };
+                                    name: string;
+                                    speaker: number;
+                                    /** @enum {string} */
+                                    status: "ok" | "failed";
+                                }[];
                                 words: {
                                     confidence?: number;
                                     end: number;
@@ -497,8 +515,17 @@ export interface paths {
                                 offset_seconds: number;
                                 participant: string;
                                 size_bytes: number | null;
+                                /** @description once completed: whether the track's words are in the Result */
+                                status: ("ok" | "failed") | null;
                             }[];
                             updated_at: string;
+                            /** @description a completed recording's warnings: one per track that could not be decoded or transcribed (the meeting went on without it) */
+                            warnings: {
+                                cause?: string;
+                                code: string;
+                                message: string;
+                                speaker?: number;
+                            }[];
                             workflow_id: string | null;
                         };
                     };
@@ -1316,6 +1343,17 @@ export interface paths {
                                     /** @enum {string} */
                                     timing?: "interpolated";
                                 }[];
+                            }[];
+                            tracks?: {
+                                error?: {
+                                    code: string;
+                                    message: string;
+                                    step: string;
+                                };
+                                name: string;
+                                speaker: number;
+                                /** @enum {string} */
+                                status: "ok" | "failed";
                             }[];
                             words: {
                                 confidence?: number;

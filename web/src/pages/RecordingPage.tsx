@@ -266,6 +266,18 @@ export function RecordingPage({ session, id }: { session: Session; id: string })
           </button>
         </div>
       )}
+      {view.status === "completed" && (view.warnings ?? []).length > 0 && (
+        <div className="warning" role="status" aria-label="Warnings">
+          <p>
+            <strong>Completed without {view.warnings.length === 1 ? "one track" : `${view.warnings.length} tracks`}</strong>
+          </p>
+          <ul>
+            {view.warnings.map((w, i) => (
+              <li key={i}>{w.message}</li>
+            ))}
+          </ul>
+        </div>
+      )}
       {actionError && (
         <p className="error-text" role="alert">
           {actionError}
