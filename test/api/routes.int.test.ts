@@ -334,6 +334,43 @@ describe("what the web page reads", () => {
   });
 });
 
+describe("partial results", () => {
+  test("a Result with a failed track: the recording is completed with a warning, each track says its status, the list and every transcript format say which track is missing", async () => {
+    const id = (await upload({ tracks: [{ participant: "Ana" }, { participant: "Ben", offset_seconds: 1 }] }, [{ name: "a.wav", data: wav }, { name: "b.wav", data: wav }])).json().id as string;
+    const pending = (await app.inject({ method: "GET", url: `/v1/recordings/${id}`, headers: auth })).json();
+    assert.deepEqual(pending.warnings, []);
+    assert.deepEqual(pending.tracks.map((t: { status: unknown }) => t.status), [null, null], "no track status before the Result");
+    const failure = { step: "transcribe_track", code: "speech_recognition_failed", message: "the speech decoder failed" };
+    await createPgResultSink(svc.pool).saveResult(id, "conductor", {
+      duration: 7.5,
+      participants: [{ speaker: 0, name: "Ana" }, { speaker: 1, name: "Ben" }],
+      words: [{ text: "hello", start: 0.5, end: 0.9, speaker: 0 }],
+      topics: [],
+      title: "A short hello",
+      short_summary: "",
+      long_summary: "",
+      action_items: [],
+      tracks: [{ speaker: 0, name: "Ana", status: "ok" }, { speaker: 1, name: "Ben", status: "failed", error: failure }],
+    });
+    const done = (await app.inject({ method: "GET", url: `/v1/recordings/${id}`, headers: auth })).json();
+    assert.equal(done.status, "completed");
+    const warning = { code: "track_failed", message: "Ben's track (speaker 1) is missing from the transcript: the speech decoder failed", speaker: 1, cause: "speech_recognition_failed" };
+    assert.deepEqual(done.warnings, [warning]);
+    assert.deepEqual(done.tracks.map((t: { status: unknown }) => t.status), ["ok", "failed"]);
+    assert.deepEqual(done.result.tracks[1], { speaker: 1, name: "Ben", status: "failed", error: failure });
+    const listed = ((await app.inject({ method: "GET", url: "/v1/recordings?limit=100", headers: auth })).json().items as { id: string; warnings: unknown }[]).find((r) => r.id === id)!;
+    assert.deepEqual(listed.warnings, [warning]);
+    const get = async (format: string): Promise<string> => (await app.inject({ method: "GET", url: `/v1/recordings/${id}/transcript?format=${format}`, headers: auth })).body;
+    assert.match(await get("text"), /^Note: Ben's track \(speaker 1\) is missing from the transcript: the speech decoder failed\n/);
+    assert.match(await get("vtt"), /^WEBVTT\n\nNOTE Ben's track \(speaker 1\) is missing/);
+    assert.match(await get("md"), /> \*\*Note:\*\* Ben's track \(speaker 1\) is missing/);
+    const json = JSON.parse(await get("json")) as { tracks: unknown[]; warnings: unknown[] };
+    assert.deepEqual(json.warnings, [warning]);
+    assert.equal(json.tracks.length, 2);
+    await app.inject({ method: "DELETE", url: `/v1/recordings/${id}`, headers: auth });
+  });
+});
+
 describe("status from workers and Conductor", () => {
   /** The scheduled task of a workflow, as a worker would receive it (taken by id: other workflows' tasks are left alone). */
   async function scheduledTask(workflowId: string, taskType: string, timeoutMs = 20000): Promise<{ taskId: string; workflowInstanceId: string }> {

@@ -121,7 +121,8 @@ test("3-track fixture through Conductor = in-process (words, speakers, topics); 
     for (const t of wf.tasks.filter((t) => ["merge_transcripts", "suppress_bleed", "detect_topics", "finalize"].includes(t.referenceTaskName))) {
       for (const [field, v] of Object.entries(t.outputData)) if (field === "words" || field === "topics") assert.ok(CarriedRef.safeParse(v).success, `${t.referenceTaskName}.${field} is a ref`);
       assert.ok(JSON.stringify(t.outputData).length < 1500, `${t.referenceTaskName} output ${JSON.stringify(t.outputData).length} bytes`);
-      assert.ok(JSON.stringify(t.inputData).length < 6000, `${t.referenceTaskName} input ${JSON.stringify(t.inputData).length} bytes`);
+      // (finalize's input holds the waveform: 800 peaks, whatever the length)
+      assert.ok(JSON.stringify(t.inputData).length < 16000, `${t.referenceTaskName} input ${JSON.stringify(t.inputData).length} bytes`);
     }
     const words = (await loadCarriedValue(storage, merge.outputData.words)) as { start: number; speaker: number }[];
     assert.equal(words.length, refs.reduce((n, [, v]) => n + v.word_count, 0));
@@ -167,7 +168,10 @@ test("partial results: one corrupt track, the meeting completes with the others'
     assert.equal(wf.status, "COMPLETED", wf.reasonForIncompletion ?? "");
     const result = Result.parse(await loadCarried(storage, wf.output as Record<string, unknown>));
     assert.deepEqual(result.words.map((w) => [w.text, w.speaker, w.start]), inproc.words.map((w) => [w.text, w.speaker, w.start]));
-    assert.deepEqual(result.tracks, inproc.tracks);
+    // the same outcome per track (the message names the recording's own key, so it differs)
+    const outcome = (r: Result) => r.tracks!.map((t) => [t.speaker, t.name, t.status, t.error?.step, t.error?.code]);
+    assert.deepEqual(outcome(result), outcome(inproc));
+    assert.match(result.tracks![1]!.error!.message, /is not readable audio/);
     // the fork task is optional: the server completed it "with errors" after the worker gave up,
     // and no transcription ran for the track
     const prep1 = wf.tasks.filter((t) => t.referenceTaskName === "prepare_track_1");
@@ -249,7 +253,7 @@ test("a worker killed mid-transcription: Conductor retries after the response ti
     assert.ok(timedOut.length >= 1, "the killed worker's task timed out and was retried");
     const finals = wf.tasks.filter((t) => t.taskType === "finalize" && t.status === "COMPLETED");
     assert.equal(finals.length, 1);
-    const result = Result.parse(wf.output);
+    const result = Result.parse(await loadCarried(createLocalStorage(storageDir()), wf.output as Record<string, unknown>));
     assert.deepEqual([...new Set(result.words.map((w) => w.speaker))].sort(), [0, 1, 2]);
   } finally {
     child.kill("SIGKILL");
