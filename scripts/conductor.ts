@@ -220,7 +220,10 @@ export const CONDUCTOR_PG_DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/cond
  * (one transaction waiting for a second connection while ten index threads hold one each)
  * comes from the SQLite index's executor; the Postgres module's async index pool has at most
  * 12 threads (`conductor.postgres.async-max-pool-size`), so 32 keeps headroom over them and
- * over the HTTP threads. See MEASURED_PG_CONNECTIONS below for what a run used.
+ * over the HTTP threads. Measured (pg_stat_activity every 0.5 s) in two runs of
+ * test/conductor/shared-db.int.test.ts, two servers, 3–4 workflows of the 3-track fixture:
+ * at most 21–26 connections open to the database across both servers, at most 5 active.
+ * docker-compose.yml sets the same (test/compose.test.ts checks it).
  */
 export const CONDUCTOR_PG_POOL_SIZE = 32;
 
@@ -229,6 +232,7 @@ export const CONDUCTOR_PG_POOL_SIZE = 32;
  * every server would hold all 32 from its start on, idle or not). 4: an idle server polls
  * its queues on a few connections; the pool grows to CONDUCTOR_PG_POOL_SIZE under load and
  * gives back idle connections after HikariCP's idle timeout (10 minutes).
+ * docker-compose.yml sets the same.
  */
 export const CONDUCTOR_PG_POOL_MIN_IDLE = 4;
 
@@ -403,6 +407,8 @@ export async function startConductor(
     postgres?: ConductorPostgres;
   } = {},
 ): Promise<ConductorHandle> {
+  // a bad Postgres URL is refused before anything starts
+  if (opts.postgres) jdbcOf(opts.postgres.url);
   const stateDir = path.resolve(opts.stateDir ?? defaultStateDir());
   const log = opts.log ?? ((s: string) => process.stderr.write(`${s}\n`));
   const stateFile = path.join(stateDir, "server.json");
