@@ -9,7 +9,9 @@
  *    through the server that did not start it, and the API on A retries what B saw fail;
  *  - recordings of the test fixture started (or retried) through the API on A, with the
  *    Conductor workers polling B only, all complete with the same Result rows, and B's
- *    search index lists them.
+ *    search index lists them;
+ *  - removing workflows with many tasks through one server while the other takes new work
+ *    leaves both answering (the pool deadlock SQLite had with 10 connections).
  * Nothing else in the test run uses a Postgres-backed Conductor.
  */
 import assert from "node:assert/strict";
@@ -48,7 +50,8 @@ let fixture: { manifest: unknown; participants: string[]; files: { name: string;
 before(async () => {
   await ensureDatabase(database);
   const started = await Promise.allSettled(
-    ["a", "b"].map((n) => startConductor({ stateDir: path.join(stateRoot, n), fresh: true, postgres: { url: pgUrl }, log })),
+    // two JVMs starting at once on a small machine: twice the usual wait
+    ["a", "b"].map((n) => startConductor({ stateDir: path.join(stateRoot, n), fresh: true, postgres: { url: pgUrl }, log, timeoutMs: 360_000 })),
   );
   [serverA, serverB] = started.map((s) => (s.status === "fulfilled" ? s.value : undefined));
   for (const s of started) if (s.status === "rejected") throw s.reason;
@@ -189,4 +192,44 @@ test("workflows started through server A, workers polling server B: all complete
   assert.equal(search.status, 200);
   const hits = ((await search.json()) as { results: { workflowId: string; status: string }[] }).results;
   assert.deepEqual(hits.map((h) => [h.workflowId, h.status]), [[started[0]!.workflowId, "COMPLETED"]]);
+});
+
+test("removing workflows with many tasks through A while B takes new work: both keep answering (CONDUCTOR_PG_POOL_SIZE)", async () => {
+  // as test/conductor/server.int.test.ts does on SQLite, whose pool of 10 deadlocked on removal;
+  // a client timeout under Hikari's 30 s connection timeout, which a starved pool makes every call wait
+  const a = createConductorApi(serverA!.url, { timeoutMs: 25_000 });
+  const b = createConductorApi(serverB!.url, { timeoutMs: 25_000 });
+  const name = `trackscribe_test_many_tasks_${process.pid}`;
+  const tasks = 25;
+  // SET_VARIABLE runs in the decider: a started workflow completes at once with `tasks` tasks
+  await a.registerWorkflow({
+    name,
+    version: 1,
+    schemaVersion: 2,
+    ownerEmail: "tests@trackscribe.local",
+    timeoutPolicy: "TIME_OUT_WF",
+    timeoutSeconds: 60,
+    tasks: Array.from({ length: tasks }, (_, i) => ({ name: "set_variable", taskReferenceName: `v${i}`, type: "SET_VARIABLE", inputParameters: { [`v${i}`]: i } })),
+  });
+  const ids: string[] = [];
+  for (let i = 0; i < 3; i++) ids.push(await b.startWorkflow(name, 1, {}));
+  for (const id of ids) assert.equal((await a.getWorkflow(id)).tasks.length, tasks);
+
+  const removals = ids.map((id) => a.remove(id));
+  const others = Array.from({ length: 3 }, async () => {
+    const id = await b.startWorkflow(name, 1, {});
+    const wf = await a.getWorkflow(id);
+    await b.remove(id);
+    return wf.status;
+  });
+  const settled = await Promise.allSettled([...removals, ...others]);
+  const failed = settled.flatMap((s) => (s.status === "rejected" ? [String((s.reason as Error).message)] : []));
+  assert.deepEqual(failed, [], `calls failed while workflows were being removed: ${failed.join("; ")}`);
+  for (const s of settled.slice(removals.length)) assert.equal((s as PromiseFulfilledResult<string>).value, "COMPLETED");
+  for (const id of ids) {
+    for (const server of [serverA!, serverB!]) {
+      const res = await fetch(`${server.url}/workflow/${id}?includeTasks=false`, { signal: AbortSignal.timeout(10_000) });
+      assert.equal(res.status, 404, `workflow ${id} is gone on ${server.url}`);
+    }
+  }
 });
