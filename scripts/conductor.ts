@@ -1,10 +1,13 @@
 /**
  * A real Conductor OSS server for this machine: fetches the pinned jar from Maven Central
  * with `mvn dependency:copy` into a cache, picks a JDK that runs it, starts it on a free
- * port with its own SQLite file, and waits for its health endpoint with back-off.
+ * port with its own SQLite file (or on a Postgres database, which several servers can
+ * share), and waits for its health endpoint with back-off.
  *
  *   npm run conductor:start   # idempotent; prints CONDUCTOR_SERVER_URL=…
  *   npm run conductor:start -- --steady   # JVM options for a long-running server
+ *   npm run conductor:start -- --postgres [postgres://user@host:5432/conductor]
+ *        # executions, queues, index and locks in Postgres (database created if missing)
  *   npm run conductor:stop
  */
 import { spawn } from "node:child_process";
@@ -12,7 +15,7 @@ import { existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, wri
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePort, isAlive, run, sleep, waitUntil } from "./lib.ts";
+import { ensureDatabase, freePort, isAlive, run, sleep, waitUntil } from "./lib.ts";
 
 export const CONDUCTOR_VERSION = "3.32.3";
 const ARTIFACT = `org.conductoross:conductor-server:${CONDUCTOR_VERSION}:jar:boot`;
@@ -179,6 +182,105 @@ export const CONDUCTOR_TASK_INDEXING = false;
  */
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
+/**
+ * Postgres persistence, for more than one server (docs/conductor.md "Conductor on
+ * Postgres"). With `conductor.db.type=postgres` the server's Postgres module (in the boot
+ * jar: conductor-postgres-persistence) provides every store: executions and metadata, the
+ * task and decider queues (its QueueDAO comes with the db type; `conductor.queue.type` is
+ * set as well so the configuration says what it is), poll data, and, with
+ * `conductor.indexing.type=postgres`, the workflow search index (tables workflow_index and
+ * task_index; no Elasticsearch). Its Flyway migrations (classpath db/migration_postgres,
+ * V1–V18, and the data back-fills of db/migration_postgres_data) create the schema in the
+ * database at the first start; a second server finds them applied.
+ *  - Locks: `conductor.workflow-execution-lock.type=postgres` (table `locks`). The server
+ *    takes a workflow's lock around each decide; with SQLite the lock is `local_only`, an
+ *    in-memory lock that another server does not see, so two servers could decide one
+ *    workflow at once (a worker's update through one, the sweeper or a JOIN poll on the
+ *    other). A caller's own lock choice (extraArgs, e.g. the tests' Redis lock) wins.
+ *  - The queue's pop is the SQLite one's (pop, sleep 100 ms, until the batch is full or
+ *    the timeout has passed; PostgresQueueDAO.pollMessages), so CONDUCTOR_SYSTEM_TASK_POLL
+ *    and CONDUCTOR_SYSTEM_TASK_POP_TIMEOUT apply unchanged; so do the payload limits, the
+ *    task index off, the sweeper, scheduler and AI integration settings.
+ *  - The pool differs: CONDUCTOR_PG_POOL_SIZE, CONDUCTOR_PG_POOL_MIN_IDLE.
+ */
+export interface ConductorPostgres {
+  /** the server's database, as a postgres:// URL (user and password in it, if any) */
+  url: string;
+}
+
+/** The database `conductor:start -- --postgres` uses when given no URL. */
+export const CONDUCTOR_PG_DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/conductor";
+
+/**
+ * Connections per server on Postgres at most (SQLite: CONDUCTOR_DB_POOL_SIZE, 64). Every
+ * server sharing a database holds its own pool, and a Postgres server accepts 100
+ * connections by default (`max_connections`), which the API's and the workers' pools
+ * (DATABASE_POOL_MAX each) share when Conductor uses the same Postgres server. 64 per
+ * server would let two servers alone exhaust it. The SQLite deadlock that asked for 64
+ * (one transaction waiting for a second connection while ten index threads hold one each)
+ * comes from the SQLite index's executor; the Postgres module's async index pool has at most
+ * 12 threads (`conductor.postgres.async-max-pool-size`), so 32 keeps headroom over them and
+ * over the HTTP threads. Measured (pg_stat_activity every 0.5 s) in two runs of
+ * test/conductor/shared-db.int.test.ts, two servers, 3–4 workflows of the 3-track fixture:
+ * at most 21–26 connections open to the database across both servers, at most 5 active.
+ * docker-compose.yml sets the same (test/compose.test.ts checks it).
+ */
+export const CONDUCTOR_PG_POOL_SIZE = 32;
+
+/**
+ * Idle connections a Postgres-backed server keeps (HikariCP's default: the pool size, so
+ * every server would hold all 32 from its start on, idle or not). 4: an idle server polls
+ * its queues on a few connections; the pool grows to CONDUCTOR_PG_POOL_SIZE under load and
+ * gives back idle connections after HikariCP's idle timeout (10 minutes).
+ * docker-compose.yml sets the same.
+ */
+export const CONDUCTOR_PG_POOL_MIN_IDLE = 4;
+
+/** `postgres://user:password@host:port/db` as the JDBC URL and credentials the server takes. */
+export function jdbcOf(url: string): { jdbcUrl: string; user: string; password: string; database: string } {
+  const u = new URL(url);
+  if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") throw new Error(`not a postgres:// URL: ${url}`);
+  const database = decodeURIComponent(u.pathname.replace(/^\//, ""));
+  if (!database) throw new Error(`the Postgres URL names no database: ${url}`);
+  const query = u.search;
+  return {
+    jdbcUrl: `jdbc:postgresql://${u.hostname}:${u.port || "5432"}/${database}${query}`,
+    user: decodeURIComponent(u.username) || "postgres",
+    password: decodeURIComponent(u.password),
+    database,
+  };
+}
+
+/** The server properties that put it on Postgres (see ConductorPostgres). */
+export function postgresProperties(pgUrl: string, extraArgs: readonly string[] = []): string[] {
+  const j = jdbcOf(pgUrl);
+  const lockChosen = extraArgs.some((a) => a.startsWith("--conductor.workflow-execution-lock.type="));
+  return [
+    `--spring.datasource.url=${j.jdbcUrl}`,
+    `--spring.datasource.username=${j.user}`,
+    `--spring.datasource.password=${j.password}`,
+    `--spring.datasource.hikari.maximum-pool-size=${CONDUCTOR_PG_POOL_SIZE}`,
+    `--spring.datasource.hikari.minimum-idle=${CONDUCTOR_PG_POOL_MIN_IDLE}`,
+    "--conductor.db.type=postgres",
+    "--conductor.queue.type=postgres",
+    "--conductor.indexing.type=postgres",
+    ...(lockChosen ? [] : ["--conductor.workflow-execution-lock.type=postgres"]),
+  ];
+}
+
+/** The server properties of its SQLite file (the default). */
+export function sqliteProperties(dbFile: string): string[] {
+  return [`--spring.datasource.url=jdbc:sqlite:${dbFile}?${CONDUCTOR_SQLITE_PARAMS}`, `--spring.datasource.hikari.maximum-pool-size=${CONDUCTOR_DB_POOL_SIZE}`];
+}
+
+/** A URL without its password (for logs and the state file). */
+const redact = (url: string): string => {
+  const u = new URL(url);
+  if (u.password) u.password = "***";
+  return u.toString();
+};
+
+
 export function cacheDir(env = process.env): string {
   return path.join(env.TRACKSCRIBE_CACHE ?? path.join(env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "trackscribe"), "conductor");
 }
@@ -225,7 +327,10 @@ export interface ConductorHandle {
   url: string;
   pid: number;
   port: number;
+  /** the SQLite file; empty on Postgres */
   dbFile: string;
+  /** on Postgres: its database URL (password redacted) */
+  database?: string;
   stop(): Promise<void>;
 }
 
@@ -234,6 +339,7 @@ interface StateFile {
   port: number;
   url: string;
   dbFile: string;
+  database?: string;
 }
 
 export function defaultStateDir(env = process.env): string {
@@ -297,8 +403,12 @@ export async function startConductor(
     jvm?: ConductorJvm;
     /** payload thresholds (default CONDUCTOR_PAYLOAD_LIMIT); null: the server's own (tests of what they do) */
     payloadLimit?: string | null;
+    /** persist to this Postgres database (created if missing) instead of a SQLite file of stateDir */
+    postgres?: ConductorPostgres;
   } = {},
 ): Promise<ConductorHandle> {
+  // a bad Postgres URL is refused before anything starts
+  if (opts.postgres) jdbcOf(opts.postgres.url);
   const stateDir = path.resolve(opts.stateDir ?? defaultStateDir());
   const log = opts.log ?? ((s: string) => process.stderr.write(`${s}\n`));
   const stateFile = path.join(stateDir, "server.json");
@@ -312,8 +422,12 @@ export async function startConductor(
 
   if (existsSync(stateFile)) {
     const s = JSON.parse(readFileSync(stateFile, "utf8")) as StateFile;
+    const wanted = opts.postgres ? redact(opts.postgres.url) : undefined;
     if (opts.fresh) await stopConductor(stateDir);
-    else if (isAlive(s.pid)) {
+    else if (isAlive(s.pid) && s.database !== wanted) {
+      log(`the running server (pid ${s.pid}) persists to ${s.database ?? s.dbFile}, not ${wanted ?? "SQLite"}: restarting it`);
+      await stopConductor(stateDir);
+    } else if (isAlive(s.pid)) {
       await waitForConductorHealth(s.url, opts.timeoutMs ?? 180000, log);
       return handle(s);
     }
@@ -321,7 +435,8 @@ export async function startConductor(
   const jar = ensureConductorJar();
   const java = findJava();
   const port = await freePort();
-  const dbFile = path.join(stateDir, `conductor-${Date.now()}.db`);
+  if (opts.postgres) await ensureDatabase(jdbcOf(opts.postgres.url).database, opts.postgres.url);
+  const dbFile = opts.postgres ? "" : path.join(stateDir, `conductor-${Date.now()}.db`);
   if (opts.fresh) for (const f of readdirSync(stateDir)) if (f.startsWith("conductor-") && f.includes(".db")) rmSync(path.join(stateDir, f), { force: true });
   const logFile = path.join(stateDir, "server.log");
   const out = openSync(logFile, "a");
@@ -330,8 +445,7 @@ export async function startConductor(
     "-jar",
     jar,
     `--server.port=${port}`,
-    `--spring.datasource.url=jdbc:sqlite:${dbFile}?${CONDUCTOR_SQLITE_PARAMS}`,
-    `--spring.datasource.hikari.maximum-pool-size=${CONDUCTOR_DB_POOL_SIZE}`,
+    ...(opts.postgres ? postgresProperties(opts.postgres.url, opts.extraArgs) : sqliteProperties(dbFile)),
     `--conductor.app.systemTaskWorkerPollInterval=${CONDUCTOR_SYSTEM_TASK_POLL}`,
     `--conductor.app.systemTaskQueuePopTimeout=${CONDUCTOR_SYSTEM_TASK_POP_TIMEOUT}`,
     `--conductor.integrations.ai.enabled=${CONDUCTOR_AI_INTEGRATIONS}`,
@@ -348,9 +462,9 @@ export async function startConductor(
   const child = spawn(java, args, { detached: true, stdio: ["ignore", out, out], cwd: stateDir });
   child.unref();
   const url = `http://127.0.0.1:${port}/api`;
-  const state: StateFile = { pid: child.pid!, port, url, dbFile };
+  const state: StateFile = { pid: child.pid!, port, url, dbFile, ...(opts.postgres ? { database: redact(opts.postgres.url) } : {}) };
   writeFileSync(stateFile, JSON.stringify(state, null, 2));
-  log(`starting Conductor ${CONDUCTOR_VERSION} (pid ${child.pid}, port ${port}, db ${dbFile}, log ${logFile})…`);
+  log(`starting Conductor ${CONDUCTOR_VERSION} (pid ${child.pid}, port ${port}, db ${state.database ?? dbFile}, log ${logFile})…`);
   try {
     await waitForConductorHealth(url, opts.timeoutMs ?? 180000, log);
   } catch (err) {
@@ -373,7 +487,10 @@ export async function stopConductor(stateDir = defaultStateDir()): Promise<boole
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const cmd = process.argv[2];
   if (cmd === "start") {
-    startConductor({ fresh: process.argv.includes("--fresh"), jvm: process.argv.includes("--steady") ? "steady" : "quick" })
+    const pgAt = process.argv.indexOf("--postgres");
+    const pgArg = pgAt > 0 ? process.argv[pgAt + 1] : undefined;
+    const postgres = pgAt > 0 ? { url: pgArg && !pgArg.startsWith("--") ? pgArg : CONDUCTOR_PG_DEFAULT_URL } : undefined;
+    startConductor({ fresh: process.argv.includes("--fresh"), jvm: process.argv.includes("--steady") ? "steady" : "quick", postgres })
       .then((h) => process.stdout.write(`CONDUCTOR_SERVER_URL=${h.url}\n`))
       .catch((err: Error) => {
         process.stderr.write(`conductor:start failed: ${err.message}\n`);
@@ -387,7 +504,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
         process.exit(1);
       });
   } else {
-    process.stderr.write("usage: conductor.ts start [--fresh] [--steady] | stop\n");
+    process.stderr.write("usage: conductor.ts start [--fresh] [--steady] [--postgres [postgres://user@host:port/db]] | stop\n");
     process.exit(2);
   }
 }

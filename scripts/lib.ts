@@ -1,6 +1,7 @@
 /** Small helpers shared by the service scripts (conductor, services, tests, demo). */
 import { spawnSync } from "node:child_process";
 import { createServer } from "node:net";
+import pg from "pg";
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -50,4 +51,48 @@ export async function waitUntil(
 export function run(cmd: string, args: string[], opts: { cwd?: string } = {}): { ok: boolean; out: string } {
   const r = spawnSync(cmd, args, { cwd: opts.cwd, encoding: "utf8" });
   return { ok: r.status === 0, out: `${r.stdout ?? ""}${r.stderr ?? ""}` };
+}
+
+/** A database name we create or drop ourselves (it goes into SQL unquoted). */
+const DB_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** The `postgres` maintenance database of the server that `url` points at (same credentials). */
+function adminUrl(url: string): string {
+  const u = new URL(url);
+  u.pathname = "/postgres";
+  return u.toString();
+}
+
+/**
+ * Create database `name` on the server of `serverUrl` (any database URL of that server; the
+ * connection goes to its `postgres` database) unless it exists. Returns the new database's URL.
+ */
+export async function ensureDatabase(name: string, serverUrl = "postgres://postgres@127.0.0.1:5432/postgres"): Promise<string> {
+  if (!DB_NAME.test(name)) throw new Error(`invalid database name: ${name}`);
+  const admin = new pg.Client({ connectionString: adminUrl(serverUrl) });
+  await admin.connect();
+  try {
+    const { rowCount } = await admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]);
+    // another process may create it at the same moment (two servers of one database starting)
+    if (!rowCount) await admin.query(`CREATE DATABASE ${name}`).catch((err: { code?: string }) => {
+      if (err.code !== "42P04" && err.code !== "23505") throw err;
+    });
+  } finally {
+    await admin.end();
+  }
+  const u = new URL(serverUrl);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+/** Drop database `name` (connections still open to it are ended first). */
+export async function dropDatabase(name: string, serverUrl = "postgres://postgres@127.0.0.1:5432/postgres"): Promise<void> {
+  if (!DB_NAME.test(name)) throw new Error(`invalid database name: ${name}`);
+  const admin = new pg.Client({ connectionString: adminUrl(serverUrl) });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  } finally {
+    await admin.end();
+  }
 }

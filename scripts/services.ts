@@ -12,9 +12,10 @@ import { existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, wri
 import { connect } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import pg from "pg";
 import { startConductor, stopConductor } from "./conductor.ts";
-import { freePort, isAlive, run, sleep, waitUntil } from "./lib.ts";
+import { ensureDatabase, freePort, isAlive, run, sleep, waitUntil } from "./lib.ts";
+
+export { ensureDatabase };
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -67,19 +68,6 @@ async function ensureRedis(log: (s: string) => void): Promise<boolean> {
   if (!r.ok) throw new Error(`redis-server failed: ${r.out}`);
   await waitUntil(() => tcpOpen(6379), { timeoutMs: 15000, what: "Redis on 127.0.0.1:6379" });
   return true;
-}
-
-export async function ensureDatabase(name: string): Promise<string> {
-  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`invalid database name: ${name}`);
-  const admin = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/postgres" });
-  await admin.connect();
-  try {
-    const { rowCount } = await admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]);
-    if (!rowCount) await admin.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await admin.end();
-  }
-  return `postgres://postgres@127.0.0.1:5432/${name}`;
 }
 
 async function startS3(dir: string, bucket: string, log: (s: string) => void): Promise<{ pid: number; port: number; dir: string }> {

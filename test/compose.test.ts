@@ -17,6 +17,8 @@ import {
   CONDUCTOR_JVM_OPTS,
   CONDUCTOR_PAYLOAD_LIMIT,
   CONDUCTOR_PAYLOAD_PROPERTIES,
+  CONDUCTOR_PG_POOL_MIN_IDLE,
+  CONDUCTOR_PG_POOL_SIZE,
   CONDUCTOR_SCHEDULER,
   CONDUCTOR_SQLITE_PARAMS,
   CONDUCTOR_SWEEPER_THREADS,
@@ -24,6 +26,7 @@ import {
   CONDUCTOR_SYSTEM_TASK_POLL,
   CONDUCTOR_SYSTEM_TASK_POP_TIMEOUT,
   CONDUCTOR_VERSION,
+  postgresProperties,
 } from "../scripts/conductor.ts";
 
 interface Service {
@@ -108,12 +111,10 @@ test("the Conductor service runs the pinned version with the server settings the
   const svc = services.conductor!;
   assert.equal(svc.image, `conductoross/conductor:${CONDUCTOR_VERSION}`);
   const env = svc.environment ?? {};
-  // every pool connection WAL + synchronous=NORMAL, as the tests' server (scripts/conductor.ts)
-  assert.equal(String(env.SPRING_DATASOURCE_URL), `jdbc:sqlite:/app/database/conductor.db?${CONDUCTOR_SQLITE_PARAMS}`);
+  // SQLite stays the tests' and the demo's: its settings are still the ones they use
   assert.match(CONDUCTOR_SQLITE_PARAMS, /(^|&)synchronous=NORMAL(&|$)/);
-  // the default pool of 10 deadlocks on workflow removal (scripts/conductor.ts)
-  assert.equal(Number(env.SPRING_DATASOURCE_HIKARI_MAXIMUMPOOLSIZE), CONDUCTOR_DB_POOL_SIZE);
-  assert.ok(CONDUCTOR_DB_POOL_SIZE > 10);
+  assert.ok(CONDUCTOR_DB_POOL_SIZE > 10, "the SQLite pool of 10 deadlocks on workflow removal");
+  assert.equal(env.SPRING_DATASOURCE_URL?.startsWith("jdbc:postgresql:"), true, "compose persists to Postgres");
   assert.equal(env.CONDUCTOR_APP_SYSTEMTASKWORKERPOLLINTERVAL, CONDUCTOR_SYSTEM_TASK_POLL);
   assert.equal(env.CONDUCTOR_APP_SYSTEMTASKQUEUEPOPTIMEOUT, CONDUCTOR_SYSTEM_TASK_POP_TIMEOUT);
   assert.equal(env.CONDUCTOR_INTEGRATIONS_AI_ENABLED, String(CONDUCTOR_AI_INTEGRATIONS));
@@ -125,6 +126,47 @@ test("the Conductor service runs the pinned version with the server settings the
   assert.ok(CONDUCTOR_SWEEPER_THREADS >= 1, "a sweeper thread is still running");
   // the image's startup script runs `java ${JAVA_OPTS} -jar …`: the long-running server's options, as bench:conductor measures them
   assert.deepEqual(String(env.JAVA_OPTS).split(/\s+/), [...CONDUCTOR_JVM_OPTS.steady]);
+});
+
+/** Spring's relaxed binding of a property to an environment variable: upper case, `.` → `_`, no `-`. */
+const envName = (property: string): string => property.replace(/-/g, "").replace(/\./g, "_").toUpperCase();
+
+test("the Conductor service persists to its own database on the postgres service, with the properties startConductor({ postgres }) sets", () => {
+  const svc = services.conductor! as Service & { depends_on?: Record<string, { condition: string }>; volumes?: string[] };
+  const env = svc.environment ?? {};
+  const pgEnv = services.postgres!.environment!;
+  const jdbc = new URL(String(env.SPRING_DATASOURCE_URL).replace(/^jdbc:/, ""));
+  assert.equal(jdbc.hostname, "postgres");
+  assert.equal(jdbc.port, "5432");
+  const database = jdbc.pathname.slice(1);
+  assert.notEqual(database, pgEnv.POSTGRES_DB, "its own database, not the app's");
+  assert.equal(env.SPRING_DATASOURCE_USERNAME, pgEnv.POSTGRES_USER);
+  assert.equal(env.SPRING_DATASOURCE_PASSWORD, pgEnv.POSTGRES_PASSWORD);
+  // the same properties as scripts/conductor.ts's Postgres server (the test of two servers runs those)
+  const props = Object.fromEntries(
+    postgresProperties(`postgres://u@h:5432/${database}`).map((a) => a.replace(/^--/, "").split(/=(.*)/s).slice(0, 2) as [string, string]),
+  );
+  for (const [k, v] of Object.entries(props)) {
+    if (k.startsWith("spring.datasource.") && !k.startsWith("spring.datasource.hikari.")) continue;
+    const name = k.startsWith("spring.datasource.hikari.") ? `SPRING_DATASOURCE_HIKARI_${k.split(".").pop()!.replace(/-/g, "").toUpperCase()}` : envName(k);
+    assert.equal(env[name], v, `${name} (${k})`);
+  }
+  assert.equal(Number(env.SPRING_DATASOURCE_HIKARI_MAXIMUMPOOLSIZE), CONDUCTOR_PG_POOL_SIZE);
+  assert.equal(Number(env.SPRING_DATASOURCE_HIKARI_MINIMUMIDLE), CONDUCTOR_PG_POOL_MIN_IDLE);
+  assert.equal(svc.volumes, undefined, "no SQLite volume left");
+
+  // the database is created by a one-shot service the server waits for, after Postgres is healthy
+  assert.equal(svc.depends_on?.["conductor-db"]?.condition, "service_completed_successfully");
+  const init = services["conductor-db"]! as Service & { depends_on?: Record<string, { condition: string }>; entrypoint?: string[]; restart?: string };
+  assert.equal(init.image, services.postgres!.image, "psql of the server's own version");
+  assert.equal(init.depends_on?.postgres?.condition, "service_healthy");
+  assert.equal(init.restart, "no");
+  assert.deepEqual(init.entrypoint, ["/bin/sh", "-c"]);
+  const script = (init.command as string[]).join(" ");
+  assert.match(script, new RegExp(`CREATE DATABASE ${database}\\b`));
+  assert.match(script, new RegExp(`datname = '${database}'`), "created only when missing");
+  for (const m of script.matchAll(/psql -h (\S+) -U (\S+) -d (\S+)/g)) assert.deepEqual(m.slice(1), ["postgres", pgEnv.POSTGRES_USER, pgEnv.POSTGRES_DB]);
+  assert.equal(init.environment!.PGPASSWORD, pgEnv.POSTGRES_PASSWORD);
 });
 
 test("every image is pinned to a version (no latest, no bare name)", () => {

@@ -37,7 +37,8 @@ export interface ApiServices {
   close(): Promise<void>;
 }
 
-async function ensureConductor(): Promise<{ url: string; stop?: () => Promise<void> }> {
+async function ensureConductor(given?: string): Promise<{ url: string; stop?: () => Promise<void> }> {
+  if (given) return { url: given };
   if (process.env.CONDUCTOR_SERVER_URL) return { url: process.env.CONDUCTOR_SERVER_URL };
   const { startConductor } = await import("../../scripts/conductor.ts");
   const stateDir = path.join(root, ".work", "test-api-conductor");
@@ -56,11 +57,12 @@ export async function registerWorkflowDefinitions(conductorUrl: string): Promise
   if (!w.ok) throw new Error(`workflow definition: ${w.status} ${await w.text()}`);
 }
 
-export async function startApiServices(overrides: Record<string, string> = {}): Promise<ApiServices> {
+/** `opts.conductorUrl`: a Conductor server of the test's own (else the run's, or one started here) */
+export async function startApiServices(overrides: Record<string, string> = {}, opts: { conductorUrl?: string } = {}): Promise<ApiServices> {
   const schema = `api_${randomBytes(4).toString("hex")}`;
   const dir = await mkdtemp(path.join(os.tmpdir(), "ts-api-"));
   const s3 = await startS3Server({ dir: path.join(dir, "s3"), inProcess: true });
-  const conductor = await ensureConductor();
+  const conductor = await ensureConductor(opts.conductorUrl);
   await registerWorkflowDefinitions(conductor.url);
   const config = loadConfig({
     NODE_ENV: "test",
