@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ConfigError, knownVariables, loadConfig } from "../pipeline/config.ts";
+import { ConfigError, knownVariables, loadConfig, prepareConcurrency, transcribeConcurrency } from "../pipeline/config.ts";
 
 test("defaults give a usable config", () => {
   const c = loadConfig({});
@@ -51,4 +51,12 @@ test("every variable belongs to exactly one config section, and a section holds 
   const storage = configSection(c, "storage");
   assert.equal(storage.S3_ENDPOINT, "http://127.0.0.1:9");
   assert.ok(!("API_TOKEN" in storage) && !("DATABASE_URL" in storage), "the storage section holds no other layer's variables");
+});
+
+test("every track of a meeting can wait in one worker's decoder queue: transcribe_track's default concurrency is MAX_TRACKS; prepare_track stays at the decoders + 1", () => {
+  const c = loadConfig({ ASR_CONCURRENCY: "2", WORKER_CONCURRENCY: "2", MAX_TRACKS: "12" });
+  assert.equal(transcribeConcurrency(c), 12);
+  assert.equal(prepareConcurrency(c), 3);
+  assert.equal(transcribeConcurrency(loadConfig({ ASR_CONCURRENCY: "2", MAX_TRACKS: "12", TRANSCRIBE_CONCURRENCY: "4" })), 4, "an explicit value wins");
+  assert.equal(transcribeConcurrency(loadConfig({ ASR_CONCURRENCY: "20", MAX_TRACKS: "4" })), 21, "never fewer than the decoders + 1");
 });
