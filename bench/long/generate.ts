@@ -132,6 +132,8 @@ export async function generateMeeting(dir: string, o: { minutes: number; tracks:
     const fd = openSync(file, "w");
     writeSync(fd, wavHeader(samples * 2, RATE));
     const r = rng(1000 + k);
+    // the faint noise floor (±12), from a table: drawing it per sample would dominate a long, quiet track
+    const noise = Float32Array.from({ length: 1 << 16 }, () => Math.round((r() * 2 - 1) * 12));
     // utterances sorted by start: a block mixes those it overlaps, each rendered when reached
     const cache = new Map<number, Float32Array>();
     let first = 0;
@@ -151,7 +153,7 @@ export async function generateMeeting(dir: string, o: { minutes: number; tracks:
         for (let i = Math.max(0, startSample - at); i < n && i + at - startSample < audio.length; i++) mix[i]! += audio[i + at - startSample]! * g;
       }
       const out = new Int16Array(n);
-      for (let i = 0; i < n; i++) out[i] = Math.max(-32768, Math.min(32767, Math.round(mix[i]! + (r() * 2 - 1) * 12)));
+      for (let i = 0; i < n; i++) out[i] = Math.max(-32768, Math.min(32767, Math.round(mix[i]! + noise[(at + i) & 0xffff]!)));
       writeSync(fd, out);
     }
     closeSync(fd);
