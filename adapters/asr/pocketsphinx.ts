@@ -34,6 +34,8 @@ export interface PocketsphinxOptions {
   pruneDict?: boolean;
   /** where the cut dictionary is kept between runs (default: trackscribe-asr-cache in the OS temp dir) */
   cacheDir?: string;
+  /** a segment running longer than this × its seconds is declared stuck (the pool's default unless given) */
+  stallFactor?: number;
 }
 
 export class AsrError extends Error {
@@ -88,6 +90,7 @@ export function createPocketsphinxEngine(opts: PocketsphinxOptions): AsrEngine {
     size: Math.max(1, opts.concurrency ?? os.availableParallelism()),
     ...(opts.idleMs !== undefined ? { idleMs: opts.idleMs } : {}),
     ...(opts.tmpRoot ? { tmpRoot: opts.tmpRoot } : {}),
+    ...(opts.stallFactor !== undefined ? { stallFactor: opts.stallFactor } : {}),
     parseCtm,
   });
   return {

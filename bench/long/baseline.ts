@@ -28,7 +28,8 @@ function childCpuSeconds(): number {
   return (Number(fields[13]) + Number(fields[14])) / 100;
 }
 
-const engine = createPocketsphinxEngine({ hmm: config.POCKETSPHINX_HMM, dict: config.POCKETSPHINX_DICT, lm: config.POCKETSPHINX_LM, concurrency: os.availableParallelism(), idleMs: 0 });
+const engine = createPocketsphinxEngine({ hmm: config.POCKETSPHINX_HMM, dict: config.POCKETSPHINX_DICT, lm: config.POCKETSPHINX_LM, concurrency: os.availableParallelism(), idleMs: 0, stallFactor: 1000 });
+// (a shared, loaded machine can slow a decoder tenfold: a yardstick must not give up on it)
 const wavs = manifest.tracks.map((t, k) => {
   if (t.path.endsWith(".wav")) return path.join(dir, t.path);
   const wav = path.join(dir, `baseline-track${k}.wav`);
