@@ -162,7 +162,7 @@ export async function generateMeeting(dir: string, o: { minutes: number; tracks:
   if (o.webm ?? true) {
     const k = o.tracks - 1;
     const webm = path.join(dir, `track${k}.webm`);
-    execFileSync("ffmpeg", ["-nostdin", "-v", "error", "-y", "-i", files[k]!, "-c:a", "libopus", "-b:a", "32k", webm]);
+    execFileSync("ffmpeg", ["-nostdin", "-v", "error", "-y", "-i", files[k]!, "-c:a", "libopus", "-b:a", "32k", "-compression_level", "0", webm]);
     rmSync(files[k]!);
     files[k] = webm;
   }
