@@ -94,11 +94,12 @@ export interface DecoderPoolOptions {
   clock?: PoolClock;
 }
 
-export interface SegmentAudio {
-  /** raw 16 kHz mono s16le samples */
-  pcm: Buffer;
-  seconds: number;
-}
+/**
+ * A segment's raw 16 kHz mono s16le samples, given (`pcm`) or read when a decoder takes it
+ * (`load`, or `writeTo` the file the decoder reads): a call of many segments then holds none of their audio while it waits, and only
+ * the segments being decoded are staged on disk.
+ */
+export type SegmentAudio = { seconds: number } & ({ pcm: Buffer } | { load(): Promise<Buffer | Uint8Array> } | { writeTo(file: string): Promise<void> });
 
 export interface DecodeOptions {
   signal?: AbortSignal;
@@ -110,6 +111,8 @@ export interface DecodeOptions {
 
 interface PendingCall {
   readonly dir: string;
+  /** each segment's audio until it is staged (then null) */
+  readonly audio: (SegmentAudio | null)[];
   readonly words: AsrWord[][];
   readonly signal: AbortSignal | undefined;
   readonly onProgress: ((f: number) => void) | undefined;
@@ -171,16 +174,11 @@ export class DecoderPool {
     opts.signal?.throwIfAborted();
     const dir = path.join(this.workDir(), `c${call}`);
     await mkdir(dir, { recursive: true });
-    try {
-      for (const [i, s] of segments.entries()) await writeFile(path.join(dir, `s${i}.raw`), s.pcm);
-    } catch (err) {
-      await rm(dir, { recursive: true, force: true });
-      throw err;
-    }
     return new Promise<AsrWord[][]>((resolve, reject) => {
       const onAbort = (): void => this.feed({ type: "CallAborted", call });
       const pending: PendingCall = {
         dir,
+        audio: [...segments],
         words: segments.map(() => []),
         signal: opts.signal,
         onProgress: opts.onProgress,
@@ -266,7 +264,7 @@ export class DecoderPool {
         const d = this.decoders.get(i.decoder);
         if (!d) break;
         this.assigned.set(i.decoder, { call: i.call, index: i.index });
-        d.decode(`c${i.call}/s${i.index}`, uttid(i.call, i.index));
+        void this.stage(d, i.decoder, i.call, i.index);
         break;
       }
       case "StopDecoder":
@@ -305,6 +303,29 @@ export class DecoderPool {
     }
   }
 
+  /**
+   * Write the segment's audio where the decoder reads it, then hand it over; the file goes
+   * once its words are in. A segment that cannot be read fails its call (SegmentFailed).
+   */
+  private async stage(d: DecoderProcess, decoder: number, call: number, index: number): Promise<void> {
+    const c = this.calls.get(call);
+    const audio = c?.audio[index];
+    if (!c || !audio) return;
+    c.audio[index] = null;
+    try {
+      const file = path.join(c.dir, `s${index}.raw`);
+      if ("writeTo" in audio) await audio.writeTo(file);
+      else await writeFile(file, "pcm" in audio ? audio.pcm : await audio.load());
+    } catch (err) {
+      const job = this.assigned.get(decoder);
+      if (job?.call === call && job.index === index) this.feed({ type: "SegmentFailed", decoder, call, index, message: `could not stage the segment: ${(err as Error).message}` });
+      return;
+    }
+    // still this decoder's segment (not aborted, stopped or timed out meanwhile)
+    const job = this.assigned.get(decoder);
+    if (job?.call === call && job.index === index && this.calls.has(call)) d.decode(`c${call}/s${index}`, uttid(call, index));
+  }
+
   private settle(call: number): PendingCall | undefined {
     const c = this.calls.get(call);
     if (!c) return undefined;
@@ -331,7 +352,10 @@ export class DecoderPool {
           const job = this.assigned.get(id);
           if (!job || uttid(job.call, job.index) !== utt) return;
           const c = this.calls.get(job.call);
-          if (c) c.words[job.index] = words;
+          if (c) {
+            c.words[job.index] = words;
+            void rm(path.join(c.dir, `s${job.index}.raw`), { force: true });
+          }
           this.feed({ type: "SegmentDone", decoder: id, call: job.call, index: job.index });
         },
         onOutputError: (utt, message) => {

@@ -18,12 +18,11 @@
  * 429, 5xx, timeouts and network errors are retried with back-off (the server's
  * Retry-After when it sends one), ASR_HTTP_MAX_ATTEMPTS in all.
  */
-import { readFile } from "node:fs/promises";
 import { z } from "zod/v4";
 import type { AsrCapabilities, AsrEngine, AsrWord } from "../../pipeline/ports.ts";
-import { readWav, writeWav } from "../../pipeline/audio/wav.ts";
+import { openPcmReader, writeWav } from "../../pipeline/audio/wav.ts";
 import { AsrError } from "./pocketsphinx.ts";
-import { segmentsToDecode } from "../../pipeline/asr/spans.ts";
+import { planSegments } from "../../pipeline/asr/spans.ts";
 
 const TimedPiece = z.object({ word: z.string(), start: z.number(), end: z.number(), probability: z.number().optional() });
 const VerboseJson = z.object({
@@ -235,25 +234,30 @@ export function createOpenAiAsrEngine(opts: OpenAiAsrOptions): AsrEngine {
     name: `openai:${opts.model}`,
     capabilities: OPENAI_ASR_CAPABILITIES,
     async transcribe(wavPath, { language, spans, signal, onProgress, participants }) {
-      const pcm = readWav(await readFile(wavPath));
-      const segments = segmentsToDecode(pcm, spans);
-      const prompt = promptFor(participants);
-      let done = 0;
-      onProgress?.(0);
-      const perSegment = await Promise.all(
-        segments.map((seg) =>
-          limit(async () => {
-            // copy just this segment's samples (a view's .buffer would be the whole track)
-            const samples = pcm.samples.slice(Math.round(seg.start * pcm.sampleRate), Math.round(seg.end * pcm.sampleRate));
-            const audio = writeWav({ sampleRate: pcm.sampleRate, samples });
-            const parsed = await requestSegment(audio, language, prompt, signal);
-            onProgress?.(++done / segments.length);
-            return wordsFromVerboseJson(parsed, seg.end - seg.start).map((w) => ({ ...w, start: round3(seg.start + w.start), end: round3(seg.start + Math.max(w.start, w.end)) }));
-          }),
-        ),
-      );
-      onProgress?.(1);
-      return perSegment.flat();
+      // the WAV is read by position: only the segments in flight are in memory, whatever the track's length
+      const reader = await openPcmReader(wavPath);
+      try {
+        const rate = reader.sampleRate;
+        const segments = await planSegments(reader, spans);
+        const prompt = promptFor(participants);
+        let done = 0;
+        onProgress?.(0);
+        const perSegment = await Promise.all(
+          segments.map((seg) =>
+            limit(async () => {
+              const samples = await reader.read(Math.round(seg.start * rate), Math.round(seg.end * rate));
+              const audio = writeWav({ sampleRate: rate, samples });
+              const parsed = await requestSegment(audio, language, prompt, signal);
+              onProgress?.(++done / segments.length);
+              return wordsFromVerboseJson(parsed, seg.end - seg.start).map((w) => ({ ...w, start: round3(seg.start + w.start), end: round3(seg.start + Math.max(w.start, w.end)) }));
+            }),
+          ),
+        );
+        onProgress?.(1);
+        return perSegment.flat();
+      } finally {
+        await reader.close();
+      }
     },
   };
 }

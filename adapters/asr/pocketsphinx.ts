@@ -6,15 +6,18 @@
  * (./decoder-pool.ts: the model loads once per decoder, and all cores stay busy until the last
  * segment, whichever track it belongs to); CTM output gives word start, duration and a
  * posterior confidence, mapped back to file-local seconds.
+ *
+ * Memory does not grow with the track: the WAV is read by position (the frames a long
+ * span's cut points are looked for in, then each segment when a decoder takes it), never
+ * whole.
  */
-import { readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { AsrCapabilities, AsrEngine, AsrWord } from "../../pipeline/ports.ts";
-import { rawSlice, readWav } from "../../pipeline/audio/wav.ts";
+import { openPcmReader } from "../../pipeline/audio/wav.ts";
 import { DecoderError, DecoderPool } from "./decoder-pool.ts";
 import { prunedDictionary } from "./dict-prune.ts";
-import { segmentsToDecode } from "../../pipeline/asr/spans.ts";
+import { planSegments } from "../../pipeline/asr/spans.ts";
 
 export interface PocketsphinxOptions {
   hmm: string;
@@ -31,6 +34,8 @@ export interface PocketsphinxOptions {
   pruneDict?: boolean;
   /** where the cut dictionary is kept between runs (default: trackscribe-asr-cache in the OS temp dir) */
   cacheDir?: string;
+  /** a segment running longer than this × its seconds is declared stuck (the pool's default unless given) */
+  stallFactor?: number;
 }
 
 export class AsrError extends Error {
@@ -85,6 +90,7 @@ export function createPocketsphinxEngine(opts: PocketsphinxOptions): AsrEngine {
     size: Math.max(1, opts.concurrency ?? os.availableParallelism()),
     ...(opts.idleMs !== undefined ? { idleMs: opts.idleMs } : {}),
     ...(opts.tmpRoot ? { tmpRoot: opts.tmpRoot } : {}),
+    ...(opts.stallFactor !== undefined ? { stallFactor: opts.stallFactor } : {}),
     parseCtm,
   });
   return {
@@ -94,19 +100,26 @@ export function createPocketsphinxEngine(opts: PocketsphinxOptions): AsrEngine {
       if (!/^en(-|$)/i.test(language)) {
         throw new AsrError(`the pocketsphinx engine has an English model only (language '${language}'); set ASR_ENGINE=openai`, false);
       }
-      const pcm = readWav(await readFile(wavPath));
-      if (pcm.sampleRate !== 16000) throw new AsrError(`expected 16 kHz audio, got ${pcm.sampleRate} Hz`, false);
-      const segments = segmentsToDecode(pcm, spans);
-      // (with no segments the pool only counts the call's arrival in its batch)
+      const reader = await openPcmReader(wavPath);
+      let segments: { start: number; end: number }[];
       let perSegment: AsrWord[][];
       try {
+        if (reader.sampleRate !== 16000) throw new AsrError(`expected 16 kHz audio, got ${reader.sampleRate} Hz`, false);
+        segments = await planSegments(reader, spans);
+        // (with no segments the pool only counts the call's arrival in its batch)
         perSegment = await pool.decode(
-          segments.map((s) => ({ pcm: rawSlice(pcm.samples, Math.round(s.start * 16000), Math.round(s.end * 16000)), seconds: s.end - s.start })),
+          segments.map((s) => ({
+            // read when a decoder takes it: the call holds no audio while it waits
+            writeTo: (file: string) => reader.copyTo(file, Math.round(s.start * 16000), Math.round(s.end * 16000)),
+            seconds: s.end - s.start,
+          })),
           { ...(signal ? { signal } : {}), ...(onProgress ? { onProgress } : {}), ...(batch ? { batch } : {}) },
         );
       } catch (err) {
         if (err instanceof DecoderError) throw new AsrError(err.message, err.retryable);
         throw err;
+      } finally {
+        await reader.close();
       }
       const words: AsrWord[] = [];
       perSegment.forEach((list, i) => {

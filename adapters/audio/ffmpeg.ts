@@ -48,6 +48,33 @@ async function canonicalData(inputPath: string, size: number): Promise<{ offset:
 }
 
 /**
+ * `header` then `length` bytes of `src` from `offset`, through one reused buffer: a stream
+ * pipeline allocates a buffer per 64 kB, and the trail of them a 3-hour track leaves grows
+ * the process by tens of MB before the collector catches up.
+ */
+async function copyRange(src: string, offset: number, length: number, dest: string, header: Buffer, signal?: AbortSignal): Promise<void> {
+  const input = await open(src, "r");
+  try {
+    const output = await open(dest, "w");
+    try {
+      await output.write(header, 0, header.length, 0);
+      const buf = Buffer.alloc(Math.min(1 << 20, Math.max(1, length)));
+      for (let done = 0; done < length; ) {
+        signal?.throwIfAborted();
+        const { bytesRead } = await input.read(buf, 0, Math.min(buf.length, length - done), offset + done);
+        if (bytesRead <= 0) throw new AudioToolError(`${src} ended ${length - done} bytes early`);
+        await output.write(buf, 0, bytesRead, header.length + done);
+        done += bytesRead;
+      }
+    } finally {
+      await output.close();
+    }
+  } finally {
+    await input.close();
+  }
+}
+
+/**
  * ffmpeg reads only local files (`-protocol_whitelist file`: no http, no concat of other
  * files, no HLS segments), with the demuxer pinned to the format sniffed from the file's
  * first bytes (`-f`): a playlist or an ffconcat file is refused before ffmpeg starts, and
@@ -97,12 +124,7 @@ export function createFfmpegAudioTools(opts: { ffmpeg?: string; ffprobe?: string
       const data = await canonicalData(inputPath, size);
       if (data) {
         const length = cap !== undefined ? Math.min(data.length, Math.floor(cap * 16000) * 2) : data.length;
-        await writeFile(outPath, wavHeader(length, 16000));
-        if (length > 0) {
-          await pipeline(createReadStream(inputPath, { start: data.offset, end: data.offset + length - 1 }), createWriteStream(outPath, { flags: "a" }), {
-            ...(signal ? { signal } : {}),
-          });
-        }
+        await copyRange(inputPath, data.offset, length, outPath, wavHeader(length, 16000), signal);
         return { duration: length / 32000 };
       }
       const format = await sniffFile(inputPath);

@@ -44,7 +44,13 @@ const toDb = (p: number): number => (p > 1e-10 ? Math.max(SILENCE_DB, 10 * Math.
 
 /** 10th percentile of the non-silent frames: the track's noise floor. */
 export function noiseFloorDb(env: Float32Array): number {
-  const vals = Array.from(env).filter((v) => v > SILENCE_DB).sort((a, b) => a - b);
+  // a typed copy sorted in place: 4 bytes a frame, not a boxed array (3 hours are 540,000 frames)
+  let n = 0;
+  for (const v of env) if (v > SILENCE_DB) n++;
+  const vals = new Float32Array(n);
+  n = 0;
+  for (const v of env) if (v > SILENCE_DB) vals[n++] = v;
+  vals.sort();
   if (vals.length === 0) return SILENCE_DB;
   return vals[Math.floor(vals.length * 0.1)]!;
 }
@@ -81,12 +87,12 @@ export function planSpeechSpans(tracks: readonly PlannerTrack[], options: Partia
     const threshold = Math.max(o.minSpeechDb, floor + o.activeAboveFloorDb);
     const first = Math.max(0, Math.floor(t.offset_seconds / frame));
     const last = Math.ceil((t.offset_seconds + t.envelope.length * t.frame_seconds) / frame);
-    const own: boolean[] = [];
+    const own = new Uint8Array(Math.max(0, last - first));
     for (let g = first; g < last; g++) {
       const e = energyAt(ti, g);
       let louder = SILENCE_DB;
       for (let u = 0; u < tracks.length; u++) if (u !== ti) louder = Math.max(louder, energyAt(u, g));
-      own.push(e >= threshold && louder - e < o.bleedDb);
+      own[g - first] = e >= threshold && louder - e < o.bleedDb ? 1 : 0;
     }
     // frames → runs (seconds, global)
     let runs: Span[] = [];

@@ -1,5 +1,5 @@
 /** Minimal 16-bit PCM WAV reading/writing (what our own decoder writes: mono s16le). */
-import { open, readFile } from "node:fs/promises";
+import { open, readFile, writeFile } from "node:fs/promises";
 
 export interface Pcm {
   sampleRate: number;
@@ -111,7 +111,8 @@ export function canonicalPcmData(head: Buffer, fileSize: number): { offset: numb
  * The samples of a 16 kHz mono 16-bit WAV file, read in chunks of about `chunkBytes`: a
  * step computing over a long track holds one chunk, not the track. `totalSamples` is known
  * before the first chunk. A file that is not in that canonical shape is read whole (our
- * decoder never writes one).
+ * decoder never writes one). A chunk is valid until the next one is asked for (they share one
+ * buffer): use it, do not keep it.
  */
 export async function openPcm(file: string, chunkBytes = 1024 * 1024): Promise<{ totalSamples: number; sampleRate: number; chunks(): AsyncGenerator<Int16Array> }> {
   const fh = await open(file, "r");
@@ -135,16 +136,114 @@ export async function openPcm(file: string, chunkBytes = 1024 * 1024): Promise<{
     totalSamples: data.length / 2,
     sampleRate: 16000,
     async *chunks() {
+      // one buffer for every chunk: a read per chunk allocates nothing, so a long track leaves
+      // no trail of garbage buffers for the collector to catch up with
+      const buf = Buffer.alloc(Math.min(step, data.length));
       try {
         for (let at = 0; at < data.length; at += step) {
-          const buf = Buffer.alloc(Math.min(step, data.length - at));
-          const { bytesRead } = await fh.read(buf, 0, buf.length, data.offset + at);
+          const { bytesRead } = await fh.read(buf, 0, Math.min(step, data.length - at), data.offset + at);
           if (bytesRead <= 0) break;
           yield new Int16Array(buf.buffer, buf.byteOffset, bytesRead >> 1);
         }
       } finally {
         await fh.close();
       }
+    },
+  };
+}
+
+/** Random access to the samples of a WAV file: a range is read by position when asked for. */
+export interface PcmReader {
+  readonly totalSamples: number;
+  readonly sampleRate: number;
+  /** samples [from, to) (clamped to the file); a fresh array the caller owns */
+  read(from: number, to: number): Promise<Int16Array>;
+  /**
+   * samples [from, to) as raw s16le bytes into the file `dest`, through a reused buffer:
+   * staging many segments allocates nothing per segment
+   */
+  copyTo(dest: string, from: number, to: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * A reader over a WAV file that holds none of its samples: each read() is one positioned
+ * read of the file (a transcription reads its planned spans only, whatever the track's
+ * length). A file that is not 16 kHz mono 16-bit PCM with a known data size is read whole
+ * (our decoder never writes one).
+ */
+const COPY_BYTES = 256 * 1024;
+
+export async function openPcmReader(file: string): Promise<PcmReader> {
+  const fh = await open(file, "r");
+  let data: { offset: number; length: number } | null;
+  try {
+    const size = (await fh.stat()).size;
+    const head = Buffer.alloc(Math.min(size, 64 * 1024));
+    const { bytesRead } = await fh.read(head, 0, head.length, 0);
+    data = canonicalPcmData(head.subarray(0, bytesRead), size);
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
+  if (!data) {
+    await fh.close();
+    const pcm = readWav(await readFile(file));
+    const clamp = (x: number): number => Math.max(0, Math.min(pcm.samples.length, Math.round(x)));
+    return {
+      totalSamples: pcm.samples.length,
+      sampleRate: pcm.sampleRate,
+      read: async (from, to) => pcm.samples.slice(clamp(from), Math.max(clamp(from), clamp(to))),
+      copyTo: async (dest, from, to) => {
+        const view = pcm.samples.subarray(clamp(from), Math.max(clamp(from), clamp(to)));
+        await writeFile(dest, new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
+      },
+      close: async () => {},
+    };
+  }
+  const total = data.length / 2;
+  const offset = data.offset;
+  const clamp = (x: number): number => Math.max(0, Math.min(total, Math.round(x)));
+  let closed = false;
+  /** copy buffers not in use (one per copy running at once) */
+  const spare: Buffer[] = [];
+  return {
+    totalSamples: total,
+    sampleRate: 16000,
+    async read(from, to) {
+      const a = clamp(from);
+      const b = Math.max(a, clamp(to));
+      const out = new Int16Array(b - a);
+      const bytes = new Uint8Array(out.buffer);
+      let got = 0;
+      while (got < bytes.length) {
+        const { bytesRead } = await fh.read(bytes, got, bytes.length - got, offset + a * 2 + got);
+        if (bytesRead <= 0) break;
+        got += bytesRead;
+      }
+      return got === bytes.length ? out : out.subarray(0, got >> 1);
+    },
+    async copyTo(dest, from, to) {
+      const a = clamp(from);
+      const b = Math.max(a, clamp(to));
+      const buf = spare.pop() ?? Buffer.alloc(COPY_BYTES);
+      const out = await open(dest, "w");
+      try {
+        for (let at = a * 2; at < b * 2; ) {
+          const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, b * 2 - at), offset + at);
+          if (bytesRead <= 0) break;
+          await out.write(buf, 0, bytesRead);
+          at += bytesRead;
+        }
+      } finally {
+        spare.push(buf);
+        await out.close();
+      }
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await fh.close();
     },
   };
 }

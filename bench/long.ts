@@ -1,0 +1,261 @@
+/**
+ * `npm run bench:long`: a generated meeting of the length users record (bench/long/generate.ts:
+ * real speech re-timed and re-gained per utterance, turns, offsets, −26 dB bleed, a WebM
+ * track) through the in-process engine, Conductor and BullMQ, each in a process of its own,
+ * with every process's peak RSS (VmHWM) sampled from /proc by kind. Prints per engine: wall
+ * time, peak RSS per kind, decoded / voiced seconds, speaker-attributed WER and bleed words
+ * against the reference; and the engine limit measured in the same run: the decoder's CPU
+ * seconds per audio second (each utterance decoded alone, bench/long/baseline.ts) × the
+ * voiced seconds ÷ the cores. Targets (60 min, 4 tracks): in-process ≤ 1.20 × the limit,
+ * Conductor and BullMQ ≤ 1.05 × in-process, decoded / voiced ≤ 1.15, SA-WER within 0.02
+ * of the utterances decoded alone.
+ *
+ *   npm run bench:long -- --minutes 60 --tracks 4 [--speech 0.7] [--engines inprocess,conductor,bullmq]
+ *   npm run bench:long -- --memory-only --minutes 180 --tracks 10      # long, quiet tracks: memory only
+ *   npm run bench:long -- --concurrent 6 --minutes 10 [-j 2]           # K meetings at once (Conductor)
+ *
+ * --memory-only: speech 0.01 unless given, no baseline, no WER (the figures are the peaks).
+ * --concurrent K: K copies of the meeting submitted at once to Conductor workers
+ * (`trackscribe workers --engine conductor`, `-j N` supervised processes when given), after
+ * one alone; prints throughput (audio hours per wall hour) against one at a time, the cores
+ * kept busy (CPU seconds of every process of the run ÷ wall seconds), and each recording's
+ * completion time against its fair share (K × the time of one alone: what each gets when
+ * the machine is shared evenly).
+ *
+ * Needs Redis (BullMQ) and Conductor (started with scripts/conductor.ts when none answers).
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { editDistance, tokens } from "../pipeline/metrics/wer.ts";
+import { conductorUrl } from "./harness.ts";
+import type { Utterance } from "./long/generate.ts";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "..");
+const say = (s: string): void => void process.stderr.write(`${s}\n`);
+
+interface Word {
+  text: string;
+  start: number;
+  end: number;
+  speaker: number;
+}
+
+/** The process kind a command line belongs to (decoders are listed, not counted in the targets). */
+export function processKind(cmdline: string): string {
+  if (/pocketsphinx/.test(cmdline)) return "decoder";
+  if (/(^|\/)(ffmpeg|ffprobe)(\s|$)/.test(cmdline)) return "ffmpeg";
+  if (/step-child/.test(cmdline)) return "step child";
+  if (/child-main/.test(cmdline)) return "worker host";
+  if (/trackscribe\.mjs workers/.test(cmdline)) return "worker host";
+  if (/run-engine\.ts/.test(cmdline)) return "engine host";
+  return "other";
+}
+
+/** Every descendant of `pid` (and itself) with its command line and VmHWM in kB. */
+function processTree(pid: number): { pid: number; cmd: string; hwm: number }[] {
+  const parent = new Map<number, number>();
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      parent.set(Number(d), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const inTree = (p: number): boolean => {
+    for (let q: number | undefined = p, n = 0; q && n < 64; q = parent.get(q), n++) if (q === pid) return true;
+    return false;
+  };
+  const out: { pid: number; cmd: string; hwm: number }[] = [];
+  for (const p of parent.keys()) {
+    if (!inTree(p)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").join(" ").trim();
+      const hwm = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1] ?? 0);
+      out.push({ pid: p, cmd, hwm });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** Run a tsx script; its last stdout line as JSON, and the peak VmHWM per process kind (MB) of its tree. */
+async function runMeasured<T>(script: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ out: T; peaks: Record<string, number> }> {
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(root, script), ...args], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let tail = "";
+  child.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
+  child.stderr.on("data", (b: Buffer) => (tail = (tail + b.toString()).slice(-4000)));
+  const peaks: Record<string, number> = {};
+  const sample = (): void => {
+    if (!child.pid) return;
+    for (const p of processTree(child.pid)) {
+      const kind = processKind(p.cmd);
+      peaks[kind] = Math.max(peaks[kind] ?? 0, Math.round(p.hwm / 1024));
+    }
+  };
+  const timer = setInterval(sample, 250);
+  const code = await new Promise<number>((resolve) => child.once("exit", (c) => resolve(c ?? 1)));
+  clearInterval(timer);
+  if (code !== 0) throw new Error(`${script} exited with ${code}: ${tail}`);
+  return { out: JSON.parse(stdout.trim().split("\n").pop()!) as T, peaks };
+}
+
+/** CPU seconds of this process's children that have exited (and theirs, once waited for). */
+function childCpuSeconds(): number {
+  const stat = readFileSync("/proc/self/stat", "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[13]) + Number(f[14])) / 100;
+}
+
+/** Speaker-attributed WER (each track's reference words against the words given that speaker) and bleed words. */
+export function score(utterances: readonly Utterance[], words: readonly Word[], tracks: number): { saWer: number; bleedWords: number; refWords: number } {
+  let errors = 0;
+  let refWords = 0;
+  let bleedWords = 0;
+  for (let k = 0; k < tracks; k++) {
+    const own = utterances.filter((u) => u.track === k).sort((a, b) => a.start - b.start);
+    const ref = tokens(own.map((u) => u.text).join(" "));
+    const hypWords = words.filter((w) => w.speaker === k).sort((a, b) => a.start - b.start);
+    errors += editDistance(ref, tokens(hypWords.map((w) => w.text)));
+    refWords += ref.length;
+    for (const w of hypWords) {
+      const mid = (w.start + w.end) / 2;
+      const mine = own.some((u) => mid >= u.start - 0.3 && mid <= u.end + 0.3);
+      if (!mine && utterances.some((u) => u.track !== k && mid >= u.start && mid <= u.end)) bleedWords++;
+    }
+  }
+  return { saWer: errors / Math.max(1, refWords), bleedWords, refWords };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      minutes: { type: "string", default: "60" },
+      tracks: { type: "string", default: "4" },
+      speech: { type: "string" },
+      engines: { type: "string", default: "inprocess,conductor,bullmq" },
+      "memory-only": { type: "boolean", default: false },
+      concurrent: { type: "string" },
+      jobs: { type: "string", short: "j", default: "0" },
+      keep: { type: "boolean", default: false },
+    },
+  });
+  const minutes = Number(values.minutes);
+  const tracks = Number(values.tracks);
+  const memoryOnly = values["memory-only"];
+  const speech = Number(values.speech ?? (memoryOnly ? 0.01 : 0.7));
+  const concurrent = values.concurrent ? Number(values.concurrent) : 0;
+  const jobs = Number(values.jobs);
+  const engines = (concurrent ? ["conductor"] : values.engines!.split(",")) as ("inprocess" | "conductor" | "bullmq")[];
+  const bad = [
+    !(minutes > 0 && minutes <= 600) && "--minutes must be from 0 to 600",
+    !(Number.isInteger(tracks) && tracks >= 1 && tracks <= 32) && "--tracks must be a whole number from 1 to 32",
+    !(speech > 0 && speech < 1) && "--speech must be a fraction between 0 and 1",
+    values.concurrent !== undefined && !(Number.isInteger(concurrent) && concurrent >= 1 && concurrent <= 32) && "--concurrent must be a whole number from 1 to 32",
+    !(Number.isInteger(jobs) && jobs >= 0 && jobs <= 16) && "-j must be a whole number from 0 to 16",
+    engines.some((e) => !["inprocess", "conductor", "bullmq"].includes(e)) && "--engines takes inprocess, conductor, bullmq",
+  ].filter(Boolean);
+  if (bad.length) {
+    say(`bench:long: ${bad.join("; ")}`);
+    process.exit(2);
+  }
+  const dir = mkdtempSync(path.join(os.tmpdir(), "bench-long-"));
+  const meetingDir = path.join(dir, "meeting");
+  const cores = os.availableParallelism();
+  let stopConductor: (() => Promise<void>) | undefined;
+  try {
+    say(`generating a ${minutes}-minute, ${tracks}-track meeting (speech ${speech}) in ${meetingDir}`);
+    const t0 = performance.now();
+    const gen = await runMeasured<{ manifestPath: string; referencePath: string; voicedSeconds: number; utterances: number }>("bench/long/generate.ts", [meetingDir, String(minutes), String(tracks), String(speech)]);
+    say(`generated in ${((performance.now() - t0) / 1000).toFixed(0)} s: ${gen.out.utterances} utterances, ${gen.out.voicedSeconds.toFixed(0)} s voiced`);
+    const ref = JSON.parse(readFileSync(gen.out.referencePath, "utf8")) as { utterances: Utterance[] };
+    const voiced = gen.out.voicedSeconds;
+
+    let limitSeconds: number | undefined;
+    let baseline: { saWer: number; bleedWords: number } | undefined;
+    if (!memoryOnly && !concurrent) {
+      say("baseline: every utterance decoded alone (and the decoder's CPU per audio second)");
+      const b = await runMeasured<{ cpu_per_audio_second: number; audio_seconds: number; cpu_seconds: number; words: Word[] }>("bench/long/baseline.ts", [meetingDir]);
+      limitSeconds = (b.out.cpu_per_audio_second * voiced) / cores;
+      baseline = score(ref.utterances, b.out.words, tracks);
+      say(`decoder: ${b.out.cpu_per_audio_second.toFixed(3)} CPU-s per audio second; engine limit ${limitSeconds.toFixed(1)} s on ${cores} cores; alone SA-WER ${baseline.saWer.toFixed(3)}`);
+    }
+
+    const conductor = engines.includes("conductor") ? await conductorUrl(process.env.CONDUCTOR_SERVER_URL ?? "http://127.0.0.1:8080/api", say) : { url: "" };
+    stopConductor = conductor.stop;
+    const rows: Record<string, unknown>[] = [];
+    const runEngine = async (engine: string, count: number) => {
+      const work = path.join(dir, `${engine}-${count}`);
+      const args = JSON.stringify({ engine, manifest: gen.out.manifestPath, dir: work, conductorUrl: conductor.url, count, jobs });
+      const r = await runMeasured<{ wall_ms: number; completion_ms: number[]; decoded_seconds: number; words: Word[] }>("bench/long/run-engine.ts", [args]);
+      rmSync(work, { recursive: true, force: true });
+      return r;
+    };
+    if (concurrent) {
+      say(`one meeting alone through Conductor, then ${concurrent} at once`);
+      const one = await runEngine("conductor", 1);
+      const cpu0 = childCpuSeconds();
+      const many = await runEngine("conductor", concurrent);
+      const busy = (childCpuSeconds() - cpu0) / (many.out.wall_ms / 1000);
+      const audioHours = (n: number): number => (n * minutes) / 60;
+      const throughputOne = audioHours(1) / (one.out.wall_ms / 3600_000);
+      const throughputMany = audioHours(concurrent) / (many.out.wall_ms / 3600_000);
+      // each recording's fair share: the time all K take when they share the machine evenly (K × one alone)
+      const fair = concurrent * one.out.wall_ms;
+      const sorted = [...many.out.completion_ms].sort((a, b) => a - b);
+      const worst = Math.max(...sorted) / fair;
+      process.stdout.write(`\n${concurrent} × ${minutes}-minute meetings through Conductor (${jobs ? `-j ${jobs}` : "one worker process"}), ${cores} cores\n`);
+      process.stdout.write(`one alone: ${(one.out.wall_ms / 1000).toFixed(1)} s; ${concurrent} at once: ${(many.out.wall_ms / 1000).toFixed(1)} s; cores busy ${busy.toFixed(2)} of ${cores}\n`);
+      process.stdout.write(`throughput: ${throughputMany.toFixed(1)} audio h / wall h vs ${throughputOne.toFixed(1)} one at a time (×${(throughputMany / throughputOne).toFixed(2)}, target ≥ 0.9)\n`);
+      process.stdout.write(`completions (s): ${sorted.map((ms) => (ms / 1000).toFixed(0)).join(", ")}; fair share ${(fair / 1000).toFixed(0)} s each; latest / fair share = ${worst.toFixed(2)} (target ≤ 1.5)\n`);
+      process.stdout.write(`peak RSS MB by kind: ${JSON.stringify(many.peaks)}\n`);
+      process.stdout.write(`${JSON.stringify({ minutes, tracks, concurrent, jobs, one_ms: one.out.wall_ms, many_ms: many.out.wall_ms, cores_busy: busy, completion_ms: many.out.completion_ms, peaks: many.peaks })}\n`);
+      return;
+    }
+    for (const engine of engines) {
+      say(`running ${engine}`);
+      const r = await runEngine(engine, 1);
+      const s = memoryOnly ? undefined : score(ref.utterances, r.out.words, tracks);
+      rows.push({
+        engine,
+        wall_s: Math.round(r.out.wall_ms / 100) / 10,
+        peaks_mb: r.peaks,
+        decoded_over_voiced: Math.round((r.out.decoded_seconds / voiced) * 100) / 100,
+        ...(s ? { sa_wer: Math.round(s.saWer * 1000) / 1000, bleed_words: s.bleedWords } : {}),
+        ...(limitSeconds ? { over_limit: Math.round((r.out.wall_ms / 1000 / limitSeconds) * 100) / 100 } : {}),
+      });
+      say(JSON.stringify(rows[rows.length - 1]));
+    }
+    const inproc = rows.find((r) => r.engine === "inprocess") as { wall_s: number } | undefined;
+    process.stdout.write(`\n${minutes}-minute, ${tracks}-track meeting, ${voiced.toFixed(0)} s voiced (speech ${speech}), ${cores} cores${memoryOnly ? ", memory only" : ""}\n`);
+    if (limitSeconds !== undefined) process.stdout.write(`engine limit: ${limitSeconds.toFixed(1)} s (decoder CPU per audio second × voiced seconds ÷ cores); utterances decoded alone: SA-WER ${baseline!.saWer.toFixed(3)}, ${baseline!.bleedWords} bleed words\n`);
+    for (const r of rows) {
+      const peaks = Object.entries(r.peaks_mb as Record<string, number>)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ");
+      const vsIn = inproc && r.engine !== "inprocess" ? ` ×${((r.wall_s as number) / inproc.wall_s).toFixed(2)} in-process` : "";
+      process.stdout.write(
+        `${String(r.engine).padEnd(10)} ${String(r.wall_s).padStart(7)} s${r.over_limit !== undefined ? ` (×${String(r.over_limit)} limit)` : ""}${vsIn}  decoded/voiced ${String(r.decoded_over_voiced)}${r.sa_wer !== undefined ? `  SA-WER ${String(r.sa_wer)}  bleed words ${String(r.bleed_words)}` : ""}\n           peak RSS MB: ${peaks}\n`,
+      );
+    }
+    process.stdout.write(`${JSON.stringify({ minutes, tracks, speech, voiced_seconds: voiced, limit_seconds: limitSeconds, baseline, rows })}\n`);
+  } finally {
+    await stopConductor?.();
+    if (!values.keep) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && import.meta.url.endsWith(path.basename(process.argv[1]))) {
+  main().catch((err: unknown) => {
+    say(`bench:long failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  });
+}
