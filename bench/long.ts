@@ -108,6 +108,35 @@ async function runMeasured<T>(script: string, args: string[], env: NodeJS.Proces
   return { out: JSON.parse(stdout.trim().split("\n").pop()!) as T, peaks };
 }
 
+/** The Conductor server answering on `url`'s port (a JVM started by scripts/conductor.ts, not one of our descendants). */
+function conductorServerPid(url: string): number | null {
+  const port = /:(\d+)\//.exec(url)?.[1];
+  if (!port) return null;
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${d}/cmdline`, "utf8");
+      if (cmd.includes("conductor-server") && cmd.includes(`--server.port=${port}\0`)) return Number(d);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return null;
+}
+
+/** The Conductor server's resident memory now and its peak, MB (null when it is not on this machine). */
+function conductorServerMemory(url: string): { rss_mb: number; hwm_mb: number } | null {
+  const pid = conductorServerPid(url);
+  if (pid === null) return null;
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kb = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+    return { rss_mb: Math.round(kb("VmRSS") / 1024), hwm_mb: Math.round(kb("VmHWM") / 1024) };
+  } catch {
+    return null;
+  }
+}
+
 /** CPU seconds of this process's children that have exited (and theirs, once waited for). */
 function childCpuSeconds(): number {
   const stat = readFileSync("/proc/self/stat", "utf8");
@@ -222,7 +251,10 @@ async function main(): Promise<void> {
     }
     for (const engine of engines) {
       say(`running ${engine}`);
+      // the Conductor server's heap must not grow with the meeting (words travel as storage keys): its RSS before and after
+      const serverBefore = engine === "conductor" ? conductorServerMemory(conductor.url) : null;
       const r = await runEngine(engine, 1);
+      const serverAfter = engine === "conductor" ? conductorServerMemory(conductor.url) : null;
       const s = memoryOnly ? undefined : score(ref.utterances, r.out.words, tracks);
       rows.push({
         engine,
@@ -231,6 +263,7 @@ async function main(): Promise<void> {
         decoded_over_voiced: Math.round((r.out.decoded_seconds / voiced) * 100) / 100,
         ...(s ? { sa_wer: Math.round(s.saWer * 1000) / 1000, bleed_words: s.bleedWords } : {}),
         ...(limitSeconds ? { over_limit: Math.round((r.out.wall_ms / 1000 / limitSeconds) * 100) / 100 } : {}),
+        ...(serverBefore && serverAfter ? { conductor_server_mb: { rss_before: serverBefore.rss_mb, rss_after: serverAfter.rss_mb, peak: serverAfter.hwm_mb } } : {}),
       });
       say(JSON.stringify(rows[rows.length - 1]));
     }
@@ -242,8 +275,10 @@ async function main(): Promise<void> {
         .map(([k, v]) => `${k} ${v}`)
         .join(", ");
       const vsIn = inproc && r.engine !== "inprocess" ? ` ×${((r.wall_s as number) / inproc.wall_s).toFixed(2)} in-process` : "";
+      const server = r.conductor_server_mb as { rss_before: number; rss_after: number; peak: number } | undefined;
       process.stdout.write(
-        `${String(r.engine).padEnd(10)} ${String(r.wall_s).padStart(7)} s${r.over_limit !== undefined ? ` (×${String(r.over_limit)} limit)` : ""}${vsIn}  decoded/voiced ${String(r.decoded_over_voiced)}${r.sa_wer !== undefined ? `  SA-WER ${String(r.sa_wer)}  bleed words ${String(r.bleed_words)}` : ""}\n           peak RSS MB: ${peaks}\n`,
+        `${String(r.engine).padEnd(10)} ${String(r.wall_s).padStart(7)} s${r.over_limit !== undefined ? ` (×${String(r.over_limit)} limit)` : ""}${vsIn}  decoded/voiced ${String(r.decoded_over_voiced)}${r.sa_wer !== undefined ? `  SA-WER ${String(r.sa_wer)}  bleed words ${String(r.bleed_words)}` : ""}\n           peak RSS MB: ${peaks}\n` +
+          (server ? `           Conductor server RSS MB: ${server.rss_before} before, ${server.rss_after} after (peak ${server.peak})\n` : ""),
       );
     }
     process.stdout.write(`${JSON.stringify({ minutes, tracks, speech, voiced_seconds: voiced, limit_seconds: limitSeconds, baseline, rows })}\n`);
