@@ -304,14 +304,23 @@ export function createRecordingsRepo(pool: pg.Pool) {
     },
 
     /** Events after `afterId` and the recording's status, from one snapshot. */
-    async tail(id: string, afterId: number): Promise<{ events: StoredEvent[]; status: RecordingStatus | undefined }> {
+    /**
+     * Events after `afterId`, the status, and how many of the primary engine's steps are still
+     * `started` (a step's own success is reported after the step: finalize's comes after the
+     * recording is completed), all from one snapshot.
+     */
+    async tail(id: string, afterId: number): Promise<{ events: StoredEvent[]; status: RecordingStatus | undefined; running: number }> {
       const client = await pool.connect();
       try {
         await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-        const { rows } = await client.query<{ status: RecordingStatus }>(`SELECT status FROM recordings WHERE id = $1`, [id]);
+        const { rows } = await client.query<{ status: RecordingStatus; running: string }>(
+          `SELECT r.status, (SELECT count(*) FROM step_runs s WHERE s.recording_id = r.id AND s.engine = $2 AND s.status = 'started') AS running
+             FROM recordings r WHERE r.id = $1`,
+          [id, PRIMARY_ENGINE],
+        );
         const events = rows[0] ? await eventsAfter(client, id, afterId) : [];
         await client.query("COMMIT");
-        return { events, status: rows[0]?.status };
+        return { events, status: rows[0]?.status, running: Number(rows[0]?.running ?? 0) };
       } catch (err) {
         await client.query("ROLLBACK").catch(() => undefined);
         throw err;
