@@ -33,7 +33,7 @@ before(async () => {
   fixtureDir = path.dirname((await buildFixtures(defaultFixtureDir())).manifestPath);
   // no retry for the per-track steps, and a short response timeout: one host death is enough
   // to fail the workflow the way a few deaths exhaust the shipped retryCount
-  const short = { retryCount: 0, responseTimeoutSeconds: 4 };
+  const short = { retryCount: 0, responseTimeoutSeconds: 15 };
   await registerDefinitions(createConductorApi(svc.conductorUrl), { transcribe_track: short, prepare_track: short });
 });
 after(async () => {
