@@ -229,7 +229,7 @@ export async function startStack(o: { workDir: string; database: string; log: (s
 
   // Conductor, with short response timeouts so a dead or paused host's task comes back soon
   const conductorDir = path.join(workDir, "conductor");
-  const conductor = await startConductor({ stateDir: conductorDir, fresh: true, log });
+  const conductor = await startConductor({ stateDir: conductorDir, fresh: true, log, timeoutMs: 420_000 });
   const overrides: Record<string, Partial<TaskDef>> = {};
   for (const d of loadTaskDefs()) overrides[d.name] = { responseTimeoutSeconds: Math.min(d.responseTimeoutSeconds, o.responseTimeoutSeconds) };
   await registerDefinitions(createConductorApi(conductor.url), overrides);
@@ -341,7 +341,7 @@ export async function startStack(o: { workDir: string; database: string; log: (s
       const child = spawn(argv[0]!, argv.slice(1), { cwd, stdio: ["ignore", out, out], detached: true });
       child.unref();
       writeFileSync(conductorState, JSON.stringify({ ...s, pid: child.pid }, null, 2));
-      await waitForConductorHealth(s.url, 180_000);
+      await waitForConductorHealth(s.url, 420_000);
     },
     async restartRedis() {
       redis.signal("SIGKILL");

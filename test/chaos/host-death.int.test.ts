@@ -135,7 +135,11 @@ function killGroup(c: ChildProcess): void {
       return r.status === "completed" || r.status === "failed" ? r : undefined;
     }, 240_000);
     assert.equal(done.status, "completed", `recording ended ${done.status}: ${done.error}`);
-    const wf = await workflow(wfId);
+    // finalize stores the Result before its task's completion reaches Conductor
+    const wf = await until("the workflow to complete", async () => {
+      const w = await workflow(wfId);
+      return w.status === "RUNNING" ? undefined : w;
+    }, 60_000);
     assert.ok(wf.tasks.some((t) => t.status === "TIMED_OUT"), "a task attempt timed out (the host died holding it)");
     assert.equal(wf.status, "COMPLETED");
     words = (done.result?.words ?? []).map((w) => w.text);
