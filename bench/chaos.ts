@@ -217,7 +217,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 
     /** submit one input; a client retries with the same Idempotency-Key until it gets an answer */
     const submit = async (s: Submitted, kind: InputKind): Promise<void> => {
-      const deadline = Date.now() + 180_000;
+      // a patient client: a Conductor restart on a loaded machine can take minutes
+      const deadline = Date.now() + 480_000;
       while (Date.now() < deadline) {
         s.attempts++;
         const b = await kind.build();
@@ -248,7 +249,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
           uploading--;
         }
       }
-      s.refused = `no answer within 180 s (${s.attempts} attempts: ${s.errors.slice(-4).join(" | ")})`;
+      s.refused = `no answer within 480 s (${s.attempts} attempts: ${s.errors.slice(-4).join(" | ")})`;
     };
 
     /** follow a recording's SSE to its end, resuming after the last id seen when the stream breaks */
@@ -637,7 +638,13 @@ async function check(
     orphans = left.length;
     problems.push(...left.map((l) => `orphan: ${l}`));
 
-    // shadow comparisons
+    // shadow comparisons: the shadow engine may still be finishing (or, its API killed, waiting
+    // to be failed by another API process after a minute without heartbeat)
+    for (let i = 0; i < 36; i++) {
+      const r = await pool.query(`SELECT count(*) AS n FROM shadow_runs WHERE status = 'running'`);
+      if (Number(r.rows[0].n) === 0) break;
+      await sleep(5000);
+    }
     const shadow = { stored: 0, matched: 0, mismatched_explained: 0, mismatched_unexplained: 0, errors: 0, missing: 0 };
     for (const s of live) {
       const r = await pool.query<{ status: string; error: string | null }>(`SELECT status, error FROM shadow_runs WHERE recording_id = $1`, [s.id]);

@@ -44,6 +44,8 @@ export interface RecordingServiceDeps {
   onUploadOutcome?: (outcome: string, bytes: number) => void;
   /** minimum time between two Conductor look-ups of one recording */
   reconcileEveryMs?: number;
+  /** how often a running upload renews its Idempotency-Key's lease (default 5000 ms; the lease: KEY_LEASE_SECONDS) */
+  keyLeaseRenewMs?: number;
   /** timed-out task attempts of one recording retried without failing it (server/infra-rescue.ts; default 6) */
   infraRetryBudget?: number;
   /** called when a failed workflow is retried because infrastructure, not the step, spent its retries */
@@ -252,14 +254,27 @@ export function createRecordingService(deps: RecordingServiceDeps) {
     owner: string | null,
   ): Promise<{ recording: { id: string; status: RecordingStatus }; replayed: boolean }> {
     let held: { owner: string; key: string } | undefined;
+    // while the upload runs, the key's lease is renewed; should this process die, the lease
+    // lapses and the client's retry with the same key takes the key over
+    let lease: NodeJS.Timeout | undefined;
     try {
-      const rec = await run(async (hash) => (held = await reserve(key, owner, hash)));
+      const rec = await run(async (hash) => {
+        held = await reserve(key, owner, hash);
+        const h = held;
+        if (h && !lease) {
+          lease = setInterval(() => void repo.touchKey(h.owner, h.key).catch((e: unknown) => log.warn({ err: e }, "could not renew an idempotency key's lease")), deps.keyLeaseRenewMs ?? 5000);
+          lease.unref();
+        }
+        return held;
+      });
       return { recording: rec, replayed: false };
     } catch (err) {
       if (err instanceof Replay) return { recording: err.recording, replayed: true };
       // the key is released unless its recording was stored (then it is 'done' and stays)
       if (held) await repo.releaseKey(held.owner, held.key).catch((e: unknown) => log.error({ err: e }, "could not release an idempotency key"));
       throw err;
+    } finally {
+      clearInterval(lease);
     }
   }
 
