@@ -423,6 +423,9 @@ async function resultWords(stack: Stack, id: string): Promise<string[]> {
   return (body.words ?? []).map((w) => `${w.speaker}:${w.text}`);
 }
 
+/** decoder processes below a step child (node's own processes are all named MainThread) */
+const DECODER = /^(pocketsphinx|ffmpeg|ffprobe|sox)/;
+
 async function inject(kind: FaultKind, stack: Stack, rand: () => number, uploading: () => number, paused: Set<number>, restarts: Record<string, number>): Promise<string> {
   const pick = <T>(xs: T[]): T | undefined => (xs.length ? xs[Math.floor(rand() * xs.length)] : undefined);
   const sup = stack.conductorWorkers.pid;
@@ -447,13 +450,13 @@ async function inject(kind: FaultKind, stack: Stack, rand: () => number, uploadi
       return `SIGKILL worker child ${c.pid}`;
     }
     case "kill_step_child": {
-      const c = await waitFor(() => pick(tree().filter((p) => p.depth === 2 && p.comm.startsWith("node"))));
+      const c = await waitFor(() => pick(tree().filter((p) => p.depth === 2 && !DECODER.test(p.comm))));
       if (!c) return "skipped: no step child";
       kill(c.pid);
       return `SIGKILL step child ${c.pid}`;
     }
     case "kill_decoder": {
-      const c = await waitFor(() => pick(tree().filter((p) => p.depth >= 3 || (p.depth >= 2 && !p.comm.startsWith("node")))));
+      const c = await waitFor(() => pick(tree().filter((p) => DECODER.test(p.comm))));
       if (!c) return "skipped: no decoder process";
       kill(c.pid);
       return `SIGKILL decoder ${c.comm} ${c.pid}`;
