@@ -372,9 +372,11 @@ export async function startStack(o: { workDir: string; database: string; log: (s
       for (const m of [conductorWorkers, bullmqWorkers, api, s3, redis]) m.killGroup();
       // leftovers of killed supervisors (their orphaned children) carry our work dir in their environment
       for (const m of [conductorWorkers, bullmqWorkers]) for (const pid of strays(String(m.env.WORK_DIR))) safeKill(pid);
+      cluster?.stop();
+      // an S3 server or Redis started again while an earlier one still held the port
+      for (const pid of byCommandLine(workDir)) safeKill(pid);
       const s = existsSync(conductorState) ? (JSON.parse(readFileSync(conductorState, "utf8")) as { pid: number }) : undefined;
       if (s && isAlive(s.pid)) safeKill(s.pid);
-      cluster?.stop();
     },
   };
 }
@@ -385,6 +387,20 @@ function safeKill(pid: number): void {
   } catch {
     /* gone */
   }
+}
+
+/** processes whose command line names this directory */
+export function byCommandLine(dir: string): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${d}/cmdline`, "utf8").split("\0").some((a) => a.startsWith(dir + path.sep))) out.push(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
 }
 
 /** processes whose environment names this WORK_DIR (orphans of a killed supervisor) */
