@@ -184,7 +184,10 @@ export interface ChaosReport {
   duplicates: number;
   word_mismatches: number;
   sse_problems: number;
+  /** objects, rows, workflows and multipart uploads left by deleted recordings */
   orphans: number;
+  /** deleted recordings whose shadow (BullMQ) jobs are still in Redis */
+  orphan_bullmq_keys: number;
   deleted: number;
   shadow: { stored: number; matched: number; mismatched_explained: number; mismatched_unexplained: number; errors: number; missing: number };
   faults: Record<string, number>;
@@ -638,7 +641,8 @@ async function check(
       await sleep(5000);
       left = await leftovers();
     }
-    orphans = left.length;
+    orphans = left.filter((l) => !l.startsWith("BullMQ keys")).length;
+    const orphanBullmqKeys = left.length - orphans;
     problems.push(...left.map((l) => `orphan: ${l}`));
 
     // shadow comparisons: the shadow engine may still be finishing (or, its API killed, waiting
@@ -717,6 +721,7 @@ async function check(
       word_mismatches: wordMismatches,
       sse_problems: sseProblems,
       orphans,
+      orphan_bullmq_keys: orphanBullmqKeys,
       deleted: deleted.length,
       shadow,
       faults: byKind(false),
@@ -761,7 +766,7 @@ export function formatReport(r: ChaosReport): string {
     ["DUPLICATES", r.duplicates],
     ["word mismatches", r.word_mismatches],
     ["SSE problems", r.sse_problems],
-    ["deleted while running / orphans", `${r.deleted} / ${r.orphans}`],
+    ["deleted while running / orphans / with BullMQ keys left", `${r.deleted} / ${r.orphans} / ${r.orphan_bullmq_keys}`],
     ["shadow stored / matched", `${r.shadow.stored} / ${r.shadow.matched}`],
     ["shadow mismatched: fault-explained / unexplained", `${r.shadow.mismatched_explained} / ${r.shadow.mismatched_unexplained}`],
     ["shadow errors / missing", `${r.shadow.errors} / ${r.shadow.missing}`],
@@ -776,7 +781,7 @@ export function formatReport(r: ChaosReport): string {
 }
 
 export const lossFound = (r: ChaosReport): boolean =>
-  r.lost > 0 || r.stuck > 0 || r.duplicates > 0 || r.failed_unexpected > 0 || r.word_mismatches > 0 || r.sse_problems > 0 || r.orphans > 0 || r.shadow.missing > 0 || r.shadow.mismatched_unexplained > 0;
+  r.lost > 0 || r.stuck > 0 || r.duplicates > 0 || r.failed_unexpected > 0 || r.word_mismatches > 0 || r.sse_problems > 0 || r.orphans > 0 || r.orphan_bullmq_keys > 0 || r.shadow.missing > 0 || r.shadow.mismatched_unexplained > 0;
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
