@@ -126,6 +126,8 @@ export const EnvSchema = z.object({
   MIGRATE_ON_START: bool.default(true),
   /** how often the API compares unfinished recordings with their Conductor workflow (0: only on request) */
   API_RECONCILE_SECONDS: num(5, 0),
+  /** task attempts of one recording that may time out (a worker host died or hung) before its workflow's failure stands (server/infra-rescue.ts) */
+  INFRA_RETRY_BUDGET: int(6, 0, 100),
   /** SSE keep-alive comment interval */
   SSE_HEARTBEAT_SECONDS: num(15, 0.05),
   /** how often the API's storage sweeper looks for objects to remove (0: never; adapters/storage/sweeper.ts) */
@@ -171,6 +173,10 @@ export const EnvSchema = z.object({
   CHILD_MAX_PAYLOAD_BYTES: int(64 * 1024 * 1024, 1024),
   /** a heavy step whose child process died under it runs again in a fresh one this many times before failing (no orchestrator retry spent) */
   STEP_INFRA_RERUNS: int(2, 0, 20),
+  /** times one task is handed back to its orchestrator because a dependency (S3, Postgres, Redis) was down, before it fails as usual */
+  STEP_OUTAGE_HANDBACKS: int(30, 0, 1000),
+  /** how long a handed-back task waits before it runs again */
+  STEP_OUTAGE_RETRY_SECONDS: int(5, 1, 600),
   /** run heavy steps (audio decoding, ASR, mixdown) in a child process */
   HEAVY_STEPS_IN_CHILD: bool.default(true),
   RECONCILER_ENABLED: bool.default(true),
@@ -198,7 +204,7 @@ export const EnvSchema = z.object({
   /** a job whose worker stops renewing its lock this long is stalled and run again */
   BULLMQ_LOCK_MS: int(30000, 1000),
   BULLMQ_STALLED_INTERVAL_MS: int(30000, 500),
-  BULLMQ_MAX_STALLED: int(1, 0, 100),
+  BULLMQ_MAX_STALLED: int(3, 0, 100),
   /** how often the coordinator checks its jobs' states besides listening to queue events */
   BULLMQ_SWEEP_MS: int(2000, 50),
   BULLMQ_MAX_ATTEMPTS: int(3, 1, 50),
@@ -315,6 +321,7 @@ export const CONFIG_SECTIONS = {
     "MAX_SSE_PER_RECORDING",
     "UPLOAD_IDLE_SECONDS",
     "API_RECONCILE_SECONDS",
+    "INFRA_RETRY_BUDGET",
     "MAX_WORKFLOWS_PER_OWNER",
     "START_GRACE_SECONDS",
     "START_GIVE_UP_SECONDS",
@@ -346,6 +353,8 @@ export const CONFIG_SECTIONS = {
     "CHILD_MAX_PAYLOAD_BYTES",
     "HEAVY_STEPS_IN_CHILD",
     "STEP_INFRA_RERUNS",
+    "STEP_OUTAGE_HANDBACKS",
+    "STEP_OUTAGE_RETRY_SECONDS",
   ],
   shadow: [
     "SHADOW_MODE",

@@ -42,7 +42,8 @@ export type AppConfig = Pick<
   Config,
   "API_TOKEN" | "AUTH_DISABLED" | "HOST" | "MAX_TRACKS" | "MAX_TRACK_BYTES" | "MAX_UPLOAD_BYTES" | "MAX_CONCURRENT_UPLOADS" | "CREATE_RATE_PER_MINUTE" | "MAX_SSE_STREAMS" | "MAX_SSE_PER_RECORDING" | "UPLOAD_IDLE_SECONDS" | "MAX_TRACK_SECONDS" | "MAX_RECORDING_SECONDS" | "MIN_TRACK_SECONDS" | "MAX_WORKFLOWS_PER_OWNER" | "START_GRACE_SECONDS" | "START_GIVE_UP_SECONDS" | "INCOMING_PREFIX" | "API_RECONCILE_SECONDS" | "SSE_HEARTBEAT_SECONDS" | "STORAGE_SWEEP_SECONDS" | "STORAGE_SWEEP_UPLOAD_STALE_SECONDS"
   | "PUBLIC_URL" | "WEBHOOK_POLL_SECONDS" | "WEBHOOK_TIMEOUT_SECONDS" | "WEBHOOK_MAX_ATTEMPTS" | "WEBHOOK_RETRY_BASE_SECONDS" | "WEBHOOK_RETRY_MAX_SECONDS" | "WEBHOOK_MAX_PER_OWNER" | "WEBHOOK_ALLOW_PRIVATE"
->;
+> &
+  Partial<Pick<Config, "INFRA_RETRY_BUDGET">>;
 
 export interface RouteEntry {
   method: string;
@@ -154,6 +155,7 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     maxWorkflowsPerOwner: config.MAX_WORKFLOWS_PER_OWNER,
     startGraceSeconds: config.START_GRACE_SECONDS,
     startGiveUpSeconds: config.START_GIVE_UP_SECONDS,
+    ...(config.INFRA_RETRY_BUDGET === undefined ? {} : { infraRetryBudget: config.INFRA_RETRY_BUDGET }),
     ...(deps.crashPoint ? { crashPoint: deps.crashPoint } : {}),
     onStarted: (id, input, workflowId) => {
       if (deps.shadow && deps.startShadowRun) {

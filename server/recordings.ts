@@ -24,6 +24,7 @@ import { clientFailure, formatFailure } from "../pipeline/failures.ts";
 import { durationProblem } from "../pipeline/audio/errors.ts";
 import type { AudioFormat } from "../pipeline/audio/sniff.ts";
 import { taskCount } from "../pipeline/state/index.ts";
+import { culpritOf, infraRescue, type RescueDecision } from "./infra-rescue.ts";
 
 export interface RecordingServiceDeps {
   repo: RecordingsRepo;
@@ -44,6 +45,12 @@ export interface RecordingServiceDeps {
   onUploadOutcome?: (outcome: string, bytes: number) => void;
   /** minimum time between two Conductor look-ups of one recording */
   reconcileEveryMs?: number;
+  /** how often a running upload renews its Idempotency-Key's lease (default 5000 ms; the lease: KEY_LEASE_SECONDS) */
+  keyLeaseRenewMs?: number;
+  /** timed-out task attempts of one recording retried without failing it (server/infra-rescue.ts; default 6) */
+  infraRetryBudget?: number;
+  /** called when a failed workflow is retried because infrastructure, not the step, spent its retries */
+  onInfraRescue?: (recordingId: string, why: string) => void;
   /** measures uploaded tracks while they stream (adapters/audio/probe.ts); without it only workers measure */
   durationTap?: NonNullable<ReceiveOptions["probe"]>["tap"];
   /** the duration a key-referenced track's first bytes declare (adapters/audio/probe.ts probeHead) */
@@ -249,14 +256,27 @@ export function createRecordingService(deps: RecordingServiceDeps) {
     owner: string | null,
   ): Promise<{ recording: { id: string; status: RecordingStatus }; replayed: boolean }> {
     let held: { owner: string; key: string } | undefined;
+    // while the upload runs, the key's lease is renewed; should this process die, the lease
+    // lapses and the client's retry with the same key takes the key over
+    let lease: NodeJS.Timeout | undefined;
     try {
-      const rec = await run(async (hash) => (held = await reserve(key, owner, hash)));
+      const rec = await run(async (hash) => {
+        held = await reserve(key, owner, hash);
+        const h = held;
+        if (h && !lease) {
+          lease = setInterval(() => void repo.touchKey(h.owner, h.key).catch((e: unknown) => log.warn({ err: e }, "could not renew an idempotency key's lease")), deps.keyLeaseRenewMs ?? 5000);
+          lease.unref();
+        }
+        return held;
+      });
       return { recording: rec, replayed: false };
     } catch (err) {
       if (err instanceof Replay) return { recording: err.recording, replayed: true };
       // the key is released unless its recording was stored (then it is 'done' and stays)
       if (held) await repo.releaseKey(held.owner, held.key).catch((e: unknown) => log.error({ err: e }, "could not release an idempotency key"));
       throw err;
+    } finally {
+      clearInterval(lease);
     }
   }
 
@@ -369,6 +389,12 @@ export function createRecordingService(deps: RecordingServiceDeps) {
     }
   }
 
+  async function rescueDecision(wf: WorkflowSnapshot): Promise<RescueDecision> {
+    const culprit = culpritOf(wf);
+    const retryCount = culprit && workflows.retryBudget ? await workflows.retryBudget(culprit.step).catch(() => undefined) : undefined;
+    return infraRescue(wf, { budget: deps.infraRetryBudget ?? 6, ...(retryCount === undefined ? {} : { retryCount }) });
+  }
+
   async function reconcileRow(rec: RecordingRow, force = false): Promise<RecordingRow> {
     if (rec.status === "completed" || rec.status === "failed" || !rec.workflow_id) return rec;
     const now = Date.now();
@@ -385,7 +411,18 @@ export function createRecordingService(deps: RecordingServiceDeps) {
     if (!wf) {
       await repo.markFailed(rec.id, `Conductor has no workflow ${rec.workflow_id} any more`, null);
     } else if (wf.status === "FAILED" || wf.status === "TIMED_OUT" || wf.status === "TERMINATED") {
-      await repo.markFailed(rec.id, wf.reason ?? `workflow ${wf.status.toLowerCase()}`, wf.failed_step ?? null);
+      const decision = await rescueDecision(wf);
+      if (decision.action === "retry") {
+        try {
+          await workflows.retry(rec.workflow_id);
+          log.warn({ recording_id: rec.id, workflow_id: rec.workflow_id, step: decision.step, why: decision.why, timeouts: decision.timeouts }, "infra rescue: workflow retried (timeouts, not the step, spent its retries)");
+          deps.onInfraRescue?.(rec.id, decision.why);
+        } catch (err) {
+          log.warn({ err, recording_id: rec.id }, "infra rescue: the retry did not go through; the reconciler tries again");
+        }
+        return rec;
+      }
+      await repo.markFailed(rec.id, decision.reason ?? wf.reason ?? `workflow ${wf.status.toLowerCase()}`, wf.failed_step ?? null);
     } else if (wf.status === "COMPLETED") {
       if (!(await repo.result(rec.id))) {
         // finalize normally stores the Result itself; fall back to the workflow's output

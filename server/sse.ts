@@ -21,6 +21,8 @@ export interface EventStreamDeps {
   pollMs?: number;
   /** aborted when the server shuts down */
   shutdown: AbortSignal;
+  /** how long a final recording's stream waits for steps still reporting (default 3000 ms) */
+  settleMs?: number;
 }
 
 /** One SSE message; `data` is JSON on a single line. */
@@ -96,10 +98,12 @@ export async function streamEvents(res: ServerResponse, rec: RecordingRow, track
   const total = totalSteps(trackCount);
   let lastSeen = 0;
   let row = rec;
+  /** when the stream first saw the recording final */
+  let finalAt: number | undefined;
   try {
     while (!closed) {
       woken = false;
-      const { events, status } = await deps.repo.tail(rec.id, lastSeen);
+      const { events, status, running } = await deps.repo.tail(rec.id, lastSeen);
       for (const e of events) {
         lastSeen = e.id;
         if (e.status === "succeeded" && e.step !== "pipeline") done.add(`${e.step}:${e.track_index ?? -1}`);
@@ -116,6 +120,13 @@ export async function streamEvents(res: ServerResponse, rec: RecordingRow, track
       if (status === undefined) {
         res.write(sseMessage({ event: "end", data: { id: rec.id, status: "deleted" } }));
         break;
+      }
+      if ((status === "completed" || status === "failed") && running > 0 && Date.now() - (finalAt ??= Date.now()) < (deps.settleMs ?? 3000)) {
+        // the recording is final but a step's own report is still on its way (finalize's
+        // success is written after the Result that completes the recording): wait for it a
+        // little, so the stream carries every event before its end, as a replay later does
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
       }
       if (status === "completed" || status === "failed") {
         const final = await deps.repo.get(rec.id);

@@ -23,6 +23,15 @@ export interface WorkflowSnapshot {
   /** the step (task definition name) that failed, when one did */
   failed_step?: string;
   output?: Record<string, unknown>;
+  /** every worker task attempt so far, in order (system tasks left out): what infraRescue reads */
+  attempts?: TaskAttempt[];
+}
+
+/** One attempt of a worker task as Conductor keeps it. */
+export interface TaskAttempt {
+  step: string;
+  ref: string;
+  status: string;
 }
 
 export interface WorkflowGateway {
@@ -41,6 +50,8 @@ export interface WorkflowGateway {
   remove(workflowId: string, reason: string): Promise<void>;
   /** resolves when Conductor answers its health check */
   ping(signal?: AbortSignal): Promise<void>;
+  /** the retries a task type's definition allows (its retryCount on the server), when known */
+  retryBudget?(step: string): Promise<number | undefined>;
 }
 
 export class ConductorUnavailableError extends Error {
@@ -65,12 +76,17 @@ export function snapshotOf(wf: {
   const failed = (wf.tasks ?? []).filter((t) => t.status && /^(FAILED|FAILED_WITH_TERMINAL_ERROR|TIMED_OUT|CANCELED)$/.test(t.status) && t.taskType !== "JOIN");
   const culprit = failed.find((t) => t.status !== "CANCELED") ?? failed[0];
   const reason = wf.reasonForIncompletion || (culprit ? `${culprit.referenceTaskName ?? culprit.taskDefName}: ${culprit.reasonForIncompletion ?? culprit.status}` : undefined);
+  const system = /^(JOIN|FORK|FORK_JOIN|FORK_JOIN_DYNAMIC|DECISION|SWITCH|INLINE|SET_VARIABLE|TERMINATE|SUB_WORKFLOW)$/;
+  const attempts = (wf.tasks ?? [])
+    .filter((t) => t.status && !system.test(t.taskType ?? "") && typeof t.taskDefName === "string")
+    .map((t) => ({ step: t.taskDefName as string, ref: t.referenceTaskName ?? (t.taskDefName as string), status: t.status! }));
   return {
     workflow_id: String(wf.workflowId ?? ""),
     status: (wf.status ?? "RUNNING") as WorkflowState,
     ...(reason ? { reason } : {}),
     ...(typeof culprit?.taskDefName === "string" ? { failed_step: culprit.taskDefName } : {}),
     ...(wf.output ? { output: wf.output } : {}),
+    ...(attempts.length ? { attempts } : {}),
   };
 }
 
@@ -127,6 +143,8 @@ export async function createConductorGateway(opts: { serverUrl: string; log: Log
   const api = createConductorApi(opts.serverUrl, { timeoutMs: opts.timeoutMs ?? 10_000 });
   const log = opts.log.child({ component: "conductor" });
   const healthUrl = `${api.url.replace(/\/api$/, "")}/health`;
+  /** task definitions' retryCount, read once per type */
+  const budgets = new Map<string, number>();
 
   const get = async (workflowId: string): Promise<WorkflowSnapshot | undefined> => {
     try {
@@ -165,6 +183,14 @@ export async function createConductorGateway(opts: { serverUrl: string; log: Log
         }
       }
       await api.remove(workflowId);
+    },
+    async retryBudget(step) {
+      if (!budgets.has(step)) {
+        const rc = (await api.getTaskDef(step).catch(() => undefined))?.retryCount;
+        if (typeof rc !== "number") return undefined;
+        budgets.set(step, rc);
+      }
+      return budgets.get(step);
     },
     async ping(signal) {
       const res = await fetch(healthUrl, { signal: signal ?? AbortSignal.timeout(3000) });

@@ -104,10 +104,17 @@ function decodeCursor(cursor: string): [string, string] {
   throw new InvalidCursorError("cursor is not one this API returned");
 }
 
-/** A pending key older than this belongs to an upload that died with its process. */
-const STALE_PENDING_MINUTES = 60;
+/**
+ * A pending key is a lease: the request holding it renews it (touchKey) every few seconds
+ * while its upload runs; one not renewed for this long belongs to an upload that died with
+ * its process, and the client's retry with the same key takes it over. (It was 60 minutes
+ * without renewal: the chaos run found every retry of an upload whose API was SIGKILLed
+ * refused with 409 for an hour.)
+ */
+export const KEY_LEASE_SECONDS = 30;
 
-export function createRecordingsRepo(pool: pg.Pool) {
+export function createRecordingsRepo(pool: pg.Pool, opts: { keyLeaseSeconds?: number } = {}) {
+  const keyLeaseSeconds = opts.keyLeaseSeconds ?? KEY_LEASE_SECONDS;
   const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
   const toTrack = (r: Record<string, unknown>): TrackRow => ({
     track_index: Number(r.track_index),
@@ -307,14 +314,23 @@ export function createRecordingsRepo(pool: pg.Pool) {
     },
 
     /** Events after `afterId` and the recording's status, from one snapshot. */
-    async tail(id: string, afterId: number): Promise<{ events: StoredEvent[]; status: RecordingStatus | undefined }> {
+    /**
+     * Events after `afterId`, the status, and how many of the primary engine's steps are still
+     * `started` (a step's own success is reported after the step: finalize's comes after the
+     * recording is completed), all from one snapshot.
+     */
+    async tail(id: string, afterId: number): Promise<{ events: StoredEvent[]; status: RecordingStatus | undefined; running: number }> {
       const client = await pool.connect();
       try {
         await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-        const { rows } = await client.query<{ status: RecordingStatus }>(`SELECT status FROM recordings WHERE id = $1`, [id]);
+        const { rows } = await client.query<{ status: RecordingStatus; running: string }>(
+          `SELECT r.status, (SELECT count(*) FROM step_runs s WHERE s.recording_id = r.id AND s.engine = $2 AND s.status = 'started') AS running
+             FROM recordings r WHERE r.id = $1`,
+          [id, PRIMARY_ENGINE],
+        );
         const events = rows[0] ? await eventsAfter(client, id, afterId) : [];
         await client.query("COMMIT");
-        return { events, status: rows[0]?.status };
+        return { events, status: rows[0]?.status, running: Number(rows[0]?.running ?? 0) };
       } catch (err) {
         await client.query("ROLLBACK").catch(() => undefined);
         throw err;
@@ -434,8 +450,8 @@ export function createRecordingsRepo(pool: pg.Pool) {
       // take over a pending key whose upload died with its process
       const stale = await pool.query(
         `UPDATE idempotency_keys SET created_at = clock_timestamp(), request_hash = $4
-          WHERE owner = $1 AND key = $2 AND state = 'pending' AND created_at < clock_timestamp() - make_interval(mins => $3)`,
-        [owner, key, STALE_PENDING_MINUTES, hash],
+          WHERE owner = $1 AND key = $2 AND state = 'pending' AND created_at < clock_timestamp() - make_interval(secs => $3)`,
+        [owner, key, keyLeaseSeconds, hash],
       );
       if (stale.rowCount) return { state: "reserved" };
       const { rows } = await pool.query<{ state: "pending" | "done"; recording_id: string | null; request_hash: string | null }>(
@@ -447,6 +463,10 @@ export function createRecordingsRepo(pool: pg.Pool) {
       if (row.request_hash !== null && row.request_hash !== hash) return { state: "mismatch" };
       if (row.state === "done" && row.recording_id) return { state: "done", recordingId: row.recording_id };
       return { state: "pending" };
+    },
+    /** renew a pending key's lease (its upload is still running) */
+    async touchKey(owner: string, key: string): Promise<void> {
+      await pool.query(`UPDATE idempotency_keys SET created_at = clock_timestamp() WHERE owner = $1 AND key = $2 AND state = 'pending'`, [owner, key]);
     },
     async releaseKey(owner: string, key: string): Promise<void> {
       await pool.query(`DELETE FROM idempotency_keys WHERE owner = $1 AND key = $2 AND state = 'pending'`, [owner, key]);

@@ -170,7 +170,18 @@ test("a Conductor workflow's failure is summarised with the failed step and its 
       { status: "FAILED", taskDefName: "prepare_track", taskType: "SIMPLE", referenceTaskName: "prepare_0", reasonForIncompletion: "ffmpeg: invalid data" },
     ],
   });
-  assert.deepEqual(s, { workflow_id: "w1", status: "FAILED", reason: "prepare_0: ffmpeg: invalid data", failed_step: "prepare_track" });
+  assert.deepEqual(s, {
+    workflow_id: "w1",
+    status: "FAILED",
+    reason: "prepare_0: ffmpeg: invalid data",
+    failed_step: "prepare_track",
+    // every worker task attempt, for the infra rescue's count (server/infra-rescue.ts)
+    attempts: [
+      { step: "plan_tracks", ref: "plan_tracks", status: "COMPLETED" },
+      { step: "prepare_track", ref: "prepare_1", status: "CANCELED" },
+      { step: "prepare_track", ref: "prepare_0", status: "FAILED" },
+    ],
+  });
   assert.equal(snapshotOf({ workflowId: "w2", status: "TERMINATED", reasonForIncompletion: "stopped by operator", tasks: [] }).reason, "stopped by operator");
 });
 

@@ -163,3 +163,24 @@ test("STEP_INFRA_RERUNS: a child killed under a step is not the step's fault: th
   assert.equal(err.code, "worker_crashed");
   assert.match(err.message, /stopped 3 times in a row \(2 fresh processes tried\)/);
 });
+
+test("kill -9 of the decoder (pocketsphinx) mid-transcription is not the step's fault either: the step runs again and succeeds", async () => {
+  // found by the chaos run: the killed decoder failed the track as "could not transcribe this audio"
+  const input = await stageSlowTranscription(config, storage, "rec-decoder-kill", 2);
+  const short = { ...input, track: { ...input.track, spans: input.track.spans.slice(0, 1).map((s) => ({ start: s.start, end: Math.min(s.end, s.start + 0.5) })) } };
+  const resilient = createStepExecutor({ runner, infraReruns: 2, log: pino({ level: "silent" }) });
+  await resilient("transcribe_track", short, ports(scratch()));
+  let killed = "";
+  const killDecoder = (): void => {
+    if (killed) return;
+    const child = runner.pids()[0]!;
+    const decoder = processGroup(child).find((p) => /pocketsphinx/.test(p));
+    if (!decoder) return;
+    killed = decoder;
+    process.kill(Number(decoder.split(" ")[0]), "SIGKILL");
+  };
+  const out = await resilient("transcribe_track", input, { ...ports(scratch()), progress: killDecoder });
+  assert.ok(killed, "a decoder was killed mid-transcription");
+  assert.equal(out.track_index, 0);
+  assert.ok(out.words.length > 0, "the re-run transcribed the track");
+});

@@ -71,6 +71,8 @@ export function workerHostOptions(config: Config, prefix = config.BULLMQ_PREFIX)
     lockDurationMs: config.BULLMQ_LOCK_MS,
     stalledIntervalMs: config.BULLMQ_STALLED_INTERVAL_MS,
     maxStalledCount: config.BULLMQ_MAX_STALLED,
+    outageHandbacks: config.STEP_OUTAGE_HANDBACKS,
+    outageRetryMs: config.STEP_OUTAGE_RETRY_SECONDS * 1000,
     workDir: config.WORK_DIR,
     perturb: parsePerturbation(config.SHADOW_TEST_PERTURB, config.NODE_ENV),
   };

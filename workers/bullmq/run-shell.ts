@@ -96,14 +96,20 @@ export class RunShell {
     const run = this.pending.get(id);
     if (!run) return;
     this.pending.delete(id);
+    // a job that stalled past BULLMQ_MAX_STALLED lost its workers that many times: those
+    // recoveries were the infrastructure's budget (no attempt spent on them); past it the
+    // task fails, saying so, instead of spending the step's attempts on more host deaths
+    const stalled = /stalled more than allowable limit/i.test(failedReason);
     void this.feed({
       type: "StepFailed",
       id: `result:${id}`,
       step: run.step,
       ...(run.track_index === undefined ? {} : { track_index: run.track_index }),
       attempt: run.attempt,
-      error: `BullMQ failed the job: ${failedReason}`,
-      retryable: true,
+      error: stalled
+        ? `the workers running this step stopped (died or hung) more times than BULLMQ_MAX_STALLED allows: ${failedReason}`
+        : `BullMQ failed the job: ${failedReason}`,
+      retryable: !stalled,
     });
   }
 

@@ -7,7 +7,7 @@
  */
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import path from "node:path";
-import { Worker, type Job } from "bullmq";
+import { DelayedError, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { StepName } from "../../pipeline/contracts/index.ts";
@@ -17,6 +17,7 @@ import type { StepDepsFactory } from "../step-ports.ts";
 import { StepJobData, type StepJobResult } from "./job-data.ts";
 import { allSteps, queueName } from "./queues.ts";
 import { publicFailure } from "../../pipeline/failures.ts";
+import { isDependencyOutage } from "../outage.ts";
 
 /** Test-only switch (SHADOW_TEST_PERTURB, honoured only when NODE_ENV=test): alter one task's output. */
 export interface Perturbation {
@@ -39,6 +40,10 @@ export interface WorkerHostOptions {
   /** the steps this host serves (all by default) */
   steps?: StepName[];
   perturb?: Perturbation | null;
+  /** a job failing because a dependency is down goes back to delayed this many times before it fails as usual (default 0) */
+  outageHandbacks?: number;
+  /** … for this long each time (default 5000) */
+  outageRetryMs?: number;
 }
 
 export interface WorkerHostDeps {
@@ -84,7 +89,7 @@ export function startBullmqWorkerHost(deps: WorkerHostDeps): WorkerHost {
   const running = new Set<string>();
   const scratchRoot = path.resolve(options.workDir, "scratch", "bullmq");
 
-  const processJob = async (job: Job): Promise<StepJobResult> => {
+  const processJob = async (job: Job, token?: string): Promise<StepJobResult> => {
     const data = StepJobData.parse(job.data);
     const log = logger.child({
       recording_id: data.recording_id,
@@ -115,6 +120,24 @@ export function startBullmqWorkerHost(deps: WorkerHostDeps): WorkerHost {
       const e = err instanceof Error ? err : new Error(String(err));
       const retryable = (e as { retryable?: unknown }).retryable !== false;
       const duration_ms = Math.round(performance.now() - started);
+      const handedBack = Number((job.data as { outage_handbacks?: unknown }).outage_handbacks) || 0;
+      if (retryable && token && isDependencyOutage(e) && handedBack < (options.outageHandbacks ?? 0)) {
+        // a dependency is down, not the step's fault: the same job (same attempt) runs again
+        // later; the machine's attempts stay for the step's own errors
+        const delay = options.outageRetryMs ?? 5000;
+        let moved = false;
+        try {
+          await job.updateData({ ...(job.data as object), outage_handbacks: handedBack + 1 });
+          await job.moveToDelayed(Date.now() + delay, token);
+          moved = true;
+        } catch (moveErr) {
+          log.warn({ err: moveErr }, "could not hand the job back (Redis down too?): the failure is reported instead");
+        }
+        if (moved) {
+          log.warn({ err: e.message, handed_back: handedBack + 1, of: options.outageHandbacks, delay_ms: delay }, "a dependency is down: job handed back (no attempt spent)");
+          throw new DelayedError();
+        }
+      }
       log.warn({ err: e, retryable, duration_ms }, "step failed");
       return { ok: false, error: e.message, error_name: e.name, retryable, failure: publicFailure(e), duration_ms, ...stamp };
     } finally {

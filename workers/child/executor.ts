@@ -28,7 +28,16 @@ export interface StepExecutorOptions {
 
 /** The child running the step died or hung: the process's fault, not the step's. */
 const INFRASTRUCTURE_FAULTS = new Set(["WorkerCrashError", "ChildUnresponsiveError"]);
-export const isInfrastructureFault = (err: unknown): boolean => INFRASTRUCTURE_FAULTS.has((err as { name?: string } | undefined)?.name ?? "");
+/**
+ * A decoder process the step started was killed by a signal (the chaos run: `kill -9` of
+ * pocketsphinx mid-decode failed the track as "could not transcribe this audio"). Errors
+ * cross the child boundary as text, so this is read from the message.
+ */
+const DECODER_KILLED = /\b(pocketsphinx\w*|ffmpeg|ffprobe|sox)\b[^\n]{0,40}?\b(exited with|killed by|terminated by) (signal )?SIG(KILL|TERM|INT|QUIT|ABRT|SEGV|BUS|PIPE)\b/;
+export const isInfrastructureFault = (err: unknown): boolean => {
+  const e = err as { name?: string; message?: unknown } | undefined;
+  return INFRASTRUCTURE_FAULTS.has(e?.name ?? "") || (typeof e?.message === "string" && DECODER_KILLED.test(e.message));
+};
 
 export function createStepExecutor(o: StepExecutorOptions): StepExecutor {
   return async (name, rawInput, deps) => {

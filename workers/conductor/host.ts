@@ -20,6 +20,7 @@ import type { StepDepsFactory } from "../step-ports.ts";
 import type { WorkerIdentity } from "../identity.ts";
 import type { SdkClient } from "./sdk.ts";
 import type { PollHints } from "./poll-hints.ts";
+import { isDependencyOutage } from "../outage.ts";
 import { afterStep, beforeStep, forkPlanFor, planTracks, type HookDeps } from "./hooks.ts";
 import { CONDUCTOR_TASKS, type ConductorTaskName } from "./definitions.ts";
 import { PLAN_TRACKS } from "./contracts.ts";
@@ -49,6 +50,10 @@ export interface ConductorHostDeps {
   runStepFn?: typeof runStep;
   /** the wake-ups of the held polls (sdk.ts): closed on stop so held polls end at once */
   hints?: PollHints;
+  /** a task failing because a dependency is down is handed back this many times (its poll count), not failed (default 0) */
+  outageHandbacks?: number;
+  /** … to be offered again after this many seconds (default 5) */
+  outageRetrySeconds?: number;
 }
 
 export interface ConductorHost {
@@ -152,6 +157,15 @@ export function startConductorWorkerHost(deps: ConductorHostDeps): ConductorHost
         const terminal = (err as { retryable?: boolean }).retryable === false || isInvalidInput(failure);
         const detail = errorText(err);
         const reason = formatFailure(failure);
+        const polls = typeof task.pollCount === "number" ? task.pollCount : 1;
+        if (!terminal && isDependencyOutage(err) && polls <= (deps.outageHandbacks ?? 0)) {
+          // a dependency is down, not the step's fault: hand the task back for later; Conductor
+          // offers it again after the delay and counts none of the task's retries
+          const after = deps.outageRetrySeconds ?? 5;
+          log.warn({ err: detail, polls, of: deps.outageHandbacks, callback_after_seconds: after }, "a dependency is down: task handed back to Conductor (no retry spent)");
+          await deps.onTaskEvent?.({ ...base, status: "failed", terminal: false, message: `a service the step needs is unavailable; it runs again in ${after} s`, duration_ms: Date.now() - started });
+          return { status: "IN_PROGRESS" as const, callbackAfterSeconds: after, outputData: { worker: stamp, handed_back: polls, error: detail.slice(0, 4000) } };
+        }
         log.warn({ err: detail, code: failure.code, terminal }, "task failed");
         await deps.onTaskEvent?.({ ...base, status: "failed", terminal, message: reason, duration_ms: Date.now() - started });
         // a per-track task also says which track it gave up on, as a FailedTrack: when this

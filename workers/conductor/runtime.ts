@@ -68,6 +68,8 @@ export async function startConductorRuntime(
     onTaskEvent: deps.onTaskEvent,
     runStepFn: deps.runStepFn,
     hints,
+    outageHandbacks: config.STEP_OUTAGE_HANDBACKS,
+    outageRetrySeconds: config.STEP_OUTAGE_RETRY_SECONDS,
   });
   const reconciler =
     (deps.reconciler ?? config.RECONCILER_ENABLED)

@@ -1,0 +1,78 @@
+/**
+ * Found by `npm run chaos`: a client following a recording live missed the last step's
+ * success. finalize stores the Result, which completes the recording; the worker reports
+ * `finalize succeeded` only after the step returns, so the stream, seeing `completed`, had
+ * already ended, and a later replay carried one event more than the live stream had shown.
+ * Now a final recording's stream waits (bounded) while a step of it is still `started`.
+ * Against a fresh Postgres schema, with the real stream over HTTP.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { appendEvent } from "../../adapters/postgres/events.ts";
+import { createRecordingsRepo } from "../../adapters/postgres/recordings-repo.ts";
+import type { ProgressEvent } from "../../pipeline/contracts/index.ts";
+import { streamEvents } from "../../server/sse.ts";
+import { startApiServices, type ApiServices } from "./harness.ts";
+
+let svc: ApiServices;
+let server: Server;
+let url = "";
+before(async () => {
+  svc = await startApiServices();
+  const repo = createRecordingsRepo(svc.pool);
+  const shutdown = new AbortController();
+  server = createServer((req, res) => {
+    const id = req.url!.slice(1);
+    void repo.get(id).then((rec) => streamEvents(res, rec!, 1, 0, { repo, reconcile: async (r) => r, heartbeatMs: 10_000, pollMs: 50, shutdown: shutdown.signal }));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+after(async () => {
+  server?.closeAllConnections();
+  await new Promise((r) => server?.close(r));
+  await svc?.close();
+});
+
+const ev = (recording_id: string, step: ProgressEvent["step"], status: ProgressEvent["status"]): ProgressEvent => ({ recording_id, engine: "conductor", step, status, at: new Date().toISOString() });
+
+async function follow(id: string): Promise<string[]> {
+  const text = await (await fetch(`${url}/${id}`, { signal: AbortSignal.timeout(20_000) })).text();
+  return text
+    .split("\n\n")
+    .filter((b) => b.includes("data: "))
+    .map((b) => {
+      const lines = b.split("\n");
+      const data = JSON.parse(lines.find((l) => l.startsWith("data: "))!.slice(6)) as { step?: string; status?: string };
+      return `${lines.find((l) => l.startsWith("event: "))?.slice(7)}:${data.step ?? ""}:${data.status}`;
+    });
+}
+
+test("the live stream carries a step's success reported just after the recording completed, before its end", async () => {
+  const id = "rec-sse-settle";
+  await svc.pool.query(`INSERT INTO recordings (id, status, language, source) VALUES ($1, 'processing', 'en', 'upload')`, [id]);
+  await appendEvent(svc.pool, ev(id, "finalize", "started"));
+  const seen = follow(id);
+  await new Promise((r) => setTimeout(r, 300));
+  // the Result completes the recording; the worker's report of finalize comes a moment later
+  await appendEvent(svc.pool, ev(id, "pipeline", "completed"));
+  await new Promise((r) => setTimeout(r, 400));
+  await appendEvent(svc.pool, ev(id, "finalize", "succeeded"));
+  const live = await seen;
+  assert.deepEqual(live.slice(-3), ["progress:pipeline:completed", "progress:finalize:succeeded", "end::completed"]);
+  // a replay afterwards shows exactly what the live stream showed (after the opening status line, which is the current one)
+  const replay = await follow(id);
+  assert.equal(replay[0], "status::completed");
+  assert.deepEqual(replay.slice(1), live.slice(1));
+});
+
+test("a final recording whose step never reports ends anyway (bounded wait)", async () => {
+  const id = "rec-sse-settle-bounded";
+  await svc.pool.query(`INSERT INTO recordings (id, status, language, source) VALUES ($1, 'processing', 'en', 'upload')`, [id]);
+  await appendEvent(svc.pool, ev(id, "mixdown", "started"));
+  await appendEvent(svc.pool, { ...ev(id, "pipeline", "failed"), message: "the worker died" });
+  const live = await follow(id);
+  assert.equal(live.at(-1), "end::failed");
+});
