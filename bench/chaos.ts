@@ -213,6 +213,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const s3 = new S3Client({ endpoint: stack.env.S3_ENDPOINT, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } });
   let uploading = 0;
   let stopping = false;
+  // ends every client loop (uploads retried, SSE followers resuming) once the run is over:
+  // left alone they kept reconnecting to a stopped API for minutes and held the process open
+  const halt = new AbortController();
+  const bounded = (ms: number): AbortSignal => AbortSignal.any([AbortSignal.timeout(Math.max(1, ms)), halt.signal]);
   try {
     const inputs = await buildInputs(o.workDir, s3);
     const api = (p: string, init: RequestInit = {}): Promise<Response> =>
@@ -222,7 +226,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const submit = async (s: Submitted, kind: InputKind): Promise<void> => {
       // a patient client: a Conductor restart on a loaded machine can take minutes
       const deadline = Date.now() + 480_000;
-      while (Date.now() < deadline) {
+      while (Date.now() < deadline && !halt.signal.aborted) {
         s.attempts++;
         const b = await kind.build();
         uploading++;
@@ -231,7 +235,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
             "json" in b
               ? { method: "POST", body: JSON.stringify(b.json), headers: { "content-type": "application/json", "idempotency-key": s.idempotencyKey } }
               : { method: "POST", body: throttled(b.body, 400 * 1024), duplex: "half", headers: { "content-type": b.contentType, "content-length": String(b.body.length), "idempotency-key": s.idempotencyKey } };
-          const res = await api("/v1/recordings", { ...init, signal: AbortSignal.timeout(60_000) });
+          const res = await api("/v1/recordings", { ...init, signal: bounded(60_000) });
           if (res.status === 202 || res.status === 200 || res.status === 201) {
             s.id = ((await res.json()) as { id: string }).id;
             s.acceptedAt = Date.now();
@@ -259,11 +263,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const follow = async (s: Submitted): Promise<void> => {
       let last: number | undefined;
       const until = Date.now() + ((o.drainMinutes ?? 6) + o.minutes + 2) * 60_000;
-      while (Date.now() < until) {
+      while (Date.now() < until && !halt.signal.aborted) {
         try {
           const res = await fetch(`${stack.apiUrl}/v1/recordings/${s.id}/events`, {
             headers: { ...auth, accept: "text/event-stream", ...(last !== undefined ? { "last-event-id": String(last) } : {}) },
-            signal: AbortSignal.timeout(until - Date.now()),
+            signal: bounded(until - Date.now()),
           });
           if (res.status === 404 && s.deleted) return;
           if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
@@ -294,7 +298,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         } catch {
           /* the API went away mid-stream: resume */
         }
-        if (s.deleted) return;
+        if (s.deleted || halt.signal.aborted) return;
         s.reconnects++;
         await sleep(1000);
       }
@@ -403,7 +407,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 
     const drainEnd = Date.now() + (o.drainMinutes ?? 6) * 60_000;
     const all = Promise.all([...running, ...deletions]);
-    await Promise.race([all, sleep(Math.max(0, drainEnd - Date.now()))]);
+    // (a plain sleep in the race would stay pending for the rest of the drain time and keep the process alive)
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, Math.max(0, drainEnd - Date.now()));
+      void all.finally(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
     stopping = true;
 
     // ---- checks ----
@@ -411,6 +422,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     return await check(stack, o, subs, baseline, faults, restarts, problems, s3);
   } finally {
     stopping = true;
+    halt.abort();
     await stack.stop().catch((err: unknown) => log(`stopping the stack: ${(err as Error).message}`));
     s3.destroy();
   }
