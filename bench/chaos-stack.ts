@@ -9,31 +9,16 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chownSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { startConductor, waitForConductorHealth } from "../scripts/conductor.ts";
-import { freePort, isAlive, sleep, waitUntil } from "../scripts/lib.ts";
+import { freePort, isAlive, sleep, tcpOpen, waitUntil } from "../scripts/lib.ts";
 import { createConductorApi } from "../adapters/conductor/client.ts";
 import { loadTaskDefs, registerDefinitions, type TaskDef } from "../workers/conductor/definitions.ts";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
-export const tcpOpen = (port: number): Promise<boolean> =>
-  new Promise((resolve) => {
-    const s = connect({ port, host: "127.0.0.1" });
-    s.setTimeout(1000);
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-    s.once("timeout", () => {
-      s.destroy();
-      resolve(false);
-    });
-  });
 
 /** A process we start, kill and start again with the same command line. */
 export class Managed {

@@ -25,6 +25,7 @@ import pg from "pg";
 import { Redis } from "ioredis";
 import { S3Client, ListMultipartUploadsCommand, PutObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { descendants, ROOT, startStack, strays, type Stack } from "./chaos-stack.ts";
+import { seeded } from "./seeded.ts";
 
 export const FAULT_KINDS = [
   "kill_worker_child",
@@ -85,17 +86,6 @@ interface FaultRecord {
   skipped?: boolean;
 }
 
-/** mulberry32: a small seeded generator, so a seed replays the same schedule */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** the fault order: seeded permutations of the kinds one after another, so every kind comes up once per round */
 export function faultSchedule(rand: () => number, kinds: readonly FaultKind[], count: number): FaultKind[] {

@@ -1,6 +1,6 @@
 /** Small helpers shared by the service scripts (conductor, services, tests, demo). */
 import { spawnSync } from "node:child_process";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import pg from "pg";
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -96,3 +96,19 @@ export async function dropDatabase(name: string, serverUrl = "postgres://postgre
     await admin.end();
   }
 }
+
+/** Whether something accepts TCP connections on host:port (1 s at most). */
+export const tcpOpen = (port: number, host = "127.0.0.1"): Promise<boolean> =>
+  new Promise((resolve) => {
+    const s = connect({ port, host });
+    s.setTimeout(1000);
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+    s.once("timeout", () => {
+      s.destroy();
+      resolve(false);
+    });
+  });

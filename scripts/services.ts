@@ -9,11 +9,10 @@
  */
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startConductor, stopConductor } from "./conductor.ts";
-import { ensureDatabase, freePort, isAlive, run, sleep, waitUntil } from "./lib.ts";
+import { ensureDatabase, freePort, isAlive, run, sleep, tcpOpen, waitUntil } from "./lib.ts";
 
 export { ensureDatabase };
 
@@ -26,20 +25,6 @@ interface ServicesState {
   env: Record<string, string>;
 }
 
-const tcpOpen = (port: number, host = "127.0.0.1"): Promise<boolean> =>
-  new Promise((resolve) => {
-    const s = connect({ port, host });
-    s.setTimeout(1000);
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-    s.once("timeout", () => {
-      s.destroy();
-      resolve(false);
-    });
-  });
 
 export function workDir(env = process.env): string {
   return path.resolve(root, env.WORK_DIR ?? ".work");

@@ -14,6 +14,7 @@ import { execFileSync } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import path from "node:path";
 import { readWav, wavHeader } from "../../pipeline/audio/wav.ts";
+import { seeded } from "../seeded.ts";
 
 export const LIBRIVOX = "/usr/share/pocketsphinx/test/data/librivox";
 export const BLEED_DB = -26;
@@ -55,17 +56,6 @@ export function loadClips(dir = LIBRIVOX): Clip[] {
   return [...text.entries()].map(([id, t]) => ({ id, text: t, samples: readWav(readFileSync(path.join(dir, `${id}.wav`))).samples }));
 }
 
-/** A small deterministic generator (mulberry32): the same options give the same meeting. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The clip resampled by `rate` (linear interpolation) and scaled by `gain_db`. */
 export function render(clip: Int16Array, rate: number, gainDb: number): Float32Array {
@@ -82,7 +72,7 @@ export function render(clip: Int16Array, rate: number, gainDb: number): Float32A
 }
 
 export function planMeeting(o: { minutes: number; tracks: number; speech: number; seed?: number }, clips: Clip[]): { utterances: Utterance[]; offsets: number[] } {
-  const r = rng(o.seed ?? 1);
+  const r = seeded(o.seed ?? 1);
   const total = o.minutes * 60;
   const offsets = Array.from({ length: o.tracks }, (_, i) => (i === 0 ? 0 : Math.round((0.25 + r() * 1.5) * 1000) / 1000));
   const used = new Set<string>();
@@ -131,7 +121,7 @@ export async function generateMeeting(dir: string, o: { minutes: number; tracks:
     const file = path.join(dir, `track${k}.wav`);
     const fd = openSync(file, "w");
     writeSync(fd, wavHeader(samples * 2, RATE));
-    const r = rng(1000 + k);
+    const r = seeded(1000 + k);
     // the faint noise floor (±12), from a table: drawing it per sample would dominate a long, quiet track
     const noise = Float32Array.from({ length: 1 << 16 }, () => Math.round((r() * 2 - 1) * 12));
     // utterances sorted by start: a block mixes those it overlaps, each rendered when reached
