@@ -559,7 +559,10 @@ export function createRecordingService(deps: RecordingServiceDeps) {
           // Conductor lost it: start the same input afresh
           await repo.setWorkflowId(id, await workflows.start(inputOf(rec, await repo.tracks(id))));
         } else if (wf.status !== "RUNNING") {
-          await workflows.retry(rec.workflow_id);
+          // every track failed (partial results gave up on each): run the tracks again, not
+          // only the step that found none left
+          if (clientFailure(rec.error)?.code === "all_tracks_failed" && workflows.restart) await workflows.restart(rec.workflow_id);
+          else await workflows.retry(rec.workflow_id);
         }
       } catch (err) {
         if (err instanceof ApiError) throw err;

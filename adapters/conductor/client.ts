@@ -67,6 +67,8 @@ export interface ConductorApi {
   workflowStatus(id: string): Promise<WorkflowRecord["status"]>;
   decide(id: string): Promise<void>;
   retry(id: string): Promise<void>;
+  /** run an ended workflow again from its first task, same id and input */
+  restart(id: string): Promise<void>;
   terminate(id: string, reason: string): Promise<void>;
   remove(id: string): Promise<void>;
   runningWorkflowIds(name: string, version?: number): Promise<string[]>;
@@ -146,6 +148,9 @@ export function createConductorApi(url: string, opts: { timeoutMs?: number } = {
     },
     async retry(id) {
       await call("POST", `/workflow/${encodeURIComponent(id)}/retry?resumeSubworkflowTasks=false`);
+    },
+    async restart(id) {
+      await call("POST", `/workflow/${encodeURIComponent(id)}/restart?useLatestDefinitions=false`);
     },
     async terminate(id, reason) {
       await call("DELETE", `/workflow/${encodeURIComponent(id)}?reason=${encodeURIComponent(reason)}`);

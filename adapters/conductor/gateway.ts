@@ -46,6 +46,13 @@ export interface WorkflowGateway {
   get(workflowId: string): Promise<WorkflowSnapshot | undefined>;
   /** Conductor's retry: reschedule the failed task and continue from there */
   retry(workflowId: string): Promise<void>;
+  /**
+   * Conductor's restart: run the ended workflow again from its first task (same id and
+   * input). For a meeting whose every track failed: its tracks' tasks ended as failed
+   * tracks (optional fork tasks), so a retry of the step that found none left would only
+   * fail again; the tracks must run again.
+   */
+  restart?(workflowId: string): Promise<void>;
   /** terminate if running, then remove the execution; a workflow Conductor does not know is fine */
   remove(workflowId: string, reason: string): Promise<void>;
   /** resolves when Conductor answers its health check */
@@ -170,6 +177,9 @@ export async function createConductorGateway(opts: { serverUrl: string; log: Log
     get,
     async retry(workflowId) {
       await retryWorkflow(api, workflowId, log);
+    },
+    async restart(workflowId) {
+      await api.restart(workflowId);
     },
     async remove(workflowId, reason) {
       const wf = await get(workflowId);

@@ -257,8 +257,9 @@ describe("the whole pipeline", { skip: haveWorkers ? false : "the Conductor work
     assert.equal(Number((await svc.pool.query(`SELECT count(*) FROM events WHERE recording_id = $1`, [id])).rows[0].count), 0);
   });
 
-  test("a failed recording is retried from the failed task and completes", async () => {
-    // a bucket object that claims to be Ogg but is not decodable: prepare_track fails (no retries)
+  test("a recording whose only track fails ends failed (all_tracks_failed); fixed and retried, its tracks run again and it completes", async () => {
+    // a bucket object that claims to be Ogg but is not decodable: prepare_track gives up on the
+    // track (no retries), and with no track left plan_speech fails the meeting
     const key = "incoming/retry/track.ogg";
     await svc.storage.put(key, Buffer.concat([Buffer.from("OggS"), Buffer.alloc(4096, 7)]));
     const up = await fetch(`${server.url}/v1/recordings`, {
@@ -270,12 +271,13 @@ describe("the whole pipeline", { skip: haveWorkers ? false : "the Conductor work
     const { id } = (await up.json()) as { id: string };
     const failed = await followEvents(id, 120_000);
     assert.deepEqual(failed.at(-1)?.data.status, "failed", JSON.stringify(failed.slice(-3)));
-    const rec = (await (await fetch(`${server.url}/v1/recordings/${id}`, { headers: auth })).json()) as { status: string; error: string; failed_step: string };
+    const rec = (await (await fetch(`${server.url}/v1/recordings/${id}`, { headers: auth })).json()) as { status: string; error: string; error_code: string; failed_step: string };
     assert.equal(rec.status, "failed");
-    assert.equal(rec.failed_step, "prepare_track");
-    assert.ok(rec.error.length > 0);
+    assert.equal(rec.failed_step, "plan_speech");
+    assert.equal(rec.error_code, "all_tracks_failed");
+    assert.match(rec.error, /no track could be processed: track 0: /);
 
-    // fix the input, retry: Conductor reruns the failed task and the rest of the workflow
+    // fix the input, retry: the workflow runs again from its first task, the track included
     await svc.storage.put(key, wavBytes(1.5));
     const retry = await fetch(`${server.url}/v1/recordings/${id}/retry`, { method: "POST", headers: auth });
     assert.equal(retry.status, 202);
@@ -283,11 +285,11 @@ describe("the whole pipeline", { skip: haveWorkers ? false : "the Conductor work
     assert.equal(resumed.at(-1)?.data.status, "completed", JSON.stringify(resumed.slice(-3)));
     const statuses = resumed.filter((e) => e.event === "progress").map((e) => `${e.data.step}:${e.data.status}`);
     assert.ok(statuses.indexOf("pipeline:failed") < statuses.indexOf("pipeline:retrying"));
-    assert.equal(statuses.filter((s) => s === "plan_tracks:succeeded").length, 1, "the retry did not rerun the tasks that had succeeded");
-    assert.equal(statuses.filter((s) => s === "prepare_track:started").length, 2);
-    const done = (await (await fetch(`${server.url}/v1/recordings/${id}`, { headers: auth })).json()) as { status: string; result: Result };
+    assert.equal(statuses.filter((s) => s === "prepare_track:started").length, 2, "the track ran again");
+    const done = (await (await fetch(`${server.url}/v1/recordings/${id}`, { headers: auth })).json()) as { status: string; result: Result; warnings: unknown[] };
     assert.equal(done.status, "completed");
-    Result.parse(done.result);
+    assert.deepEqual(done.warnings, []);
+    assert.deepEqual(Result.parse(done.result).tracks, [{ speaker: 0, name: "Solo", status: "ok" }]);
     assert.equal((await fetch(`${server.url}/v1/recordings/${id}`, { method: "DELETE", headers: auth })).status, 204);
     await svc.storage.deletePrefix("incoming/retry/");
   });
