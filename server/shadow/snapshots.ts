@@ -114,7 +114,9 @@ export function conductorSnapshot(wf: ConductorWorkflowJson): EngineSnapshot {
     byKey.set(key, { task: t, step, track, attempts: (prev?.attempts ?? 0) + 1 });
   }
   const steps: StepRecord[] = [...byKey.values()].map(({ task, step, track, attempts }) => {
-    const status = STATUS[task.status] ?? "running";
+    // a per-track task whose last attempt gave its track up completes with a FailedTrack: the track failed
+    const gave = task.status === "COMPLETED" ? givenUp(task.outputData) : null;
+    const status = gave ? "failed" : (STATUS[task.status] ?? "running");
     const started = task.startTime && task.startTime > 0 ? task.startTime : null;
     const ended = task.endTime && task.endTime > 0 ? task.endTime : null;
     return {
@@ -122,7 +124,7 @@ export function conductorSnapshot(wf: ConductorWorkflowJson): EngineSnapshot {
       track_index: track,
       status,
       output: status === "succeeded" ? (task.outputData ?? {}) : null,
-      error: status === "failed" ? (task.reasonForIncompletion ?? "failed") : null,
+      error: status === "failed" ? (gave ? formatFailure(gave) : (task.reasonForIncompletion ?? "failed")) : null,
       duration_ms: started !== null && ended !== null ? ended - started : null,
       attempts,
       worker_id: (task.outputData?.worker_id as string | undefined) ?? task.workerId ?? null,

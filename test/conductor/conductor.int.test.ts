@@ -172,10 +172,11 @@ test("partial results: one corrupt track, the meeting completes with the others'
     const outcome = (r: Result) => r.tracks!.map((t) => [t.speaker, t.name, t.status, t.error?.step, t.error?.code]);
     assert.deepEqual(outcome(result), outcome(inproc));
     assert.match(result.tracks![1]!.error!.message, /is not readable audio/);
-    // the fork task is optional: the server completed it "with errors" after the worker gave up,
+    // the worker gave the track up on the task's last attempt (a FailedTrack as its output),
     // and no transcription ran for the track
     const prep1 = wf.tasks.filter((t) => t.referenceTaskName === "prepare_track_1");
-    assert.equal(prep1.at(-1)!.status, "COMPLETED_WITH_ERRORS");
+    assert.equal(prep1.at(-1)!.status, "COMPLETED");
+    assert.deepEqual((prep1.at(-1)!.outputData as { failed?: { code: string } }).failed?.code, "not_audio");
     assert.equal(prep1.length, 1, "not_audio is not retried");
     assert.equal(wf.tasks.filter((t) => t.referenceTaskName === "transcribe_track_1").length, 0);
     assert.deepEqual(wf.tasks.filter((t) => t.referenceTaskName.startsWith("transcribe_track_")).map((t) => t.status), ["COMPLETED", "COMPLETED"]);

@@ -109,16 +109,15 @@ test("fork plans: refs unique and matching, reserved keys refused, expressions e
     { track_index: 2, input: { track: { participant: "Bob" } } },
   ]);
   assert.deepEqual(plan.fork_tasks.map((t) => t.taskReferenceName), ["prepare_track_10", "prepare_track_2"]);
-  assert.ok(plan.fork_tasks.every((t) => t.optional === true), "every fork task is optional: a failed track leaves a FailedTrack, the meeting goes on");
   assert.deepEqual(Object.keys(plan.fork_inputs).sort(), ["prepare_track_10", "prepare_track_2"]);
   assert.equal((plan.fork_inputs.prepare_track_10!.track as { participant: string }).participant, "Eve $${workflow.input.secret}");
   assert.throws(() => buildForkPlan("t", [{ track_index: 0, input: { optional: true } }]), /task fields: optional/);
   assert.throws(
-    () => validateForkPlan({ fork_tasks: [{ name: "t", taskReferenceName: "t_0", type: "SIMPLE", optional: true }], fork_inputs: { t_1: {} } }),
+    () => validateForkPlan({ fork_tasks: [{ name: "t", taskReferenceName: "t_0", type: "SIMPLE" }], fork_inputs: { t_1: {} } }),
     (e: unknown) => e instanceof ForkPlanError && /no input for \[t_0\].*input without task \[t_1\]/.test(e.message),
   );
   assert.throws(
-    () => validateForkPlan({ fork_tasks: [{ name: "t", taskReferenceName: "t_0", type: "SIMPLE", optional: true }, { name: "t", taskReferenceName: "t_0", type: "SIMPLE", optional: true }], fork_inputs: { t_0: {} } }),
+    () => validateForkPlan({ fork_tasks: [{ name: "t", taskReferenceName: "t_0", type: "SIMPLE" }, { name: "t", taskReferenceName: "t_0", type: "SIMPLE" }], fork_inputs: { t_0: {} } }),
     /duplicate fork reference names: t_0/,
   );
   assert.throws(() => buildForkPlan("t", []), /no tracks/);

@@ -12,12 +12,6 @@ export const ForkTask = z.object({
   name: z.string().min(1),
   taskReferenceName: z.string().min(1),
   type: z.literal("SIMPLE"),
-  /**
-   * Always true: a track's task that gives up (its retries spent) must not fail the
-   * meeting. The server then completes it "with errors" and the JOIN goes on with its
-   * output, the FailedTrack our worker reports (workers/conductor/host.ts).
-   */
-  optional: z.literal(true),
 });
 export type ForkTask = z.infer<typeof ForkTask>;
 

@@ -33,8 +33,7 @@ export function escapeExpressions<T>(value: T): T {
 
 export function buildForkPlan(taskName: string, inputs: { track_index: number; input: Record<string, unknown> }[]): ForkPlan {
   if (inputs.length === 0) throw new ForkPlanError(`no tracks to fork ${taskName} over`);
-  // optional: one track that fails after its retries leaves a FailedTrack, and the meeting goes on (partial results)
-  const fork_tasks = inputs.map((i) => ({ name: taskName, taskReferenceName: forkRef(taskName, i.track_index), type: "SIMPLE" as const, optional: true as const }));
+  const fork_tasks = inputs.map((i) => ({ name: taskName, taskReferenceName: forkRef(taskName, i.track_index), type: "SIMPLE" as const }));
   const fork_inputs = Object.fromEntries(inputs.map((i) => [forkRef(taskName, i.track_index), escapeExpressions(i.input)]));
   validateForkPlan({ fork_tasks, fork_inputs });
   return { fork_tasks, fork_inputs };

@@ -54,6 +54,8 @@ export interface ConductorHostDeps {
   outageHandbacks?: number;
   /** … to be offered again after this many seconds (default 5) */
   outageRetrySeconds?: number;
+  /** the retries a task type's definition allows on the server (its retryCount), when known: a per-track task's last attempt gives its track up instead of failing */
+  retryBudget?: (taskType: string) => Promise<number | undefined>;
 }
 
 export interface ConductorHost {
@@ -171,13 +173,24 @@ export function startConductorWorkerHost(deps: ConductorHostDeps): ConductorHost
         // a per-track task also says which track it gave up on, as a FailedTrack: when this
         // was its last attempt, the server completes the (optional) fork task with errors and
         // the JOIN hands this output on, so the meeting goes on without the track
-        const gaveUp = typeof track === "number" && perTrackSteps.has(name as StepName)
-          ? { track_index: track, failed: { step: name, code: failure.code, message: failure.message } }
-          : {};
+        if (typeof track === "number" && perTrackSteps.has(name as StepName)) {
+          // a per-track task's last attempt (no retry left, or an error no retry fixes) gives
+          // its track up: it completes with a FailedTrack, and the meeting goes on without the
+          // track. A task that times out (its host died) is not one of these: Conductor and the
+          // API's infrastructure budget retry it.
+          const budget = terminal ? 0 : await deps.retryBudget?.(name).catch(() => undefined);
+          const attempt = typeof task.retryCount === "number" ? task.retryCount : 0;
+          if (budget !== undefined && attempt >= budget) {
+            return {
+              status: "COMPLETED" as const,
+              outputData: { worker: stamp, error: detail.slice(0, 4000), error_code: failure.code, track_index: track, failed: { step: name, code: failure.code, message: failure.message } },
+            };
+          }
+        }
         return {
           status: terminal ? ("FAILED_WITH_TERMINAL_ERROR" as const) : ("FAILED" as const),
           reasonForIncompletion: reason.slice(0, 1000),
-          outputData: { worker: stamp, error: detail.slice(0, 4000), error_code: failure.code, ...gaveUp },
+          outputData: { worker: stamp, error: detail.slice(0, 4000), error_code: failure.code },
         };
       } finally {
         // the task stays in flight until the SDK reports its result delivered (listener below)

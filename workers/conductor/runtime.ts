@@ -70,6 +70,7 @@ export async function startConductorRuntime(
     hints,
     outageHandbacks: config.STEP_OUTAGE_HANDBACKS,
     outageRetrySeconds: config.STEP_OUTAGE_RETRY_SECONDS,
+    retryBudget: taskRetryBudget(api),
   });
   const reconciler =
     (deps.reconciler ?? config.RECONCILER_ENABLED)
@@ -134,4 +135,20 @@ export function parseTaskList(spec: string): ConductorTaskName[] {
   const unknown = names.filter((n) => !(CONDUCTOR_TASKS as readonly string[]).includes(n));
   if (unknown.length) throw new Error(`CONDUCTOR_TASKS names unknown task type(s): ${unknown.join(", ")} (known: ${CONDUCTOR_TASKS.join(", ")})`);
   return names as ConductorTaskName[];
+}
+
+/**
+ * A task type's retryCount as the server has it (read at most every 30 s: an operator or a
+ * test may change a definition while workers run).
+ */
+function taskRetryBudget(api: Pick<ReturnType<typeof createConductorApi>, "getTaskDef">): (taskType: string) => Promise<number | undefined> {
+  const cache = new Map<string, { at: number; value: number | undefined }>();
+  return async (taskType) => {
+    const hit = cache.get(taskType);
+    if (hit && Date.now() - hit.at < 30_000) return hit.value;
+    const rc = (await api.getTaskDef(taskType))?.retryCount;
+    const value = typeof rc === "number" ? rc : undefined;
+    cache.set(taskType, { at: Date.now(), value });
+    return value;
+  };
 }
