@@ -58,7 +58,9 @@ test("process --json on the fixture meeting prints one valid Result", { timeout:
   const doc = JSON.parse(r.stdout) as Record<string, unknown>;
   assert.ok(!("run" in doc), "the in-process engine adds no run block");
   const result = Result.parse(doc);
-  assert.deepEqual(Object.keys(doc).sort(), ["action_items", "duration", "long_summary", "participants", "short_summary", "title", "topics", "words"]);
+  assert.deepEqual(Object.keys(doc).sort(), ["action_items", "duration", "long_summary", "participants", "short_summary", "title", "topics", "tracks", "words"]);
+  // every track made it (partial results: a failed one would be listed so)
+  assert.deepEqual(result.tracks, manifest.tracks.map((t, i) => ({ speaker: i, name: t.participant, status: "ok" })));
   // every action item is owned by a participant and starts at one of that participant's words
   for (const a of result.action_items) assert.ok(result.words.some((w) => w.speaker === a.speaker && w.start === a.start), JSON.stringify(a));
 
