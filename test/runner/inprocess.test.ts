@@ -164,28 +164,19 @@ test("steps run in the workflow's order, tracks in parallel up to the limit, eac
   assert.ok(events.every((e) => e.recording_id === "rec-1" && e.engine === "inprocess"));
 });
 
-test("a failing track stops the run with an error naming step and track, aborts its siblings and cleans up", async () => {
+test("a failing track is given up (after whatever retries its policy allows): the other tracks go on, the run completes listing it as failed, scratch is cleaned up", async () => {
   const fake = fakeAudioSteps({ delayMs: 60, failOn: { step: "transcribe_track", track: 1 } });
   const scratchRoot = path.join(root, "scratch-fail");
   const events: ProgressEvent[] = [];
-  await assert.rejects(engineWith(fake.run, scratchRoot, 3).run(input(10), { onProgress: (e) => events.push(e) }), (err: unknown) => {
-    assert.ok(err instanceof PipelineStepError, String(err));
-    assert.equal(err.step, "transcribe_track");
-    assert.equal(err.trackIndex, 1);
-    assert.match(err.message, /transcribe_track for track 1 \(P1\) failed: decoder crashed/);
-    return true;
-  });
-  const order = fake.calls.map((c) => c.step);
-  assert.ok(!order.includes("merge_transcripts"));
-  assert.ok(!order.includes("finalize"));
-  // the other tracks that were running got aborted; tracks 8 and 9 never started (at most
-  // 8 tracks are handed to the ASR engine at once)
-  const others = fake.calls.filter((c) => c.step === "transcribe_track" && c.track !== 1).map((c) => `transcribe_track:${c.track}`);
-  assert.ok(!others.includes("transcribe_track:8") && !others.includes("transcribe_track:9"), others.join());
-  assert.deepEqual(fake.aborted.sort(), others.sort());
+  const { result } = await engineWith(fake.run, scratchRoot, 3).run(input(10), { onProgress: (e) => events.push(e) });
+  // partial results: track 1 is listed as failed (its error as a client may read it), the rest are in
+  assert.equal(result.tracks?.length, 10);
+  assert.deepEqual(result.tracks!.filter((t) => t.status === "failed").map((t) => [t.speaker, t.error?.step]), [[1, "transcribe_track"]]);
+  assert.ok(!result.words.some((w) => w.speaker === 1), "no words of the failed track");
+  assert.ok(fake.calls.some((c) => c.step === "transcribe_track" && c.track === 9), "the other tracks went on");
   assert.deepEqual(readdirSync(scratchRoot), []);
-  assert.equal(events[events.length - 1]!.status, "failed");
-  assert.equal(events.filter((e) => e.step === "transcribe_track" && e.status === "failed" && e.track_index === 1).length, 1);
+  assert.equal(events[events.length - 1]!.status, "completed");
+  assert.ok(events.some((e) => e.step === "transcribe_track" && e.status === "failed" && e.track_index === 1));
 });
 
 test("a cancelled run stops promptly with PipelineAbortedError", async () => {
