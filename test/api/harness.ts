@@ -197,13 +197,13 @@ export interface ServeProcess {
  * (NODE_ENV=test, API_TOKEN `token`, shadow mode off, background loops off unless `extra`
  * turns them on); resolves once it listens. The caller stops (or kills) it.
  */
-export async function spawnServe(svc: ApiServices, token: string, extra: Record<string, string> = {}): Promise<ServeProcess> {
-  const { spawn } = await import("node:child_process");
+/** The environment a `trackscribe` child process needs to use these services (the test's database schema, bucket and Conductor). */
+export function servicesEnv(svc: ApiServices, logLevel = "info"): Record<string, string> {
   const c = svc.config;
-  const env: Record<string, string> = {
+  return {
     ...(process.env as Record<string, string>),
     NODE_ENV: "test",
-    LOG_LEVEL: "info",
+    LOG_LEVEL: logLevel,
     DATABASE_URL: c.DATABASE_URL!,
     DATABASE_SCHEMA: c.DATABASE_SCHEMA!,
     STORAGE_DRIVER: "s3",
@@ -213,6 +213,13 @@ export async function spawnServe(svc: ApiServices, token: string, extra: Record<
     S3_SECRET_ACCESS_KEY: c.S3_SECRET_ACCESS_KEY!,
     CONDUCTOR_SERVER_URL: c.CONDUCTOR_SERVER_URL,
     WORK_DIR: c.WORK_DIR,
+  };
+}
+
+export async function spawnServe(svc: ApiServices, token: string, extra: Record<string, string> = {}): Promise<ServeProcess> {
+  const { spawn } = await import("node:child_process");
+  const env: Record<string, string> = {
+    ...servicesEnv(svc),
     HOST: "127.0.0.1",
     PORT: "0",
     API_TOKEN: token,

@@ -16,7 +16,7 @@ import { openAsBlob } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { registerWorkflowDefinitions, spawnServe, startApiServices, type ApiServices, type ServeProcess } from "../api/harness.ts";
+import { registerWorkflowDefinitions, servicesEnv, spawnServe, startApiServices, type ApiServices, type ServeProcess } from "../api/harness.ts";
 import { createConductorApi } from "../../adapters/conductor/client.ts";
 import { registerDefinitions } from "../../workers/conductor/definitions.ts";
 
@@ -58,17 +58,7 @@ function killGroup(c: ChildProcess): void {
   function workerHost(): ChildProcess {
     const c = svc.config;
     const env: Record<string, string> = {
-      ...(process.env as Record<string, string>),
-      NODE_ENV: "test",
-      LOG_LEVEL: "warn",
-      DATABASE_URL: c.DATABASE_URL!,
-      DATABASE_SCHEMA: c.DATABASE_SCHEMA!,
-      STORAGE_DRIVER: "s3",
-      S3_ENDPOINT: c.S3_ENDPOINT!,
-      S3_BUCKET: c.S3_BUCKET,
-      S3_ACCESS_KEY_ID: c.S3_ACCESS_KEY_ID!,
-      S3_SECRET_ACCESS_KEY: c.S3_SECRET_ACCESS_KEY!,
-      CONDUCTOR_SERVER_URL: c.CONDUCTOR_SERVER_URL,
+      ...servicesEnv(svc, "warn"),
       CONDUCTOR_REGISTER: "false",
       WORK_DIR: path.join(c.WORK_DIR, `host-${children.length}`),
       RECONCILER_ENABLED: "false",
