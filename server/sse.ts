@@ -121,7 +121,7 @@ export async function streamEvents(res: ServerResponse, rec: RecordingRow, track
         res.write(sseMessage({ event: "end", data: { id: rec.id, status: "deleted" } }));
         break;
       }
-      if ((status === "completed" || status === "failed") && running > 0 && Date.now() - (finalAt ??= Date.now()) < (deps.settleMs ?? 3000)) {
+      if (status === "completed" && running > 0 && Date.now() - (finalAt ??= Date.now()) < (deps.settleMs ?? 3000)) {
         // the recording is final but a step's own report is still on its way (finalize's
         // success is written after the Result that completes the recording): wait for it a
         // little, so the stream carries every event before its end, as a replay later does

@@ -32,8 +32,10 @@ export const defaultEventKey = (e: Pick<ProgressEvent, "step" | "track_index" | 
   `${e.step}:${e.track_index ?? -1}:${e.status}:${e.at}`;
 
 /**
- * Insert one event. Returns the stored event, or undefined when it was a duplicate or its
- * recording no longer exists (deleted while a worker was still running).
+ * Insert one event. Returns the stored event, or undefined when it was a duplicate, its
+ * recording no longer exists (deleted while a worker was still running), or it is a step's
+ * report arriving after its recording failed (the replay ends with the final event; the
+ * recording's `failed_step` and error already say what failed).
  */
 export async function appendEvent(db: Queryable, e: ProgressEvent, key = defaultEventKey(e)): Promise<StoredEvent | undefined> {
   // one statement: the insert, the step state, the recording's status and the notify
@@ -48,6 +50,10 @@ export async function appendEvent(db: Queryable, e: ProgressEvent, key = default
      ), ins AS (
        INSERT INTO events (recording_id, engine, event_key, step, track_index, status, message, duration_ms, worker_id, at)
        SELECT $1::text, $2::text, $3::text, $4::text, $5::int, $6::text, $7::text, $8::float8, $9::text, $10::timestamptz FROM rec
+        -- a failed recording's story has ended: a step that reports afterwards (a sibling of the
+        -- failed step, cancelled with its workflow, finishing its last write) is not added
+        -- after the final event; the recording's own 'pipeline' events (a retry) still are
+        WHERE rec.status <> 'failed' OR $4::text = 'pipeline' OR $2::text <> $11::text
        ON CONFLICT (recording_id, engine, event_key) DO NOTHING
        RETURNING id, recording_id, engine, step, track_index, status, message, duration_ms, worker_id, at
      ), step AS (

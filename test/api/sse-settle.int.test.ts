@@ -76,3 +76,27 @@ test("a final recording whose step never reports ends anyway (bounded wait)", as
   const live = await follow(id);
   assert.equal(live.at(-1), "end::failed");
 });
+
+test("a step that reports after its recording failed is not added after the final event; a retry's events are", async () => {
+  const id = "rec-sse-late-after-failed";
+  await svc.pool.query(`INSERT INTO recordings (id, status, language, source) VALUES ($1, 'processing', 'en', 'upload')`, [id]);
+  await appendEvent(svc.pool, ev(id, "transcribe_track", "started"));
+  await appendEvent(svc.pool, { ...ev(id, "mixdown", "failed"), message: "bad" });
+  await appendEvent(svc.pool, { ...ev(id, "pipeline", "failed"), message: "mixdown failed" });
+  // a sibling cancelled with its workflow finishes its last write afterwards (found by npm run chaos)
+  assert.equal(await appendEvent(svc.pool, ev(id, "transcribe_track", "succeeded")), undefined, "dropped");
+  const replay = await follow(id);
+  assert.deepEqual(replay.slice(-2), ["progress:pipeline:failed", "end::failed"]);
+  assert.ok(!replay.includes("progress:transcribe_track:succeeded"));
+  const stored = await svc.pool.query(`SELECT step, status FROM events WHERE recording_id = $1 ORDER BY id`, [id]);
+  assert.deepEqual(
+    stored.rows.map((r: { step: string; status: string }) => `${r.step}:${r.status}`),
+    ["transcribe_track:started", "mixdown:failed", "pipeline:failed"],
+  );
+  // a shadow engine's events are its own story: still written
+  assert.ok(await appendEvent(svc.pool, { ...ev(id, "transcribe_track", "succeeded"), engine: "bullmq" }));
+  // after a retry the recording runs again and its steps report as usual
+  await svc.pool.query(`UPDATE recordings SET status = 'processing' WHERE id = $1`, [id]);
+  assert.ok(await appendEvent(svc.pool, { ...ev(id, "pipeline", "retrying"), at: new Date(Date.now() + 1).toISOString() }));
+  assert.ok(await appendEvent(svc.pool, { ...ev(id, "mixdown", "started"), at: new Date(Date.now() + 2).toISOString() }));
+});
