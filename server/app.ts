@@ -244,6 +244,7 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     storage,
     log,
     uploadStaleSeconds: config.STORAGE_SWEEP_UPLOAD_STALE_SECONDS,
+    ...(deps.shadow?.forget ? { forget: deps.shadow.forget } : {}),
     onRemoved: (reason, n) => metrics.sweptObjects.inc({ reason }, n),
   });
   await app.register(backgroundPlugin, {

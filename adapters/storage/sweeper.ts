@@ -35,6 +35,11 @@ export interface StorageSweepDeps {
   log: Logger;
   /** an upload intent older than this is an upload that will never finish */
   uploadStaleSeconds: number;
+  /**
+   * what else a deleted recording may leave behind outside storage, removed at each of its
+   * sweeps (the shadow engine's BullMQ jobs: one still running at the deletion finishes later)
+   */
+  forget?: (recordingId: string) => Promise<unknown>;
   /** objects removed, by why (metrics) */
   onRemoved?: (reason: "deleted_recording" | "abandoned_upload", objects: number) => void;
 }
@@ -62,6 +67,7 @@ export function createStorageSweeper(deps: StorageSweepDeps) {
       );
       for (const { id, sweeps } of due.rows) {
         const n = await storage.deletePrefix(recordingPrefix(id));
+        if (deps.forget) await deps.forget(id);
         const next = DELETED_SWEEPS_AFTER_SECONDS[sweeps + 1];
         if (next === undefined) await pool.query(`DELETE FROM deleted_recordings WHERE id = $1`, [id]);
         else {

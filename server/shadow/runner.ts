@@ -43,6 +43,8 @@ export interface ShadowDeps {
   signal?: AbortSignal;
   /** shadow runs in progress, by recording id (so that deleting a recording can stop its run) */
   active?: Map<string, { abort: AbortController; done: Promise<unknown> }>;
+  /** removes a deleted recording's BullMQ jobs (finished ones outlive a run until their age-based removal) */
+  forget?: (recordingId: string) => Promise<{ removed: number; running: number }>;
 }
 
 export type ConductorLookup = (recordingId: string, workflowId?: string) => Promise<ConductorWorkflowJson | null>;
@@ -95,18 +97,22 @@ export function startShadowRun(deps: ShadowDeps, recordingId: string, input: Pip
 }
 
 /**
- * Stop the shadow run of a recording (it is being deleted): its waiting jobs are removed,
- * no comparison is stored, and this resolves once the run has stopped, so that the caller
+ * Stop the shadow run of a recording (it is being deleted): its jobs are removed from Redis
+ * (waiting and finished; a running one once it has finished), no comparison is stored, and this resolves once the run has stopped, so that the caller
  * can then remove what it wrote. A step already running on a worker finishes first; what
  * it writes afterwards is removed by the API's storage sweeper, which sweeps a deleted
  * recording's prefix again on a schedule (adapters/storage/sweeper.ts).
  */
 export async function cancelShadowRun(deps: ShadowDeps, recordingId: string): Promise<boolean> {
   const run = deps.active?.get(recordingId);
-  if (!run) return false;
-  run.abort.abort(new Error(`recording ${recordingId} deleted`));
-  await run.done;
-  return true;
+  if (run) {
+    run.abort.abort(new Error(`recording ${recordingId} deleted`));
+    await run.done;
+  }
+  // its jobs, finished or waiting, whichever process ran it; a job still running is removed
+  // by the sweeper's later passes (server/app.ts passes `forget` to it)
+  await deps.forget?.(recordingId).catch((err: unknown) => deps.log.warn({ err, recording_id: recordingId }, "could not remove the shadow run's jobs; the sweeper will"));
+  return Boolean(run);
 }
 
 async function runAndCompare(deps: ShadowDeps, recordingId: string, input: PipelineInput, workflowId: string | undefined, log: Logger): Promise<ShadowReport> {
@@ -246,6 +252,7 @@ export async function createShadowDeps(
     storage: opts.storage,
     signal: shutdown.signal,
     active: new Map(),
+    forget: (recordingId) => engine.forgetRecording(recordingId),
     ...(opts.results ? { results: opts.results } : {}),
     close: async () => {
       shutdown.abort(new Error("shadow mode shutting down"));

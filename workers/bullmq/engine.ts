@@ -23,7 +23,7 @@ import type { ResultSink } from "../../pipeline/steps/deps.ts";
 import { buildInfo, workerIdentity, type WorkerIdentity } from "../identity.ts";
 import type { StepDepsFactory } from "../step-ports.ts";
 import { createMemoryEventLog, createPgEventLog, type EventLog } from "./event-log.ts";
-import { allSteps, createStepQueues, queueName, type StepQueues } from "./queues.ts";
+import { allSteps, createStepQueues, queueName, removeRecordingJobs, type StepQueues } from "./queues.ts";
 import { RunShell } from "./run-shell.ts";
 import { parsePerturbation, startBullmqWorkerHost, type WorkerHost, type WorkerHostOptions } from "./worker-host.ts";
 
@@ -57,6 +57,8 @@ export interface BullmqEngine extends PipelineEngine {
   workerHost(): WorkerHost | undefined;
   /** the run id of a run in progress, by recording id and namespace (for shadow bookkeeping) */
   activeRuns(): { run_id: string; recording_id: string; namespace: string }[];
+  /** remove every BullMQ job of a deleted recording (queues.ts `removeRecordingJobs`) */
+  forgetRecording(recordingId: string): Promise<{ removed: number; running: number }>;
 }
 
 export function bullmqRetryPolicy(config: Config): Partial<RetryPolicy> {
@@ -156,6 +158,7 @@ export function createBullmqEngine(config: Config, options: BullmqEngineOptions)
     workerHost: () => host,
     activeRuns: () =>
       [...runs].map((r) => ({ run_id: r.runId, recording_id: r.snapshot().recording_id ?? "", namespace: r.snapshot().namespace ?? "" })),
+    forgetRecording: (recordingId) => removeRecordingJobs(redis, queues, recordingId),
 
     async run(rawInput: PipelineInput, hooks: { onProgress?: (e: ProgressEvent) => void; signal?: AbortSignal } = {}) {
       if (closing) throw new Error("the bullmq engine is closed");

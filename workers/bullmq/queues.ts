@@ -40,3 +40,36 @@ export async function dropPrefix(connection: Redis, prefix: string): Promise<num
   } while (cursor !== "0");
   return deleted;
 }
+
+/** `*`, `?`, `[`, `]` and `\` taken literally in a SCAN pattern. */
+const globLiteral = (s: string): string => s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+
+/**
+ * Remove every job of a recording from every step queue: its authoritative and shadow
+ * namespaces alike (job ids start with the URI-encoded recording id, pipeline/state/graph.ts
+ * `jobId`), finished or waiting, with their logs. A job still running is locked by its
+ * worker and stays (`running` counts them); call again once it has finished. A deleted
+ * recording leaves nothing in Redis this way, instead of waiting for the jobs' age-based
+ * removal (an hour after completion, a day after failure).
+ */
+export async function removeRecordingJobs(connection: Redis, queues: StepQueues, recordingId: string): Promise<{ removed: number; running: number }> {
+  let removed = 0;
+  let running = 0;
+  for (const step of allSteps()) {
+    const queue = queues.get(step);
+    const base = `${queues.prefix}:${queueName(step)}:`;
+    const ids = new Set<string>();
+    let cursor = "0";
+    do {
+      const [next, keys] = await connection.scan(cursor, "MATCH", `${globLiteral(base + encodeURIComponent(recordingId))}/*`, "COUNT", 500);
+      cursor = next;
+      // `<base><job id>` is the job, `<base><job id>:logs` (and the like) belong to it; ids hold no ':'
+      for (const k of keys) ids.add(k.slice(base.length).split(":")[0]!);
+    } while (cursor !== "0");
+    for (const id of ids) {
+      if ((await queue.remove(id)) === 1) removed++;
+      else running++;
+    }
+  }
+  return { removed, running };
+}
