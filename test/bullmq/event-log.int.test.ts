@@ -63,3 +63,58 @@ test("latestRun picks the newest run of a recording, optionally by namespace", a
   assert.equal((await log.latestRun("rec-b", "bullmq"))?.run_id, "r-old");
   assert.equal(await log.latestRun("rec-none"), undefined);
 });
+
+/**
+ * Found by `npm run chaos`: a Postgres restart while a shadow run logged an event ended the run
+ * in error ("the database system is starting up"). Postgres is reached here through a TCP relay
+ * that we take down (connections dropped, new ones refused) and bring back: the append waits
+ * for it and lands once; a log given no time to wait fails as before.
+ */
+test("an append while Postgres is unreachable waits for it and lands once; without a wait it fails", async () => {
+  const net = await import("node:net");
+  const target = new URL(process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test");
+  const sockets = new Set<import("node:net").Socket>();
+  const relay = (): import("node:net").Server =>
+    net.createServer((client) => {
+      const upstream = net.connect(Number(target.port || 5432), target.hostname);
+      for (const s of [client, upstream]) {
+        sockets.add(s);
+        s.on("close", () => sockets.delete(s));
+        s.on("error", () => {});
+      }
+      client.pipe(upstream).pipe(client);
+    });
+  let server = relay();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as import("node:net").AddressInfo).port;
+  const url = new URL(db.url);
+  url.host = `127.0.0.1:${port}`;
+  const pgMod = (await import("pg")).default;
+  const pool = new pgMod.Pool({ connectionString: url.toString(), max: 2 });
+  pool.on("error", () => {});
+  try {
+    const patient = createPgEventLog(pool, { outageWaitMs: 30_000 });
+    const impatient = createPgEventLog(pool, { outageWaitMs: 0 });
+    const runId = `outage-${Date.now()}`;
+    await patient.createRun({ run_id: runId, recording_id: "rec-outage", namespace: "shadow-bullmq", engine: "bullmq" });
+    const event = { id: "e1", type: "accept", at: new Date().toISOString(), tracks: 1 } as unknown as Parameters<EventLog["append"]>[2];
+
+    // down: listening stopped, every open connection dropped
+    await new Promise<void>((r) => {
+      server.close(() => r());
+      for (const s of sockets) s.destroy();
+    });
+    await assert.rejects(impatient.append(runId, 1, event, "applied", null), "no wait: the outage is the caller's");
+    const landed = patient.append(runId, 1, event, "applied", null);
+    await new Promise((r) => setTimeout(r, 1500));
+    server = relay();
+    await new Promise<void>((r) => server.listen(port, "127.0.0.1", r));
+    await landed;
+    const rows = await db.pool.query(`SELECT seq, event_id FROM pipeline_events WHERE run_id = $1`, [runId]);
+    assert.deepEqual(rows.rows, [{ seq: 1, event_id: "e1" }], "the event is logged once");
+  } finally {
+    await pool.end();
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+});

@@ -6,6 +6,7 @@
  */
 import type pg from "pg";
 import type { PipelineEventInput, PipelineState, Outcome } from "../../pipeline/state/index.ts";
+import { isDependencyOutage } from "../outage.ts";
 
 export interface RunRecord {
   run_id: string;
@@ -42,38 +43,58 @@ export class EventLogError extends Error {
   override readonly name = "EventLogError";
 }
 
-export function createPgEventLog(pool: pg.Pool): EventLog {
+/**
+ * The log in Postgres. A query that meets Postgres down or restarting (refused, dropped,
+ * "starting up") is tried again with a growing pause for up to `outageWaitMs`: a run on
+ * BullMQ outlives a database restart as its jobs outlive a Redis one, instead of ending in
+ * error for a fault of nobody's. An insert tried again after its connection dropped may
+ * have committed the first time: its duplicate key then means done.
+ */
+export function createPgEventLog(pool: pg.Pool, opts: { outageWaitMs?: number } = {}): EventLog {
+  const waitMs = opts.outageWaitMs ?? 60_000;
+  const query = async (sql: string, params: unknown[]): Promise<pg.QueryResult> => {
+    const deadline = Date.now() + waitMs;
+    for (let attempt = 1, pause = 200; ; attempt++, pause = Math.min(pause * 2, 2000)) {
+      try {
+        return await pool.query(sql, params);
+      } catch (err) {
+        if (attempt > 1 && (err as { code?: string }).code === "23505") return { rows: [], rowCount: 0 } as unknown as pg.QueryResult;
+        if (!isDependencyOutage(err) || Date.now() + pause > deadline) throw err;
+        await new Promise((r) => setTimeout(r, pause));
+      }
+    }
+  };
   const toRun = (r: Record<string, unknown>): RunRecord => r as unknown as RunRecord;
   return {
     describe: "postgres pipeline_events",
     async createRun(run) {
-      await pool.query(
+      await query(
         `INSERT INTO pipeline_runs (run_id, recording_id, namespace, engine, status) VALUES ($1, $2, $3, $4, 'running')`,
         [run.run_id, run.recording_id, run.namespace, run.engine],
       );
     },
     async append(runId, seq, event, outcome, note) {
-      await pool.query(
+      await query(
         `INSERT INTO pipeline_events (run_id, seq, event_id, type, outcome, note, event) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
         [runId, seq, event.id, event.type, outcome, note, JSON.stringify(event)],
       );
     },
     async finishRun(runId, status, finalState, error) {
-      await pool.query(
+      await query(
         `UPDATE pipeline_runs SET status = $2, final_state = $3, error = $4, finished_at = now() WHERE run_id = $1`,
         [runId, status, JSON.stringify(finalState), error],
       );
     },
     async events(runId) {
-      const { rows } = await pool.query(`SELECT seq, event, outcome, note, at FROM pipeline_events WHERE run_id = $1 ORDER BY seq`, [runId]);
+      const { rows } = await query(`SELECT seq, event, outcome, note, at FROM pipeline_events WHERE run_id = $1 ORDER BY seq`, [runId]);
       return rows as LoggedEvent[];
     },
     async run(runId) {
-      const { rows } = await pool.query(`SELECT * FROM pipeline_runs WHERE run_id = $1`, [runId]);
+      const { rows } = await query(`SELECT * FROM pipeline_runs WHERE run_id = $1`, [runId]);
       return rows[0] ? toRun(rows[0]) : undefined;
     },
     async latestRun(recordingId, namespace) {
-      const { rows } = await pool.query(
+      const { rows } = await query(
         `SELECT * FROM pipeline_runs WHERE recording_id = $1 AND ($2::text IS NULL OR namespace = $2)
           ORDER BY started_at DESC, run_id DESC LIMIT 1`,
         [recordingId, namespace ?? null],
