@@ -179,7 +179,7 @@ export interface ChaosReport {
   /** deleted recordings whose shadow (BullMQ) jobs are still in Redis */
   orphan_bullmq_keys: number;
   deleted: number;
-  shadow: { stored: number; matched: number; mismatched_explained: number; mismatched_unexplained: number; errors: number; missing: number };
+  shadow: { stored: number; matched: number; mismatched_explained: number; mismatched_unexplained: number; errors: number; errors_unexplained: number; error_reasons: Record<string, number>; missing: number };
   faults: Record<string, number>;
   faults_skipped: Record<string, number>;
   conductor: { task_retries: number; timed_out: number; handed_back: number };
@@ -654,7 +654,7 @@ async function check(
       if (Number(r.rows[0].n) === 0) break;
       await sleep(5000);
     }
-    const shadow = { stored: 0, matched: 0, mismatched_explained: 0, mismatched_unexplained: 0, errors: 0, missing: 0 };
+    const shadow = { stored: 0, matched: 0, mismatched_explained: 0, mismatched_unexplained: 0, errors: 0, errors_unexplained: 0, error_reasons: {} as Record<string, number>, missing: 0 };
     for (const s of live) {
       const r = await pool.query<{ status: string; error: string | null }>(`SELECT status, error FROM shadow_runs WHERE recording_id = $1`, [s.id]);
       const row = r.rows[0];
@@ -665,7 +665,17 @@ async function check(
       }
       shadow.stored++;
       if (row.status === "matched") shadow.matched++;
-      else if (row.status === "error") shadow.errors++;
+      else if (row.status === "error") {
+        // a shadow run ends in error when a fault took its orchestrator away (its API killed) or
+        // outlasted what it waits for; classified by reason, and only with a fault in its lifetime
+        shadow.errors++;
+        const reason = (row.error ?? "no reason").split("\n")[0]!.replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, "…").replace(/\d+/g, "N").slice(0, 80);
+        shadow.error_reasons[reason] = (shadow.error_reasons[reason] ?? 0) + 1;
+        if (!faultWindow(s)) {
+          shadow.errors_unexplained++;
+          problems.push(`shadow: ${s.id} ended in error with no fault in its lifetime: ${reason}`);
+        }
+      }
       else if (row.status === "mismatched") {
         if (faultWindow(s) || s.bad) shadow.mismatched_explained++;
         else {
@@ -771,7 +781,8 @@ export function formatReport(r: ChaosReport): string {
     ["deleted while running / orphans / with BullMQ keys left", `${r.deleted} / ${r.orphans} / ${r.orphan_bullmq_keys}`],
     ["shadow stored / matched", `${r.shadow.stored} / ${r.shadow.matched}`],
     ["shadow mismatched: fault-explained / unexplained", `${r.shadow.mismatched_explained} / ${r.shadow.mismatched_unexplained}`],
-    ["shadow errors / missing", `${r.shadow.errors} / ${r.shadow.missing}`],
+    ["shadow errors / with no fault in their lifetime / missing", `${r.shadow.errors} / ${r.shadow.errors_unexplained} / ${r.shadow.missing}`],
+    ...Object.entries(r.shadow.error_reasons).map(([k, v]): [string, string] => [`shadow error: ${k}`, String(v)]),
     ...Object.entries(r.faults).map(([k, v]): [string, number] => [`fault ${k}`, v]),
     ...Object.entries(r.faults_skipped).map(([k, v]): [string, number] => [`fault ${k} (skipped: no target)`, v]),
     ["Conductor tasks retried / timed out / handed back", `${r.conductor.task_retries} / ${r.conductor.timed_out} / ${r.conductor.handed_back}`],
@@ -783,7 +794,7 @@ export function formatReport(r: ChaosReport): string {
 }
 
 export const lossFound = (r: ChaosReport): boolean =>
-  r.lost > 0 || r.stuck > 0 || r.duplicates > 0 || r.failed_unexpected > 0 || r.word_mismatches > 0 || r.sse_problems > 0 || r.orphans > 0 || r.orphan_bullmq_keys > 0 || r.shadow.missing > 0 || r.shadow.mismatched_unexplained > 0;
+  r.lost > 0 || r.stuck > 0 || r.duplicates > 0 || r.failed_unexpected > 0 || r.word_mismatches > 0 || r.sse_problems > 0 || r.orphans > 0 || r.orphan_bullmq_keys > 0 || r.shadow.missing > 0 || r.shadow.mismatched_unexplained > 0 || r.shadow.errors_unexplained > 0;
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);

@@ -37,4 +37,5 @@ test("chaos, 2 minutes, seed 7: none lost, none stuck, no duplicates, words as w
   assert.equal(r.orphan_bullmq_keys, 0, "BullMQ jobs of deleted recordings (their shadow runs) left in Redis");
   assert.equal(r.shadow.missing, 0, "recordings without a stored shadow comparison");
   assert.equal(r.shadow.mismatched_unexplained, 0, "shadow mismatches no fault explains");
+  assert.equal(r.shadow.errors_unexplained, 0, "shadow runs in error with no fault in their lifetime");
 });
