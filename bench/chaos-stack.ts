@@ -166,7 +166,21 @@ function ownCluster(dir: string, port: number, log: (s: string) => void): { star
   };
 }
 
-export async function startStack(o: { workDir: string; database: string; log: (s: string) => void; responseTimeoutSeconds: number }): Promise<Stack> {
+export interface StackOptions {
+  workDir: string;
+  database: string;
+  log: (s: string) => void;
+  /** registered for every task: a dead or paused host's task comes back after it */
+  responseTimeoutSeconds: number;
+  /** shadow mode with BullMQ workers (default true; bench:long --concurrent runs Conductor alone) */
+  shadow?: boolean;
+  /** the Conductor worker supervisor's `-j` (default 2; 0: one worker process, no supervisor) */
+  jobs?: number;
+  /** more of the API's environment */
+  apiEnv?: Record<string, string>;
+}
+
+export async function startStack(o: StackOptions): Promise<Stack> {
   const { workDir, log } = o;
   mkdirSync(workDir, { recursive: true });
   const node = process.execPath;
@@ -249,16 +263,15 @@ export async function startStack(o: { workDir: string; database: string; log: (s
     START_GRACE_SECONDS: "2",
     STORAGE_SWEEP_SECONDS: "5",
     STORAGE_SWEEP_UPLOAD_STALE_SECONDS: "60",
-    SHADOW_MODE: "bullmq",
-    SHADOW_SAMPLE_RATE: "1",
-    SHADOW_WORKERS_IN_API: "false",
+    ...(o.shadow === false ? {} : { SHADOW_MODE: "bullmq", SHADOW_SAMPLE_RATE: "1", SHADOW_WORKERS_IN_API: "false" }),
     CREATE_RATE_PER_MINUTE: "10000",
+    ...o.apiEnv,
   };
   const logs = { api: path.join(workDir, "api.log"), conductorWorkers: path.join(workDir, "workers-conductor.log"), bullmqWorkers: path.join(workDir, "workers-bullmq.log") };
   const api = new Managed("api", [node, cli, "serve"], apiEnv, logs.api);
   const conductorWorkers = new Managed(
     "conductor-workers",
-    [node, cli, "workers", "--engine", "conductor", "-j", "2"],
+    [node, cli, "workers", "--engine", "conductor", ...((o.jobs ?? 2) > 0 ? ["-j", String(o.jobs ?? 2)] : [])],
     { ...env, WORK_DIR: path.join(workDir, "workers-conductor"), RECONCILER_INTERVAL_SECONDS: "5", RECONCILER_STALL_SECONDS: "20", SUPERVISOR_BACKOFF_SCALE: "0.2" },
     logs.conductorWorkers,
   );
@@ -284,7 +297,7 @@ export async function startStack(o: { workDir: string; database: string; log: (s
   api.start();
   await waitApi();
   conductorWorkers.start();
-  bullmqWorkers.start();
+  if (o.shadow !== false) bullmqWorkers.start();
 
   const conductorState = path.join(conductorDir, "server.json");
   return {

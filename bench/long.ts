@@ -15,9 +15,9 @@
  *   npm run bench:long -- --concurrent 6 --minutes 10 [-j 2]           # K meetings at once (Conductor)
  *
  * --memory-only: speech 0.01 unless given, no baseline, no WER (the figures are the peaks).
- * --concurrent K: K copies of the meeting submitted at once to Conductor workers
- * (`trackscribe workers --engine conductor`, `-j N` supervised processes when given), after
- * one alone; prints throughput (audio hours per wall hour) against one at a time, the cores
+ * --concurrent K: the whole stack started (bench/long/api-run.ts: Postgres, Redis, the S3
+ * server, Conductor, `trackscribe serve`, `trackscribe workers --engine conductor -j N`), the
+ * meeting uploaded through `POST /v1/recordings` once alone, then K copies at once; prints throughput (audio hours per wall hour) against one at a time, the cores
  * kept busy (CPU seconds of every process of the run ÷ wall seconds), and each recording's
  * completion time against its fair share (K × the time of one alone: what each gets when
  * the machine is shared evenly).
@@ -51,6 +51,8 @@ export function processKind(cmdline: string): string {
   if (/(^|\/)(ffmpeg|ffprobe)(\s|$)/.test(cmdline)) return "ffmpeg";
   if (/step-child/.test(cmdline)) return "step child";
   if (/child-main/.test(cmdline)) return "worker host";
+  if (/trackscribe\.mjs serve/.test(cmdline)) return "api";
+  if (/conductor-server/.test(cmdline)) return "conductor server";
   if (/trackscribe\.mjs workers/.test(cmdline)) return "worker host";
   if (/run-engine\.ts/.test(cmdline)) return "engine host";
   return "other";
@@ -137,13 +139,6 @@ function conductorServerMemory(url: string): { rss_mb: number; hwm_mb: number } 
   }
 }
 
-/** CPU seconds of this process's children that have exited (and theirs, once waited for). */
-function childCpuSeconds(): number {
-  const stat = readFileSync("/proc/self/stat", "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[13]) + Number(f[14])) / 100;
-}
-
 /** Speaker-attributed WER (each track's reference words against the words given that speaker) and bleed words. */
 export function score(utterances: readonly Utterance[], words: readonly Word[], tracks: number): { saWer: number; bleedWords: number; refWords: number } {
   let errors = 0;
@@ -218,7 +213,7 @@ async function main(): Promise<void> {
       say(`decoder: ${b.out.cpu_per_audio_second.toFixed(3)} CPU-s per audio second; engine limit ${limitSeconds.toFixed(1)} s on ${cores} cores; alone SA-WER ${baseline.saWer.toFixed(3)}`);
     }
 
-    const conductor = engines.includes("conductor") ? await conductorUrl(process.env.CONDUCTOR_SERVER_URL ?? "http://127.0.0.1:8080/api", say) : { url: "" };
+    const conductor = engines.includes("conductor") && !concurrent ? await conductorUrl(process.env.CONDUCTOR_SERVER_URL ?? "http://127.0.0.1:8080/api", say) : { url: "" };
     stopConductor = conductor.stop;
     const rows: Record<string, unknown>[] = [];
     const runEngine = async (engine: string, count: number) => {
@@ -229,24 +224,29 @@ async function main(): Promise<void> {
       return r;
     };
     if (concurrent) {
-      say(`one meeting alone through Conductor, then ${concurrent} at once`);
-      const one = await runEngine("conductor", 1);
-      const cpu0 = childCpuSeconds();
-      const many = await runEngine("conductor", concurrent);
-      const busy = (childCpuSeconds() - cpu0) / (many.out.wall_ms / 1000);
+      say(`the stack (API, Conductor, ${jobs ? `-j ${jobs}` : "one worker process"}) with one meeting uploaded alone, then ${concurrent} at once`);
+      const work = path.join(dir, "api-stack");
+      const r = await runMeasured<{
+        one: { wall_ms: number; upload_ms: number; words: number };
+        many: { wall_ms: number; completion_ms: number[]; upload_ms: number[] };
+        cores_busy: number;
+        same_words: boolean;
+      }>("bench/long/api-run.ts", [JSON.stringify({ manifest: gen.out.manifestPath, dir: work, count: concurrent, jobs })]);
+      const { one, many } = r.out;
       const audioHours = (n: number): number => (n * minutes) / 60;
-      const throughputOne = audioHours(1) / (one.out.wall_ms / 3600_000);
-      const throughputMany = audioHours(concurrent) / (many.out.wall_ms / 3600_000);
+      const throughputOne = audioHours(1) / (one.wall_ms / 3600_000);
+      const throughputMany = audioHours(concurrent) / (many.wall_ms / 3600_000);
       // each recording's fair share: the time all K take when they share the machine evenly (K × one alone)
-      const fair = concurrent * one.out.wall_ms;
-      const sorted = [...many.out.completion_ms].sort((a, b) => a - b);
-      const worst = Math.max(...sorted) / fair;
-      process.stdout.write(`\n${concurrent} × ${minutes}-minute meetings through Conductor (${jobs ? `-j ${jobs}` : "one worker process"}), ${cores} cores\n`);
-      process.stdout.write(`one alone: ${(one.out.wall_ms / 1000).toFixed(1)} s; ${concurrent} at once: ${(many.out.wall_ms / 1000).toFixed(1)} s; cores busy ${busy.toFixed(2)} of ${cores}\n`);
-      process.stdout.write(`throughput: ${throughputMany.toFixed(1)} audio h / wall h vs ${throughputOne.toFixed(1)} one at a time (×${(throughputMany / throughputOne).toFixed(2)}, target ≥ 0.9)\n`);
+      const fair = concurrent * one.wall_ms;
+      const sorted = [...many.completion_ms].sort((x, y) => x - y);
+      const worst = sorted[sorted.length - 1]! / fair;
+      process.stdout.write(`\n${concurrent} × ${minutes}-minute, ${tracks}-track meetings uploaded through the API to Conductor workers (${jobs ? `-j ${jobs}` : "one worker process"}), ${cores} cores\n`);
+      process.stdout.write(`one alone: ${(one.wall_ms / 1000).toFixed(1)} s (upload ${(one.upload_ms / 1000).toFixed(1)} s); ${concurrent} at once: ${(many.wall_ms / 1000).toFixed(1)} s; cores busy ${r.out.cores_busy.toFixed(2)} of ${cores}\n`);
+      process.stdout.write(`throughput: ${throughputMany.toFixed(2)} audio h / wall h vs ${throughputOne.toFixed(2)} one at a time (×${(throughputMany / throughputOne).toFixed(2)}, target ≥ 0.9)\n`);
       process.stdout.write(`completions (s): ${sorted.map((ms) => (ms / 1000).toFixed(0)).join(", ")}; fair share ${(fair / 1000).toFixed(0)} s each; latest / fair share = ${worst.toFixed(2)} (target ≤ 1.5)\n`);
-      process.stdout.write(`peak RSS MB by kind: ${JSON.stringify(many.peaks)}\n`);
-      process.stdout.write(`${JSON.stringify({ minutes, tracks, concurrent, jobs, one_ms: one.out.wall_ms, many_ms: many.out.wall_ms, cores_busy: busy, completion_ms: many.out.completion_ms, peaks: many.peaks })}\n`);
+      process.stdout.write(`every copy has the words of the one alone: ${r.out.same_words ? "yes" : "NO"}\n`);
+      process.stdout.write(`peak RSS MB by kind: ${JSON.stringify(r.peaks)}\n`);
+      process.stdout.write(`${JSON.stringify({ minutes, tracks, concurrent, jobs, one_ms: one.wall_ms, many_ms: many.wall_ms, throughput_ratio: throughputMany / throughputOne, worst_over_fair: worst, cores_busy: r.out.cores_busy, completion_ms: many.completion_ms, same_words: r.out.same_words, peaks: r.peaks })}\n`);
       return;
     }
     for (const engine of engines) {
