@@ -53,6 +53,8 @@ export function processKind(cmdline: string): string {
   if (/child-main/.test(cmdline)) return "worker host";
   if (/trackscribe\.mjs serve/.test(cmdline)) return "api";
   if (/conductor-server/.test(cmdline)) return "conductor server";
+  if (/s3-server/.test(cmdline)) return "s3 server";
+  if (/(^|\/)postgres\b|redis-server/.test(cmdline)) return "postgres, redis";
   if (/trackscribe\.mjs workers/.test(cmdline)) return "worker host";
   if (/run-engine\.ts/.test(cmdline)) return "engine host";
   return "other";
