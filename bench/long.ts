@@ -221,7 +221,8 @@ async function main(): Promise<void> {
     const runEngine = async (engine: string, count: number) => {
       const work = path.join(dir, `${engine}-${count}`);
       const args = JSON.stringify({ engine, manifest: gen.out.manifestPath, dir: work, conductorUrl: conductor.url, count, jobs });
-      const r = await runMeasured<{ wall_ms: number; completion_ms: number[]; decoded_seconds: number; words: Word[] }>("bench/long/run-engine.ts", [args]);
+      const r = await runMeasured<{ wall_ms: number; completion_ms: number[]; decoded_seconds: number; words: Word[]; tasks?: { ref: string; at_s: number; wait_s: number; run_s: number }[] }>("bench/long/run-engine.ts", [args]);
+      if (r.out.tasks) say(`${engine} tasks (scheduled at, queue wait, run, s): ${r.out.tasks.map((t) => `${t.ref} ${t.at_s.toFixed(1)}+${t.wait_s.toFixed(1)}+${t.run_s.toFixed(1)}`).join("; ")}`);
       rmSync(work, { recursive: true, force: true });
       return r;
     };

@@ -95,8 +95,18 @@ try {
   );
   const spans = planSpeechSpans(envelopes, { bleedDb: config.BLEED_THRESHOLD_DB });
   const decoded_seconds = [...spans.values()].reduce((s, x) => s + totalSeconds(x), 0);
+  // under Conductor: where the time went, task by task (queue wait: scheduled → polled)
+  let tasks: { ref: string; at_s: number; wait_s: number; run_s: number }[] | undefined;
+  const wfId = (runs[0]! as { run?: { workflow_id?: string } }).run?.workflow_id;
+  if (a.engine === "conductor" && wfId) {
+    const wf = (await (await fetch(`${a.conductorUrl}/workflow/${wfId}?includeTasks=true`)).json()) as { startTime: number; tasks: { referenceTaskName: string; taskType: string; scheduledTime: number; startTime: number; endTime: number }[] };
+    tasks = wf.tasks
+      .filter((t) => !["FORK", "JOIN", "FORK_JOIN_DYNAMIC", "DECISION", "SWITCH", "INLINE"].includes(t.taskType))
+      .map((t) => ({ ref: t.referenceTaskName, at_s: (t.scheduledTime - wf.startTime) / 1000, wait_s: (t.startTime - t.scheduledTime) / 1000, run_s: (t.endTime - t.startTime) / 1000 }));
+  }
   const out = {
     engine: a.engine,
+    ...(tasks ? { tasks } : {}),
     wall_ms,
     completion_ms: runs.map((r) => r.ms),
     decoded_seconds,
