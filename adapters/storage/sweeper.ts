@@ -67,7 +67,8 @@ export function createStorageSweeper(deps: StorageSweepDeps) {
       );
       for (const { id, sweeps } of due.rows) {
         const n = await storage.deletePrefix(recordingPrefix(id));
-        if (deps.forget) await deps.forget(id);
+        // Redis down must not hold up the storage sweep: a later sweep of this id tries again
+        if (deps.forget) await deps.forget(id).catch((err: unknown) => log.warn({ err, recording_id: id }, "could not remove a deleted recording's queue jobs; the next sweep tries again"));
         const next = DELETED_SWEEPS_AFTER_SECONDS[sweeps + 1];
         if (next === undefined) await pool.query(`DELETE FROM deleted_recordings WHERE id = $1`, [id]);
         else {

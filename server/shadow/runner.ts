@@ -98,10 +98,11 @@ export function startShadowRun(deps: ShadowDeps, recordingId: string, input: Pip
 
 /**
  * Stop the shadow run of a recording (it is being deleted): its jobs are removed from Redis
- * (waiting and finished; a running one once it has finished), no comparison is stored, and this resolves once the run has stopped, so that the caller
- * can then remove what it wrote. A step already running on a worker finishes first; what
- * it writes afterwards is removed by the API's storage sweeper, which sweeps a deleted
- * recording's prefix again on a schedule (adapters/storage/sweeper.ts).
+ * (waiting and finished; a running one once it has finished), no comparison is stored, and
+ * this resolves once the run has stopped, so that the caller can then remove what it wrote.
+ * A step already running on a worker finishes first; what it writes afterwards is removed by
+ * the API's storage sweeper, which sweeps a deleted recording's prefix again on a schedule
+ * (adapters/storage/sweeper.ts).
  */
 export async function cancelShadowRun(deps: ShadowDeps, recordingId: string): Promise<boolean> {
   const run = deps.active?.get(recordingId);
