@@ -162,8 +162,11 @@ describe("storage sweeper", () => {
         assert.ok(Date.now() < deadline, "the API's sweeper did not remove the abandoned upload within 10 s");
         await new Promise((r) => setTimeout(r, 100));
       }
-      const metrics = await swept.inject({ method: "GET", url: "/metrics", headers: auth });
-      assert.match(metrics.body, /trackscribe_storage_swept_objects_total\{reason="abandoned_upload"\} 1\b/);
+      // the sweep counts its removals once the prefix is gone: the counter may trail the listing by a moment
+      const counted = /trackscribe_storage_swept_objects_total\{reason="abandoned_upload"\} 1\b/;
+      let body = "";
+      while (!counted.test((body = (await swept.inject({ method: "GET", url: "/metrics", headers: auth })).body)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      assert.match(body, counted);
     } finally {
       await swept.close();
     }
