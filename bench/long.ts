@@ -90,13 +90,6 @@ function processTree(pid: number): { pid: number; cmd: string; hwm: number }[] {
   return out;
 }
 
-/** CPU seconds of this process's children that have exited and been waited for (and of theirs, waited for by them). */
-function childCpuSeconds(): number {
-  const stat = readFileSync("/proc/self/stat", "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[13]) + Number(f[14])) / 100;
-}
-
 /** Run a tsx script; its last stdout line as JSON, and the peak VmHWM per process kind (MB) of its tree. */
 async function runMeasured<T>(script: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ out: T; peaks: Record<string, number> }> {
   const child = spawn(process.execPath, ["--import", "tsx", path.join(root, script), ...args], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
@@ -231,12 +224,10 @@ async function main(): Promise<void> {
     const runEngine = async (engine: string, count: number) => {
       const work = path.join(dir, `${engine}-${count}`);
       const args = JSON.stringify({ engine, manifest: gen.out.manifestPath, dir: work, conductorUrl: conductor.url, count, jobs });
-      const cpu0 = childCpuSeconds();
       const r = await runMeasured<{ wall_ms: number; completion_ms: number[]; decoded_seconds: number; words: Word[]; tasks?: { ref: string; at_s: number; wait_s: number; run_s: number }[] }>("bench/long/run-engine.ts", [args]);
       if (r.out.tasks) say(`${engine} tasks (scheduled at, queue wait, run, s): ${r.out.tasks.map((t) => `${t.ref} ${t.at_s.toFixed(1)}+${t.wait_s.toFixed(1)}+${t.run_s.toFixed(1)}`).join("; ")}`);
       rmSync(work, { recursive: true, force: true });
-      // everything the run's processes used (engine, workers, step children, decoders, ffmpeg), staging included
-      return { ...r, cpu_s: childCpuSeconds() - cpu0 };
+      return r;
     };
     if (concurrent) {
       say(`the stack (API, Conductor, ${jobs ? `-j ${jobs}` : "one worker process"}) with one meeting uploaded alone, then ${concurrent} at once`);
@@ -276,7 +267,6 @@ async function main(): Promise<void> {
         wall_s: Math.round(r.out.wall_ms / 100) / 10,
         peaks_mb: r.peaks,
         decoded_over_voiced: Math.round((r.out.decoded_seconds / voiced) * 100) / 100,
-        cpu_s: Math.round(r.cpu_s * 10) / 10,
         ...(s ? { sa_wer: Math.round(s.saWer * 1000) / 1000, bleed_words: s.bleedWords } : {}),
         ...(limitSeconds ? { over_limit: Math.round((r.out.wall_ms / 1000 / limitSeconds) * 100) / 100 } : {}),
         ...(serverBefore && serverAfter ? { conductor_server_mb: { rss_before: serverBefore.rss_mb, rss_after: serverAfter.rss_mb, peak: serverAfter.hwm_mb }, conductor_server_cpu_s: Math.round((serverAfter.cpu_s - serverBefore.cpu_s) * 10) / 10 } : {}),
@@ -293,7 +283,7 @@ async function main(): Promise<void> {
       const vsIn = inproc && r.engine !== "inprocess" ? ` ×${((r.wall_s as number) / inproc.wall_s).toFixed(2)} in-process` : "";
       const server = r.conductor_server_mb as { rss_before: number; rss_after: number; peak: number } | undefined;
       process.stdout.write(
-        `${String(r.engine).padEnd(10)} ${String(r.wall_s).padStart(7)} s${r.over_limit !== undefined ? ` (×${String(r.over_limit)} limit)` : ""}${vsIn}  CPU ${String(r.cpu_s)} s  decoded/voiced ${String(r.decoded_over_voiced)}${r.sa_wer !== undefined ? `  SA-WER ${String(r.sa_wer)}  bleed words ${String(r.bleed_words)}` : ""}\n           peak RSS MB: ${peaks}\n` +
+        `${String(r.engine).padEnd(10)} ${String(r.wall_s).padStart(7)} s${r.over_limit !== undefined ? ` (×${String(r.over_limit)} limit)` : ""}${vsIn}  decoded/voiced ${String(r.decoded_over_voiced)}${r.sa_wer !== undefined ? `  SA-WER ${String(r.sa_wer)}  bleed words ${String(r.bleed_words)}` : ""}\n           peak RSS MB: ${peaks}\n` +
           (server ? `           Conductor server RSS MB: ${server.rss_before} before, ${server.rss_after} after (peak ${server.peak}); its CPU during the run ${String(r.conductor_server_cpu_s)} s\n` : ""),
       );
     }
