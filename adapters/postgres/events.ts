@@ -34,8 +34,9 @@ export const defaultEventKey = (e: Pick<ProgressEvent, "step" | "track_index" | 
 /**
  * Insert one event. Returns the stored event, or undefined when it was a duplicate, its
  * recording no longer exists (deleted while a worker was still running), or it is a step's
- * report arriving after its recording failed (the replay ends with the final event; the
- * recording's `failed_step` and error already say what failed).
+ * report arriving after its recording failed or completed that is no longer news (the replay
+ * ends with the final event; a completed recording still takes the report of a step that
+ * was running when it completed, such as finalize's own success).
  */
 export async function appendEvent(db: Queryable, e: ProgressEvent, key = defaultEventKey(e)): Promise<StoredEvent | undefined> {
   // one statement: the insert, the step state, the recording's status and the notify
@@ -50,10 +51,17 @@ export async function appendEvent(db: Queryable, e: ProgressEvent, key = default
      ), ins AS (
        INSERT INTO events (recording_id, engine, event_key, step, track_index, status, message, duration_ms, worker_id, at)
        SELECT $1::text, $2::text, $3::text, $4::text, $5::int, $6::text, $7::text, $8::float8, $9::text, $10::timestamptz FROM rec
-        -- a failed recording's story has ended: a step that reports afterwards (a sibling of the
-        -- failed step, cancelled with its workflow, finishing its last write) is not added
-        -- after the final event; the recording's own 'pipeline' events (a retry) still are
-        WHERE rec.status <> 'failed' OR $4::text = 'pipeline' OR $2::text <> $11::text
+        -- a final recording's story has ended: a step that reports afterwards is not added after
+        -- the final event. Failed: a sibling of the failed step, cancelled with its workflow,
+        -- finishing its last write. Completed: a worker that lost its task (paused past its
+        -- response timeout) delivering a result the retry already gave; only a step still
+        -- running at completion (finalize reports its success after the Result) is added.
+        -- The recording's own events (a retry, a speaker rename) and other engines' still are.
+        WHERE $2::text <> $11::text OR $4::text IN ('pipeline', 'participants')
+           OR rec.status NOT IN ('failed', 'completed')
+           OR (rec.status = 'completed' AND EXISTS (
+                SELECT 1 FROM step_runs s WHERE s.recording_id = $1::text AND s.engine = $2::text AND s.step = $4::text
+                   AND s.track_index = COALESCE($5::int, -1) AND s.status = 'started'))
        ON CONFLICT (recording_id, engine, event_key) DO NOTHING
        RETURNING id, recording_id, engine, step, track_index, status, message, duration_ms, worker_id, at
      ), step AS (

@@ -100,3 +100,25 @@ test("a step that reports after its recording failed is not added after the fina
   assert.ok(await appendEvent(svc.pool, { ...ev(id, "pipeline", "retrying"), at: new Date(Date.now() + 1).toISOString() }));
   assert.ok(await appendEvent(svc.pool, { ...ev(id, "mixdown", "started"), at: new Date(Date.now() + 2).toISOString() }));
 });
+
+test("a late result of a step the recording already has (a paused worker waking after the retry) is not added after completion", async () => {
+  const id = "rec-sse-late-after-completed";
+  await svc.pool.query(`INSERT INTO recordings (id, status, language, source) VALUES ($1, 'processing', 'en', 'upload')`, [id]);
+  const at = (ms: number) => new Date(Date.now() + ms).toISOString();
+  await appendEvent(svc.pool, { ...ev(id, "transcribe_track", "started"), track_index: 0, at: at(1) });
+  await appendEvent(svc.pool, { ...ev(id, "transcribe_track", "succeeded"), track_index: 0, at: at(2) });
+  await appendEvent(svc.pool, { ...ev(id, "finalize", "started"), at: at(3) });
+  await appendEvent(svc.pool, { ...ev(id, "pipeline", "completed"), at: at(4) });
+  // found by npm run chaos: the paused worker's copy of transcribe_track reports 7 s after completion
+  assert.equal(await appendEvent(svc.pool, { ...ev(id, "transcribe_track", "succeeded"), track_index: 0, worker_id: "vm/1/1", at: at(5) }), undefined, "dropped");
+  // finalize was running at completion: its own success is still news
+  assert.ok(await appendEvent(svc.pool, { ...ev(id, "finalize", "succeeded"), at: at(6) }));
+  const stored = await svc.pool.query(`SELECT step, status FROM events WHERE recording_id = $1 ORDER BY id`, [id]);
+  assert.deepEqual(
+    stored.rows.map((r: { step: string; status: string }) => `${r.step}:${r.status}`),
+    ["transcribe_track:started", "transcribe_track:succeeded", "finalize:started", "pipeline:completed", "finalize:succeeded"],
+  );
+  const replay = await follow(id);
+  assert.equal(replay.filter((e) => e === "progress:transcribe_track:succeeded").length, 1);
+  assert.equal(replay.at(-1), "end::completed");
+});
