@@ -188,10 +188,18 @@ test("workflows started through server A, workers polling server B: all complete
     assert.deepEqual((await restA.correlated(WORKFLOW_NAME, s.id)).map((w) => w.workflowId), [s.workflowId]);
     assert.equal((await restB.getWorkflow(s.workflowId, false)).status, "COMPLETED");
   }
-  // the workflow index is in Postgres too: B's search lists what A started
-  const search = await fetch(`${serverB!.url}/workflow/search?query=${encodeURIComponent(`correlationId='${started[0]!.id}'`)}`);
-  assert.equal(search.status, 200);
-  const hits = ((await search.json()) as { results: { workflowId: string; status: string }[] }).results;
+  // the workflow index is in Postgres too: B's search lists what A started. The Postgres
+  // index is written by an async executor after the status change, so under load (CI read
+  // [] right after completion) it trails the execution rows by a moment: ask until it shows
+  const searchUrl = `${serverB!.url}/workflow/search?query=${encodeURIComponent(`correlationId='${started[0]!.id}'`)}`;
+  let hits: { workflowId: string; status: string }[] = [];
+  for (const deadline = Date.now() + 60_000; ; ) {
+    const search = await fetch(searchUrl);
+    assert.equal(search.status, 200);
+    hits = ((await search.json()) as { results: { workflowId: string; status: string }[] }).results;
+    if (hits.some((h) => h.status === "COMPLETED") || Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
   assert.deepEqual(hits.map((h) => [h.workflowId, h.status]), [[started[0]!.workflowId, "COMPLETED"]]);
 });
 
