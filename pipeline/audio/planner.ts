@@ -55,51 +55,72 @@ export function noiseFloorDb(env: Float32Array): number {
   return vals[Math.floor(vals.length * 0.1)]!;
 }
 
-/** Moving average in the power domain over ±`radius` frames. */
-function smooth(env: Float32Array, radius: number): Float32Array {
-  const out = new Float32Array(env.length);
-  for (let i = 0; i < env.length; i++) {
-    let p = 0;
-    let n = 0;
-    for (let j = i - radius; j <= i + radius; j++) {
-      if (j < 0 || j >= env.length) continue;
-      p += toPower(env[j]!);
-      n++;
-    }
-    out[i] = toDb(p / n);
+/**
+ * The moving average in the power domain over ±`radius` frames around local frame `f`,
+ * rounded to float32 (the precision an envelope is stored in), SILENCE_DB outside the track.
+ * Computed where it is needed rather than kept as a smoothed copy of every envelope: at
+ * three hours a track's copy is 2 MB, and ten tracks' copies were most of what made the
+ * planner's memory grow with the meeting's length.
+ */
+function smoothedAt(env: Float32Array, f: number, radius: number): number {
+  if (f < 0 || f >= env.length) return SILENCE_DB;
+  let p = 0;
+  let n = 0;
+  for (let j = Math.max(0, f - radius), end = Math.min(env.length - 1, f + radius); j <= end; j++) {
+    p += toPower(env[j]!);
+    n++;
   }
-  return out;
+  return Math.fround(toDb(p / n));
 }
+
+const SMOOTH_RADIUS = 2;
 
 export function planSpeechSpans(tracks: readonly PlannerTrack[], options: Partial<PlannerOptions> & { bleedDb: number }): Map<number, Span[]> {
   const o: PlannerOptions = { ...DEFAULT_PLANNER, ...options };
   const frame = tracks[0]?.frame_seconds ?? 0.02;
-  const smoothed = tracks.map((t) => smooth(t.envelope, 2));
   const localFrame = (t: PlannerTrack, g: number): number => Math.round((g * frame - t.offset_seconds) / t.frame_seconds);
-  const energyAt = (ti: number, g: number): number => {
-    const t = tracks[ti]!;
-    const f = localFrame(t, g);
-    return f >= 0 && f < smoothed[ti]!.length ? smoothed[ti]![f]! : SILENCE_DB;
-  };
+  const energyAt = (ti: number, g: number): number => smoothedAt(tracks[ti]!.envelope, localFrame(tracks[ti]!, g), SMOOTH_RADIUS);
+  // each track's span of the global timeline, in frames, and its activity threshold
+  const ranges = tracks.map((t) => ({
+    first: Math.max(0, Math.floor(t.offset_seconds / frame)),
+    last: Math.ceil((t.offset_seconds + t.envelope.length * t.frame_seconds) / frame),
+    threshold: Math.max(o.minSpeechDb, noiseFloorDb(t.envelope) + o.activeAboveFloorDb),
+  }));
+  const own = ranges.map((r) => new Uint8Array(Math.max(0, r.last - r.first)));
+  // one pass over the timeline: each track's smoothed energy once per frame; a frame is a
+  // track's own when it is active there and no other track is louder by bleedDb or more
+  // (the loudest other track is the loudest overall, or the runner-up for the loudest)
+  const from = Math.min(...ranges.map((r) => r.first));
+  const to = Math.max(...ranges.map((r) => r.last));
+  const e = new Float64Array(tracks.length);
+  for (let g = from; g < to; g++) {
+    let top = SILENCE_DB;
+    let topAt = -1;
+    let second = SILENCE_DB;
+    for (let u = 0; u < tracks.length; u++) {
+      const v = (e[u] = energyAt(u, g));
+      if (v > top) {
+        second = top;
+        top = v;
+        topAt = u;
+      } else if (v > second) second = v;
+    }
+    for (let ti = 0; ti < tracks.length; ti++) {
+      const r = ranges[ti]!;
+      if (g < r.first || g >= r.last) continue;
+      const louder = ti === topAt ? second : top;
+      own[ti]![g - r.first] = e[ti]! >= r.threshold && louder - e[ti]! < o.bleedDb ? 1 : 0;
+    }
+  }
   const result = new Map<number, Span[]>();
   tracks.forEach((t, ti) => {
-    const floor = noiseFloorDb(t.envelope);
-    const threshold = Math.max(o.minSpeechDb, floor + o.activeAboveFloorDb);
-    const first = Math.max(0, Math.floor(t.offset_seconds / frame));
-    const last = Math.ceil((t.offset_seconds + t.envelope.length * t.frame_seconds) / frame);
-    const own = new Uint8Array(Math.max(0, last - first));
-    for (let g = first; g < last; g++) {
-      const e = energyAt(ti, g);
-      let louder = SILENCE_DB;
-      for (let u = 0; u < tracks.length; u++) if (u !== ti) louder = Math.max(louder, energyAt(u, g));
-      own[g - first] = e >= threshold && louder - e < o.bleedDb ? 1 : 0;
-    }
+    const { first } = ranges[ti]!;
     // frames → runs (seconds, global)
     let runs: Span[] = [];
     let startG = -1;
-    own.forEach((v, i) => {
+    own[ti]!.forEach((v, i, all) => {
       if (v && startG < 0) startG = i;
-      if ((!v || i === own.length - 1) && startG >= 0) {
+      if ((!v || i === all.length - 1) && startG >= 0) {
         const endI = v ? i + 1 : i;
         runs.push({ start: (first + startG) * frame, end: (first + endI) * frame });
         startG = -1;

@@ -31,6 +31,10 @@ test("frame energies: a full-scale square wave is ~0 dBFS, silence is the floor"
   assert.ok(Math.abs(e[0]!) < 0.1);
   assert.equal(e[49], -100);
   assert.deepEqual(Array.from(envelopeFromBytes(envelopeToBytes(e))), Array.from(e));
+  // bytes at an offset that is not a multiple of 4 (a slice of a larger buffer): read through a copy
+  const shifted = Buffer.alloc(e.byteLength + 1);
+  envelopeToBytes(e).copy(shifted, 1);
+  assert.deepEqual(Array.from(envelopeFromBytes(shifted.subarray(1))), Array.from(e));
   assert.ok(meanDb(e, 0, 25) > -1 && meanDb(e, 25, 50) === -100);
   const peaks = waveformPeaks(s, 10);
   assert.equal(peaks.length, 10);
