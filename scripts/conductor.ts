@@ -34,19 +34,24 @@ const MIN_JAVA = 21;
 export const CONDUCTOR_DB_POOL_SIZE = 64;
 
 /**
- * How often the server's own system-task workers poll their queues: the server's default,
- * 50 ms. Our JOINs complete only on that polling (SYNC or not: the server evaluates a JOIN
+ * How often the server's own system-task workers poll their queues: 250 ms (server default
+ * 50 ms). Our JOINs complete only on that polling (SYNC or not: the server evaluates a JOIN
  * on its JOIN poller, never inside the task update), so a JOIN waits on average half this
  * after its last branch, three times per recording. Each async system task type has its own
- * poller: 7 with the AI integrations off (CONDUCTOR_AI_INTEGRATIONS), 24 with them on.
- *  - Idle server on 2 cores (AI integrations on, the pop timeout below at its default):
- *    50 ms 0.24 cores, 100 ms 0.15, 1 s 0.06.
- *  - bench:conductor at 100 ms: JOIN waits 125–201 ms per recording (three JOINs); at
- *    50 ms with the pop timeout at 0: 65–117 ms.
- *  - At 1 s a JOIN waited up to 0.6 s after its last branch.
- * docker-compose.yml sets the same (test/compose.test.ts checks it).
+ * poller: 7 with the AI integrations off (CONDUCTOR_AI_INTEGRATIONS), 24 with them on. The
+ * pollers run whether or not anything is queued, and that is what the choice weighs:
+ *  - Idle server, 2 cores, AI integrations off, pop timeout 0 (2026-12-03, 30 s of
+ *    /proc/<pid>/stat): 50 ms 0.092 cores, 250 ms 0.022, 1 s 0.012. Per thread during a
+ *    10-minute meeting at 250 ms: HTTP 3.2 CPU-s, system-task pollers 2.5, sweeper 1.1.
+ *  - At 50 ms the idle pollers took 4.6 % of a 2-core machine for the whole of an
+ *    hour-long meeting, time the decoders wanted; the JOINs it saves are ~0.3 s per
+ *    recording. 50 ms served the 30-second fixture (bench:conductor: JOIN waits 65–117 ms
+ *    per recording at 50 ms, 125–201 ms at 100 ms); a meeting's length is what counts now.
+ *  - At 1 s a JOIN waited up to 0.6 s after its last branch, for 0.01 cores more saved.
+ * CONDUCTOR_SYSTEM_TASK_POLL in the environment of `conductor:start` overrides it (a
+ * Spring duration: 50ms, 1s). docker-compose.yml sets the same (test/compose.test.ts checks it).
  */
-export const CONDUCTOR_SYSTEM_TASK_POLL = "50ms";
+export const CONDUCTOR_SYSTEM_TASK_POLL = "250ms";
 
 /**
  * How long one system-task poll may wait for its batch (server default 100 ms): 0, one try.
@@ -446,7 +451,7 @@ export async function startConductor(
     jar,
     `--server.port=${port}`,
     ...(opts.postgres ? postgresProperties(opts.postgres.url, opts.extraArgs) : sqliteProperties(dbFile)),
-    `--conductor.app.systemTaskWorkerPollInterval=${CONDUCTOR_SYSTEM_TASK_POLL}`,
+    `--conductor.app.systemTaskWorkerPollInterval=${process.env.CONDUCTOR_SYSTEM_TASK_POLL ?? CONDUCTOR_SYSTEM_TASK_POLL}`,
     `--conductor.app.systemTaskQueuePopTimeout=${CONDUCTOR_SYSTEM_TASK_POP_TIMEOUT}`,
     `--conductor.integrations.ai.enabled=${CONDUCTOR_AI_INTEGRATIONS}`,
     `--conductor.scheduler.enabled=${CONDUCTOR_SCHEDULER}`,

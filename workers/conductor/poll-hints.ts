@@ -38,10 +38,11 @@ export interface PollHints {
 
 /**
  * When a gated successor (behind a JOIN) is polled again after a branch completes, ms.
- * The server completes the JOIN on its system-task poller, every 50 ms
- * (CONDUCTOR_SYSTEM_TASK_POLL): 15–25 ms steps at first, then sparser ones, since on a busy
- * machine a JOIN took up to 200 ms (a burst that had ended at 150 ms left the next step to
- * the 1 s slice: 800 ms late). The burst ends as soon as the step it waits for has been
+ * The server completes the JOIN on its system-task poller, every 250 ms
+ * (CONDUCTOR_SYSTEM_TASK_POLL; 50 ms when this schedule was measured): 15–25 ms steps at
+ * first, then sparser ones up to 700 ms, past one poll interval and a busy machine's
+ * delay (at 50 ms a JOIN took up to 200 ms, and a burst that had ended at 150 ms left the
+ * next step to the 1 s slice: 800 ms late). The burst ends as soon as the step it waits for has been
  * handed to this process (`arrived`): before, each later wake-up was one more empty ask,
  * about 30 requests per recording.
  */
