@@ -2,8 +2,10 @@
  * `npm run bench:long`: a generated meeting of the length users record (bench/long/generate.ts:
  * real speech re-timed and re-gained per utterance, turns, offsets, −26 dB bleed, a WebM
  * track) through the in-process engine, Conductor and BullMQ, each in a process of its own,
- * with every process's peak RSS (VmHWM) sampled from /proc by kind. Prints per engine: wall
- * time, peak RSS per kind, decoded / voiced seconds, speaker-attributed WER and bleed words
+ * with every process's peak RSS (VmHWM) sampled from /proc by kind (the engine host's is its
+ * peak during the run: run-engine.ts resets it after staging and reads it before its own
+ * analysis). Prints per engine: wall time, the CPU time stolen by the hypervisor during the
+ * run (the engines run one after another: on a noisy host compare with care), peak RSS per kind, decoded / voiced seconds, speaker-attributed WER and bleed words
  * against the reference; and the engine limit measured in the same run: the decoder's CPU
  * seconds per audio second (each utterance decoded alone, bench/long/baseline.ts) × the
  * voiced seconds ÷ the cores. Targets (60 min, 4 tracks): in-process ≤ 1.20 × the limit,
@@ -144,6 +146,16 @@ function conductorServerMemory(url: string): { rss_mb: number; hwm_mb: number; c
   }
 }
 
+/** The machine's CPU time so far from /proc/stat, in ticks: all of it, and what the hypervisor stole. */
+function cpuTicks(): { total: number; steal: number } {
+  try {
+    const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+    return { total: f.slice(0, 8).reduce((a, b) => a + b, 0), steal: f[7] ?? 0 };
+  } catch {
+    return { total: 0, steal: 0 };
+  }
+}
+
 /** Speaker-attributed WER (each track's reference words against the words given that speaker) and bleed words. */
 export function score(utterances: readonly Utterance[], words: readonly Word[], tracks: number): { saWer: number; bleedWords: number; refWords: number } {
   let errors = 0;
@@ -224,7 +236,21 @@ async function main(): Promise<void> {
     const runEngine = async (engine: string, count: number) => {
       const work = path.join(dir, `${engine}-${count}`);
       const args = JSON.stringify({ engine, manifest: gen.out.manifestPath, dir: work, conductorUrl: conductor.url, count, jobs });
-      const r = await runMeasured<{ wall_ms: number; completion_ms: number[]; decoded_seconds: number; words: Word[]; tasks?: { ref: string; at_s: number; wait_s: number; run_s: number }[] }>("bench/long/run-engine.ts", [args]);
+      const r = await runMeasured<{
+        wall_ms: number;
+        completion_ms: number[];
+        decoded_seconds: number;
+        words: Word[];
+        tasks?: { ref: string; at_s: number; wait_s: number; run_s: number }[];
+        phase_peaks_mb?: Record<string, number>;
+      }>("bench/long/run-engine.ts", [args]);
+      // the engine host's figure is its peak during the run; staging the meeting and the
+      // bench's analysis after it are the bench's own work, shown apart
+      const phases = r.out.phase_peaks_mb;
+      if (phases?.run) {
+        r.peaks["engine host"] = phases.run;
+        r.peaks["bench staging, analysis"] = Math.max(phases.staging ?? 0, phases.analysis ?? 0);
+      }
       if (r.out.tasks) say(`${engine} tasks (scheduled at, queue wait, run, s): ${r.out.tasks.map((t) => `${t.ref} ${t.at_s.toFixed(1)}+${t.wait_s.toFixed(1)}+${t.run_s.toFixed(1)}`).join("; ")}`);
       rmSync(work, { recursive: true, force: true });
       return r;
@@ -259,7 +285,9 @@ async function main(): Promise<void> {
       say(`running ${engine}`);
       // the Conductor server's heap must not grow with the meeting (words travel as storage keys): its RSS before and after
       const serverBefore = engine === "conductor" ? conductorServerMemory(conductor.url) : null;
+      const stealBefore = cpuTicks();
       const r = await runEngine(engine, 1);
+      const stealAfter = cpuTicks();
       const serverAfter = engine === "conductor" ? conductorServerMemory(conductor.url) : null;
       const s = memoryOnly ? undefined : score(ref.utterances, r.out.words, tracks);
       rows.push({
@@ -267,6 +295,9 @@ async function main(): Promise<void> {
         wall_s: Math.round(r.out.wall_ms / 100) / 10,
         peaks_mb: r.peaks,
         decoded_over_voiced: Math.round((r.out.decoded_seconds / voiced) * 100) / 100,
+        // the share of the machine's CPU time the hypervisor gave to others during the run:
+        // runs of one engine after another are compared, and a run with much stolen time is slower for it
+        steal_pct: Math.round((1000 * (stealAfter.steal - stealBefore.steal)) / Math.max(1, stealAfter.total - stealBefore.total)) / 10,
         ...(s ? { sa_wer: Math.round(s.saWer * 1000) / 1000, bleed_words: s.bleedWords } : {}),
         ...(limitSeconds ? { over_limit: Math.round((r.out.wall_ms / 1000 / limitSeconds) * 100) / 100 } : {}),
         ...(serverBefore && serverAfter ? { conductor_server_mb: { rss_before: serverBefore.rss_mb, rss_after: serverAfter.rss_mb, peak: serverAfter.hwm_mb }, conductor_server_cpu_s: Math.round((serverAfter.cpu_s - serverBefore.cpu_s) * 10) / 10 } : {}),
@@ -283,7 +314,7 @@ async function main(): Promise<void> {
       const vsIn = inproc && r.engine !== "inprocess" ? ` ×${((r.wall_s as number) / inproc.wall_s).toFixed(2)} in-process` : "";
       const server = r.conductor_server_mb as { rss_before: number; rss_after: number; peak: number } | undefined;
       process.stdout.write(
-        `${String(r.engine).padEnd(10)} ${String(r.wall_s).padStart(7)} s${r.over_limit !== undefined ? ` (×${String(r.over_limit)} limit)` : ""}${vsIn}  decoded/voiced ${String(r.decoded_over_voiced)}${r.sa_wer !== undefined ? `  SA-WER ${String(r.sa_wer)}  bleed words ${String(r.bleed_words)}` : ""}\n           peak RSS MB: ${peaks}\n` +
+        `${String(r.engine).padEnd(10)} ${String(r.wall_s).padStart(7)} s${r.over_limit !== undefined ? ` (×${String(r.over_limit)} limit)` : ""}${vsIn}  decoded/voiced ${String(r.decoded_over_voiced)}${r.sa_wer !== undefined ? `  SA-WER ${String(r.sa_wer)}  bleed words ${String(r.bleed_words)}` : ""}  steal ${String(r.steal_pct)} %${(r.steal_pct as number) > 5 ? " (noisy host: compare with care)" : ""}\n           peak RSS MB: ${peaks}\n` +
           (server ? `           Conductor server RSS MB: ${server.rss_before} before, ${server.rss_after} after (peak ${server.peak}); its CPU during the run ${String(r.conductor_server_cpu_s)} s\n` : ""),
       );
     }

@@ -8,7 +8,7 @@
  *   node --import tsx bench/long/run-engine.ts '{"engine":…,"manifest":…,"dir":…,"conductorUrl":…,"count":1,"jobs":0}'
  */
 import type { ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { pino } from "pino";
 import { loadConfig } from "../../pipeline/config.ts";
@@ -34,6 +34,36 @@ interface Args {
 }
 
 const a = JSON.parse(process.argv[2]!) as Args;
+
+/**
+ * This process's peak RSS phase by phase: staging the meeting, the engine's run, the bench's
+ * own analysis after it (each phase's peak read from /proc/self/status after the peak is
+ * reset with clear_refs 5). The run's is the engine's figure; staging and analysis are the
+ * bench's. BENCH_MEMORY_TRACE=1 also prints each phase with the largest V8 heap / external /
+ * array-buffer figures sampled every 200 ms, on stderr.
+ */
+const trace = process.env.BENCH_MEMORY_TRACE === "1";
+const hwmMb = (): number => Math.round(Number(/VmHWM:\s+(\d+)/.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? 0) / 1024);
+const phasePeaks: Record<string, number> = {};
+let maxima = { rss: 0, heapTotal: 0, heapUsed: 0, external: 0, arrayBuffers: 0 };
+const sampler = trace
+  ? setInterval(() => {
+      const m = process.memoryUsage();
+      for (const k of Object.keys(maxima) as (keyof typeof maxima)[]) maxima[k] = Math.max(maxima[k], Math.round(m[k] / 1048576));
+    }, 200)
+  : undefined;
+sampler?.unref();
+const phase = (name: string): void => {
+  phasePeaks[name] = hwmMb();
+  if (trace) process.stderr.write(`memory ${name}: peak RSS ${phasePeaks[name]} MB, maxima ${JSON.stringify(maxima)}\n`);
+  maxima = { rss: 0, heapTotal: 0, heapUsed: 0, external: 0, arrayBuffers: 0 };
+  try {
+    writeFileSync("/proc/self/clear_refs", "5");
+  } catch {
+    // not Linux, or not allowed: the peaks then accumulate
+  }
+};
+
 const config = loadConfig({
   ...process.env,
   LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
@@ -80,9 +110,11 @@ try {
   }
   const inputs = [];
   for (let i = 0; i < a.count; i++) inputs.push(await stageRecording(storage, a.manifest, `long-${a.engine}-${i}-${process.pid}`, a.engine));
+  phase("staging");
   const t0 = performance.now();
   const runs = await Promise.all(inputs.map(async (input) => ({ input, ...(await engine!.run(input)), ms: performance.now() - t0 })));
   const wall_ms = performance.now() - t0;
+  phase("run");
   // what the planner sent to the decoder, from the stored envelopes (the plan is not kept)
   const first = runs[0]!.input;
   const envelopes = await Promise.all(
@@ -112,7 +144,8 @@ try {
     decoded_seconds,
     words: runs[0]!.result.words.map((w) => ({ text: w.text, start: w.start, end: w.end, speaker: w.speaker })),
   };
-  process.stdout.write(`${JSON.stringify(out)}\n`);
+  phase("analysis");
+  process.stdout.write(`${JSON.stringify({ ...out, phase_peaks_mb: phasePeaks })}\n`);
 } finally {
   await engine?.close().catch(() => {});
   if (redis) {
