@@ -6,7 +6,11 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import os from "node:os";
+import path from "node:path";
 import { Worker } from "bullmq";
+import { pino } from "pino";
+import { startBullmqWorkerHost } from "../../workers/bullmq/worker-host.ts";
 import type { Redis } from "ioredis";
 import { createBullmqRedis } from "../../workers/bullmq/engine.ts";
 import { createStepQueues, dropPrefix, queueName, removeRecordingJobs, type StepQueues } from "../../workers/bullmq/queues.ts";
@@ -115,5 +119,46 @@ test("every job of a deleted recording leaves Redis, a running one once it has f
     // a connection handed to a Worker stays the caller's to close
     await mergeConn.quit();
     await mixdownConn.quit();
+  }
+});
+
+test("through the worker host: a job running when its recording is deleted removes itself when it ends, and a waiting one is not run", async () => {
+  const gone = `rec-self-${uid()}`;
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let started!: () => void;
+  const running = new Promise<void>((r) => (started = r));
+  const ran: string[] = [];
+  const silent = pino({ level: "silent" });
+  const host = startBullmqWorkerHost({
+    redis,
+    stepDeps: () => ({}) as never,
+    identity: { worker_id: "test/0/1", build: "test" } as never,
+    logger: silent,
+    options: { prefix, concurrency: 1, lockDurationMs: 30_000, stalledIntervalMs: 30_000, maxStalledCount: 1, workDir: path.join(os.tmpdir(), `forget-${uid()}`), steps: ["mixdown", "detect_topics"] },
+    runStepFn: (async (step: string) => {
+      ran.push(step);
+      if (step === "mixdown") {
+        started();
+        await held;
+      }
+      return {};
+    }) as never,
+  });
+  const data = (step: "mixdown" | "detect_topics") => ({ run_id: "r1", recording_id: gone, namespace: "shadow-bullmq", step, attempt: 1, input: {} });
+  try {
+    await queues.get("mixdown").add("mixdown", data("mixdown"), { jobId: jobId(gone, "shadow-bullmq", "mixdown", null, 1) });
+    await running;
+    assert.deepEqual(await removeRecordingJobs(redis, queues, gone), { removed: 0, running: 1 });
+    // enqueued after the deletion (a run shell that had not heard yet): never run
+    await queues.get("detect_topics").add("detect_topics", data("detect_topics"), { jobId: jobId(gone, "shadow-bullmq", "detect_topics", null, 1) });
+    release();
+    const deadline = Date.now() + 20_000;
+    while ((await keysOf(gone)).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(await keysOf(gone), [], "both jobs left Redis without another removal call");
+    assert.deepEqual(ran, ["mixdown"], "the job enqueued after the deletion did not run its step");
+  } finally {
+    release();
+    await host.stop(5_000);
   }
 });

@@ -52,7 +52,28 @@ const globLiteral = (s: string): string => s.replace(/[*?[\]\\]/g, (c) => `\\${c
  * recording leaves nothing in Redis this way, instead of waiting for the jobs' age-based
  * removal (an hour after completion, a day after failure).
  */
+/**
+ * The recordings deleted in the last day, a sorted set (score: when) under the prefix. Its
+ * key holds no recording id, so a scan for a recording's keys does not find it. A job still
+ * running when its recording was deleted cannot be removed then (it is locked); the worker
+ * that finishes it looks here and removes it (worker-host.ts), and a job of a deleted
+ * recording that had not started yet is not run.
+ */
+export const forgottenKey = (prefix: string): string => `${prefix}:forgotten-recordings`;
+const FORGET_FOR_MS = 24 * 3600_000;
+
+export async function markForgotten(connection: Redis, prefix: string, recordingId: string): Promise<void> {
+  const now = Date.now();
+  await connection.multi().zadd(forgottenKey(prefix), now, recordingId).zremrangebyscore(forgottenKey(prefix), "-inf", now - FORGET_FOR_MS).exec();
+}
+
+export async function isForgotten(connection: Redis, prefix: string, recordingId: string): Promise<boolean> {
+  return (await connection.zscore(forgottenKey(prefix), recordingId)) !== null;
+}
+
 export async function removeRecordingJobs(connection: Redis, queues: StepQueues, recordingId: string): Promise<{ removed: number; running: number }> {
+  // first: a job that is running now removes itself when it finishes
+  await markForgotten(connection, queues.prefix, recordingId);
   let removed = 0;
   let running = 0;
   for (const step of allSteps()) {

@@ -15,7 +15,7 @@ import { runStep } from "../../pipeline/steps/index.ts";
 import type { WorkerIdentity } from "../identity.ts";
 import type { StepDepsFactory } from "../step-ports.ts";
 import { StepJobData, type StepJobResult } from "./job-data.ts";
-import { allSteps, queueName } from "./queues.ts";
+import { allSteps, isForgotten, queueName } from "./queues.ts";
 import { publicFailure } from "../../pipeline/failures.ts";
 import { isDependencyOutage } from "../outage.ts";
 
@@ -101,6 +101,11 @@ export function startBullmqWorkerHost(deps: WorkerHostDeps): WorkerHost {
       worker_id: identity.worker_id,
     });
     const stamp = { worker_id: identity.worker_id, build: identity.build };
+    if (await isForgotten(redis, options.prefix, data.recording_id).catch(() => false)) {
+      // its recording was deleted: nothing to run for it (the job is removed once it ends)
+      log.info("recording deleted: job not run");
+      return { ok: false, error: "the recording was deleted", error_name: "RecordingDeletedError", retryable: false, duration_ms: 0, ...stamp };
+    }
     const started = performance.now();
     running.add(job.id!);
     await mkdir(scratchRoot, { recursive: true });
@@ -158,6 +163,18 @@ export function startBullmqWorkerHost(deps: WorkerHostDeps): WorkerHost {
     });
     w.on("error", (err) => logger.error({ err, step }, "bullmq worker error"));
     w.on("stalled", (jobId) => logger.warn({ job_id: jobId, step }, "stalled job recovered: it will run again"));
+    // a job of a recording deleted while the job ran (queues.ts markForgotten) leaves with it
+    const removeIfForgotten = (job: Job | undefined): void => {
+      const recordingId = (job?.data as { recording_id?: unknown } | undefined)?.recording_id;
+      if (!job || typeof recordingId !== "string") return;
+      void isForgotten(redis, options.prefix, recordingId)
+        .then(async (gone) => {
+          if (gone) await job.remove();
+        })
+        .catch((err: unknown) => logger.warn({ err, job_id: job.id }, "could not remove a deleted recording's finished job; the storage sweeper will"));
+    };
+    w.on("completed", (job) => removeIfForgotten(job));
+    w.on("failed", (job) => removeIfForgotten(job));
     return w;
   });
   logger.info({ worker_id: identity.worker_id, build: identity.build, prefix: options.prefix, queues: workers.length }, "bullmq workers started");
