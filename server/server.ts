@@ -68,9 +68,8 @@ export async function startServer(config: Config, opts: StartServerOptions = {})
       if (applied.length) log.info({ applied }, "database migrated");
     }
     // each adapter is handed its own section of the configuration, nothing else
-    const pool = createPool(configSection(config, "database"));
+    const pool = createPool(configSection(config, "database"), { onError: (err) => log.warn({ err }, "idle Postgres client error") });
     closers.push(() => pool.end());
-    pool.on("error", (err) => log.warn({ err }, "idle Postgres client error"));
     await checkAuthSetup(config, () => createApiKeys(pool).liveCount(), log);
 
     const storage = createStorage(configSection(config, "storage"));

@@ -23,6 +23,7 @@ import type { ResultSink } from "../../pipeline/steps/deps.ts";
 import { buildInfo, workerIdentity, type WorkerIdentity } from "../identity.ts";
 import type { StepDepsFactory } from "../step-ports.ts";
 import { createMemoryEventLog, createPgEventLog, type EventLog } from "./event-log.ts";
+import { guardPool } from "../../adapters/postgres/pool.ts";
 import { allSteps, createStepQueues, queueName, removeRecordingJobs, type StepQueues } from "./queues.ts";
 import { RunShell } from "./run-shell.ts";
 import { parsePerturbation, startBullmqWorkerHost, type WorkerHost, type WorkerHostOptions } from "./worker-host.ts";
@@ -100,7 +101,7 @@ export function createBullmqEngine(config: Config, options: BullmqEngineOptions)
   if (!options.redis) closers.push(async () => void (await redis.quit().catch(() => redis.disconnect())));
   let pool = options.pool;
   if (!options.eventLog && !pool && config.DATABASE_URL) {
-    const own = new pg.Pool({ connectionString: config.DATABASE_URL, max: 4 });
+    const own = guardPool(new pg.Pool({ connectionString: config.DATABASE_URL, max: 4 }), (err) => log.warn({ err: err.message }, "idle Postgres client error"));
     pool = own;
     closers.push(() => own.end());
   }

@@ -27,7 +27,7 @@ export async function startConductorProcessHost(
   if (config.DATABASE_URL) {
     const { createPool } = await import("../../adapters/postgres/pool.ts");
     const sinks = await import("../../adapters/postgres/sinks.ts");
-    pool = createPool(configSection(config, "database"), { max: 4 });
+    pool = createPool(configSection(config, "database"), { max: 4, onError: (err) => deps.log.warn({ err: err.message }, "idle Postgres client error") });
     results = sinks.createPgResultSink(pool, { log: deps.log });
     onTaskEvent = sinks.createConductorTaskEventHandler(pool, { log: deps.log });
   }
