@@ -107,7 +107,7 @@ export const VARIABLE_DOCS: Record<keyof typeof EnvSchema.shape, string> = {
   HEAVY_STEPS_IN_CHILD: "run audio decoding, ASR and mixdown in crash-safe child processes",
   RECONCILER_ENABLED: "run the stuck-workflow reconciler in the Conductor worker host",
   RECONCILER_INTERVAL_SECONDS: "reconciler pass interval",
-  RECONCILER_STALL_SECONDS: "a RUNNING workflow with nothing in progress and no change this long gets a forced decide",
+  RECONCILER_STALL_SECONDS: "a RUNNING workflow with nothing in progress and no change this long gets a forced decide (so does one whose worker task is silent past its response timeout: its worker is gone and Conductor may not look again for an hour)",
   SUSPICIOUS_FAST_MS: "`task=ms,…`: completions faster than this are flagged by `inspect`",
   SHADOW_MODE: "`off` or `bullmq`: also run sampled recordings on BullMQ and compare",
   SHADOW_SAMPLE_RATE: "fraction of recordings run in shadow (0..1)",

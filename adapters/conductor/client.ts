@@ -26,6 +26,8 @@ export const TaskRecord = z
     endTime: z.number().default(0),
     updateTime: z.number().default(0),
     reasonForIncompletion: z.string().optional().nullable(),
+    responseTimeoutSeconds: z.number().optional(),
+    callbackAfterSeconds: z.number().optional(),
     inputData: z.record(z.string(), z.unknown()).default({}),
     outputData: z.record(z.string(), z.unknown()).default({}),
     seq: z.number().optional(),

@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { after, before, test } from "node:test";
 import { Redis } from "ioredis";
 import { pino } from "pino";
@@ -21,7 +22,7 @@ import { runStep } from "../../pipeline/steps/index.ts";
 import { buildFixtures, defaultFixtureDir } from "../../scripts/build-fixtures.ts";
 import { createLocalStorage } from "../../adapters/storage/local.ts";
 import { createConductorApi } from "../../adapters/conductor/client.ts";
-import { WORKFLOW_NAME } from "../../workers/conductor/definitions.ts";
+import { registerDefinitions, WORKFLOW_NAME } from "../../workers/conductor/definitions.ts";
 import { followWorkflow } from "../../workers/conductor/engine.ts";
 import { CarriedRef, loadCarried, loadCarriedValue } from "../../workers/conductor/carried.ts";
 import { CONDUCTOR_TASKS, type ConductorTaskName } from "../../workers/conductor/host.ts";
@@ -297,5 +298,67 @@ test("the reconciler rescues a workflow whose decision was lost (lock held as a 
   } finally {
     await rt.stop(5000);
     redis.disconnect();
+  }
+});
+
+/**
+ * Conductor's next look at a workflow (its decider-queue message) moved `seconds` ahead, in the
+ * test server's SQLite store: what a sweep that read the workflow just before a poll writes
+ * after it. Undefined when the test server does not keep its state in SQLite.
+ */
+function postponeNextLook(workflowId: string, seconds: number): boolean | undefined {
+  const stateFile = path.resolve(process.env.WORK_DIR ?? ".work", "conductor", "server.json");
+  let dbFile: string | undefined;
+  try {
+    dbFile = (JSON.parse(readFileSync(stateFile, "utf8")) as { dbFile?: string }).dbFile || undefined;
+  } catch {
+    return undefined;
+  }
+  if (!dbFile) return undefined;
+  const db = new DatabaseSync(dbFile);
+  try {
+    db.exec("PRAGMA busy_timeout = 10000");
+    const r = db.prepare("UPDATE queue_message SET deliver_on = datetime('now', ?), offset_time_seconds = ? WHERE queue_name = '_deciderQueue' AND message_id = ?").run(`+${seconds} seconds`, seconds, workflowId);
+    return Number(r.changes) === 1;
+  } finally {
+    db.close();
+  }
+}
+
+test("a worker that dies holding a task while Conductor's next look at the workflow is an hour away: the reconciler times the task out and its retry completes the workflow", async (t) => {
+  // Conductor times out an abandoned task only when it looks at the workflow again. A poll
+  // brings that look forward to the task's response timeout, but a sweep that read the
+  // workflow just before the poll (its task still SCHEDULED) then postpones the look by up to
+  // an hour (maxPostponeDurationSeconds): in a chaos run a worker host died holding finalize
+  // right after such a race and its recording stayed `processing`. The race's outcome, made
+  // deterministic: a doomed worker takes plan_tracks, and the next look is set an hour away.
+  await registerDefinitions(api, { plan_tracks: { responseTimeoutSeconds: 3 } });
+  const input = await stage("abandoned");
+  const workflowId = await api.startWorkflow(WORKFLOW_NAME, 1, input);
+  try {
+    const polled = await fetch(`${url}/tasks/poll/plan_tracks?workerid=doomed-host`);
+    assert.equal(polled.status, 200, "the doomed worker took plan_tracks");
+    const taken = (await polled.json()) as { workflowInstanceId: string; responseTimeoutSeconds: number };
+    assert.equal(taken.workflowInstanceId, workflowId);
+    assert.equal(taken.responseTimeoutSeconds, 3);
+    const postponed = postponeNextLook(workflowId, 3600);
+    if (postponed === undefined) {
+      t.skip("needs the test Conductor with its state in SQLite (npm test starts it so)");
+      return;
+    }
+    assert.ok(postponed, "the workflow's decider message was found and moved");
+    const rt = await runtime({ RECONCILER_ENABLED: "true", RECONCILER_STALL_SECONDS: "60", RECONCILER_INTERVAL_SECONDS: "1" });
+    try {
+      const wf = await followWorkflow(api, workflowId, { recordingId: input.recording_id, signal: AbortSignal.timeout(90_000) });
+      assert.equal(wf.status, "COMPLETED", wf.reasonForIncompletion ?? "");
+      const attempts = wf.tasks.filter((x) => x.referenceTaskName === "plan_tracks").map((x) => x.status);
+      assert.deepEqual(attempts, ["TIMED_OUT", "COMPLETED"], "the abandoned attempt timed out and its retry ran");
+      assert.ok((rt.reconciler?.rescues() ?? 0) >= 1, "the reconciler counted the rescue");
+    } finally {
+      await rt.stop(5000);
+    }
+  } finally {
+    await registerDefinitions(api);
+    await api.terminate(workflowId, "test over").catch(() => undefined);
   }
 });

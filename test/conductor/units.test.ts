@@ -7,7 +7,7 @@ import { forkPlanFor } from "../../workers/conductor/hooks.ts";
 import { loadTaskDefs, loadWorkflowDef } from "../../workers/conductor/definitions.ts";
 import { CONDUCTOR_TASKS } from "../../workers/conductor/host.ts";
 import { buildForkPlan, ForkPlanError, validateForkPlan } from "../../workers/conductor/fork.ts";
-import { isStalled, startReconciler, taskStates } from "../../workers/conductor/reconciler.ts";
+import { ABANDONED_GRACE_MS, abandonedTask, isStalled, startReconciler, taskStates } from "../../workers/conductor/reconciler.ts";
 import { pino } from "pino";
 import type { ConductorApi } from "../../adapters/conductor/client.ts";
 import { auditPollers, inspectWorkflow } from "../../workers/conductor/audit.ts";
@@ -123,13 +123,13 @@ test("fork plans: refs unique and matching, reserved keys refused, expressions e
   assert.throws(() => buildForkPlan("t", []), /no tracks/);
 });
 
-const wf = (tasks: { status: string; taskType?: string; updateTime: number }[]): WorkflowRecord =>
+const wf = (tasks: { status: string; taskType?: string; updateTime: number; responseTimeoutSeconds?: number; callbackAfterSeconds?: number }[]): WorkflowRecord =>
   WorkflowRecord.parse({
     workflowId: "w",
     status: "RUNNING",
     startTime: 1000,
     updateTime: 1000,
-    tasks: tasks.map((t, i) => ({ taskId: `t${i}`, taskType: t.taskType ?? "x", referenceTaskName: `r${i}`, status: t.status, updateTime: t.updateTime })),
+    tasks: tasks.map((t, i) => ({ taskId: `t${i}`, taskType: t.taskType ?? "x", referenceTaskName: `r${i}`, status: t.status, updateTime: t.updateTime, responseTimeoutSeconds: t.responseTimeoutSeconds, callbackAfterSeconds: t.callbackAfterSeconds })),
   });
 
 test("reconciler: stalled = running, nothing in progress, idle past the threshold", () => {
@@ -138,6 +138,16 @@ test("reconciler: stalled = running, nothing in progress, idle past the threshol
   assert.equal(isStalled(wf([{ status: "IN_PROGRESS", updateTime: 2000 }]), 2000 + 60000, 5000), false, "a long-running task is progress");
   assert.equal(isStalled(wf([{ status: "IN_PROGRESS", taskType: "JOIN", updateTime: 2000 }]), 2000 + 60000, 5000), true);
   assert.notEqual(taskStates(wf([{ status: "COMPLETED", updateTime: 1 }])), taskStates(wf([{ status: "COMPLETED", updateTime: 1 }, { status: "SCHEDULED", updateTime: 2 }])));
+});
+
+test("reconciler: an in-progress task silent past its response timeout (its worker is gone) is stalled, whatever Conductor's sweep schedule", () => {
+  const held = { status: "IN_PROGRESS", updateTime: 2000, responseTimeoutSeconds: 20 };
+  assert.equal(isStalled(wf([held]), 2000 + 20_000 + ABANDONED_GRACE_MS - 1, 5000), false, "within its response timeout (+ grace): progress");
+  assert.equal(isStalled(wf([held]), 2000 + 20_000 + ABANDONED_GRACE_MS + 1, 5000), true, "past it: abandoned");
+  assert.equal(abandonedTask(wf([{ status: "COMPLETED", updateTime: 1 }, held]), 2000 + 60_000)?.referenceTaskName, "r1");
+  assert.equal(isStalled(wf([{ ...held, callbackAfterSeconds: 60 }]), 2000 + 60_000, 5000), false, "a task handed back with a callback delay is waited for");
+  assert.equal(isStalled(wf([{ ...held, responseTimeoutSeconds: 0 }]), 2000 + 600_000, 5000), false, "no response timeout: never abandoned");
+  assert.equal(isStalled(wf([{ ...held, taskType: "JOIN", updateTime: 2000 + 59_000 }]), 2000 + 60_000, 5000), false, "a JOIN is not a worker's task");
 });
 
 test("reconciler pass: a forced decision that moves a stalled workflow counts as a rescue and is announced (onRescue); one that moves nothing is neither", async () => {

@@ -23,14 +23,38 @@ export function lastProgress(wf: WorkflowRecord): number {
   return t;
 }
 
+const SYSTEM_TASKS = ["JOIN", "FORK_JOIN_DYNAMIC", "FORK_JOIN", "FORK"];
+
+/** seconds past a task's response timeout before the reconciler acts for Conductor's sweeper */
+export const ABANDONED_GRACE_MS = 5_000;
+
 /**
- * Pure decision: is this workflow stalled at `now`? RUNNING, nothing in progress (a long
- * transcription is progress: its worker holds the task and extends its lease), and nothing
- * changed for longer than the threshold.
+ * An in-progress worker task whose worker stopped answering: not updated for longer than its
+ * response timeout (a worker holding a long task extends its lease, which updates it).
+ * Conductor times such a task out only when it sweeps the workflow, and it postpones that
+ * sweep by up to an hour when it last saw a task SCHEDULED (`maxPostponeDurationSeconds`):
+ * a worker host that died holding finalize left its recording `processing` for that hour.
+ */
+export function abandonedTask(wf: WorkflowRecord, now: number): WorkflowRecord["tasks"][number] | undefined {
+  return wf.tasks.find(
+    (t) =>
+      t.status === "IN_PROGRESS" &&
+      !SYSTEM_TASKS.includes(t.taskType) &&
+      (t.responseTimeoutSeconds ?? 0) > 0 &&
+      now - t.updateTime > ((t.responseTimeoutSeconds ?? 0) + (t.callbackAfterSeconds ?? 0)) * 1000 + ABANDONED_GRACE_MS,
+  );
+}
+
+/**
+ * Pure decision: is this workflow stalled at `now`? RUNNING, and either a worker task was
+ * abandoned (above: a forced decision times it out and schedules its retry), or nothing is
+ * in progress (a long transcription is progress: its worker holds the task and extends its
+ * lease) and nothing changed for longer than the threshold.
  */
 export function isStalled(wf: WorkflowRecord, now: number, stallMs: number): boolean {
   if (wf.status !== "RUNNING") return false;
-  if (wf.tasks.some((t) => t.status === "IN_PROGRESS" && !["JOIN", "FORK_JOIN_DYNAMIC", "FORK_JOIN", "FORK"].includes(t.taskType))) return false;
+  if (abandonedTask(wf, now)) return true;
+  if (wf.tasks.some((t) => t.status === "IN_PROGRESS" && !SYSTEM_TASKS.includes(t.taskType))) return false;
   return now - lastProgress(wf) > stallMs;
 }
 
@@ -60,6 +84,7 @@ export function startReconciler(api: ConductorApi, log: Logger, opts: Reconciler
         const wf = await api.getWorkflow(id, true);
         if (!isStalled(wf, now(), opts.stallMs)) continue;
         const idle = Math.round((now() - lastProgress(wf)) / 1000);
+        const abandoned = abandonedTask(wf, now());
         await api.decide(id);
         const after = await api.getWorkflow(id, true);
         // count a rescue only when the forced decision moved the workflow; a workflow merely
@@ -71,7 +96,8 @@ export function startReconciler(api: ConductorApi, log: Logger, opts: Reconciler
         count++;
         rescued.push(id);
         opts.onRescue?.(id);
-        log.warn({ workflow_id: id, idle_seconds: idle, rescues: count }, "reconciler rescued a stalled workflow (forced decide scheduled its next task)");
+        if (abandoned) log.warn({ workflow_id: id, task: abandoned.referenceTaskName, task_id: abandoned.taskId, worker_id: abandoned.workerId, silent_seconds: Math.round((now() - abandoned.updateTime) / 1000), rescues: count }, "reconciler rescued a stalled workflow (a task's worker stopped answering; forced decide timed it out for a retry)");
+        else log.warn({ workflow_id: id, idle_seconds: idle, rescues: count }, "reconciler rescued a stalled workflow (forced decide scheduled its next task)");
       }
     } catch (err) {
       log.warn({ err: (err as Error).message }, "reconciler pass failed; will try again");
