@@ -428,6 +428,28 @@ async function resultWords(stack: Stack, id: string): Promise<string[]> {
   return (body.words ?? []).map((w) => `${w.speaker}:${w.text}`);
 }
 
+/**
+ * What a stuck recording was waiting for, for the report: its workflow's status and every
+ * task attempt that is not done (with how long ago it last moved), and the faults since it
+ * was accepted. CI keeps only the failing assertion's message, so this is the whole story.
+ */
+async function whereStuck(stack: Stack, rec: { workflow_id?: string | null }, s: Submitted, faults: FaultRecord[]): Promise<string> {
+  const since = faults.filter((f) => !f.skipped && s.acceptedAt !== undefined && f.at >= s.acceptedAt - 20_000).map((f) => `${f.kind}@+${Math.round((f.at - (s.acceptedAt ?? 0)) / 1000)}s`);
+  const head = `accepted ${s.acceptedAt ? Math.round((Date.now() - s.acceptedAt) / 1000) : "?"} s ago, follower saw ${s.seen.length} events (last ${s.seen.at(-1)?.status ?? "none"}), faults since: ${since.join(" ") || "none"}`;
+  if (!rec.workflow_id) return `${head}; no workflow id`;
+  try {
+    const res = await fetch(`${stack.conductorUrl}/workflow/${rec.workflow_id}?includeTasks=true`, { signal: AbortSignal.timeout(15_000) });
+    if (res.status !== 200) return `${head}; workflow ${rec.workflow_id}: HTTP ${res.status}`;
+    const wf = (await res.json()) as { status: string; reasonForIncompletion?: string; updateTime?: number; tasks?: { referenceTaskName: string; status: string; retryCount?: number; updateTime?: number; workerId?: string }[] };
+    const now = Date.now();
+    const open = (wf.tasks ?? []).filter((t) => !["COMPLETED", "SKIPPED"].includes(t.status));
+    const tasks = open.map((t) => `${t.referenceTaskName}:${t.status}#${t.retryCount ?? 0}${t.workerId ? `@${t.workerId}` : ""} (${t.updateTime ? Math.round((now - t.updateTime) / 1000) : "?"} s)`);
+    return `${head}; workflow ${wf.status}${wf.reasonForIncompletion ? ` (${wf.reasonForIncompletion.slice(0, 200)})` : ""}, updated ${wf.updateTime ? Math.round((now - wf.updateTime) / 1000) : "?"} s ago, ${wf.tasks?.length ?? 0} tasks, not done: ${tasks.join(", ") || "none"}`;
+  } catch (err) {
+    return `${head}; workflow ${rec.workflow_id}: ${(err as Error).message}`;
+  }
+}
+
 /** decoder processes below a step child (node's own processes are all named MainThread) */
 const DECODER = /^(pocketsphinx|ffmpeg|ffprobe|sox)/;
 
@@ -561,7 +583,7 @@ async function check(
       const rec = (await res.json()) as { status: string; error: string | null; result?: { tracks?: { status: string }[] } };
       if (rec.status !== "completed" && rec.status !== "failed") {
         stuck++;
-        problems.push(`stuck: recording ${s.id} (${s.input}) is ${rec.status}`);
+        problems.push(`stuck: recording ${s.id} (${s.input}) is ${rec.status}; ${await whereStuck(stack, rec as { workflow_id?: string | null }, s, faults)}`);
         continue;
       }
       if (rec.status === "failed") {
