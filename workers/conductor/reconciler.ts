@@ -31,9 +31,11 @@ export const ABANDONED_GRACE_MS = 5_000;
 /**
  * An in-progress worker task whose worker stopped answering: not updated for longer than its
  * response timeout (a worker holding a long task extends its lease, which updates it).
- * Conductor times such a task out only when it sweeps the workflow, and it postpones that
- * sweep by up to an hour when it last saw a task SCHEDULED (`maxPostponeDurationSeconds`):
- * a worker host that died holding finalize left its recording `processing` for that hour.
+ * Conductor times such a task out only when it next evaluates the workflow. A poll brings that
+ * forward to the task's response timeout, but a sweep that read the workflow just before the
+ * poll (the task still SCHEDULED) writes its own postponement after it, up to an hour
+ * (`maxPostponeDurationSeconds`): a worker host that died holding finalize right then left its
+ * recording `processing` for that hour.
  */
 export function abandonedTask(wf: WorkflowRecord, now: number): WorkflowRecord["tasks"][number] | undefined {
   return wf.tasks.find(
