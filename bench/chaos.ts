@@ -580,10 +580,10 @@ async function check(
         problems.push(`lost: recording ${s.id} (${s.input}) accepted, now unknown`);
         continue;
       }
-      const rec = (await res.json()) as { status: string; error: string | null; result?: { tracks?: { status: string }[] } };
+      const rec = (await res.json()) as { status: string; error: string | null; workflow_id?: string | null; result?: { tracks?: { status: string }[] } };
       if (rec.status !== "completed" && rec.status !== "failed") {
         stuck++;
-        problems.push(`stuck: recording ${s.id} (${s.input}) is ${rec.status}; ${await whereStuck(stack, rec as { workflow_id?: string | null }, s, faults)}`);
+        problems.push(`stuck: recording ${s.id} (${s.input}) is ${rec.status}; ${await whereStuck(stack, rec, s, faults)}`);
         continue;
       }
       if (rec.status === "failed") {

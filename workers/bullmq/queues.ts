@@ -45,14 +45,6 @@ export async function dropPrefix(connection: Redis, prefix: string): Promise<num
 const globLiteral = (s: string): string => s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
 
 /**
- * Remove every job of a recording from every step queue: its authoritative and shadow
- * namespaces alike (job ids start with the URI-encoded recording id, pipeline/state/graph.ts
- * `jobId`), finished or waiting, with their logs. A job still running is locked by its
- * worker and stays (`running` counts them); call again once it has finished. A deleted
- * recording leaves nothing in Redis this way, instead of waiting for the jobs' age-based
- * removal (an hour after completion, a day after failure).
- */
-/**
  * The recordings deleted in the last day, a sorted set (score: when) under the prefix. Its
  * key holds no recording id, so a scan for a recording's keys does not find it. A job still
  * running when its recording was deleted cannot be removed then (it is locked); the worker
@@ -71,6 +63,15 @@ export async function isForgotten(connection: Redis, prefix: string, recordingId
   return (await connection.zscore(forgottenKey(prefix), recordingId)) !== null;
 }
 
+/**
+ * Remove every job of a recording from every step queue: its authoritative and shadow
+ * namespaces alike (job ids start with the URI-encoded recording id, pipeline/state/graph.ts
+ * `jobId`), finished or waiting, with their logs. A job still running is locked by its
+ * worker and stays (`running` counts them); marked forgotten first, it removes itself when
+ * it finishes, and the storage sweeper calls again. A deleted recording leaves nothing in
+ * Redis this way, instead of waiting for the jobs' age-based removal (an hour after
+ * completion, a day after failure).
+ */
 export async function removeRecordingJobs(connection: Redis, queues: StepQueues, recordingId: string): Promise<{ removed: number; running: number }> {
   // first: a job that is running now removes itself when it finishes
   await markForgotten(connection, queues.prefix, recordingId);
