@@ -125,7 +125,7 @@ try {
       envelope: envelopeFromBytes(await storage.get(derivedKey(first.recording_id, first.namespace, "envelope", `${t.track_index}.f32`))),
     })),
   );
-  const spans = planSpeechSpans(envelopes, { bleedDb: config.BLEED_THRESHOLD_DB });
+  const spans = await planSpeechSpans(envelopes, { bleedDb: config.BLEED_THRESHOLD_DB });
   const decoded_seconds = [...spans.values()].reduce((s, x) => s + totalSeconds(x), 0);
   // under Conductor: where the time went, task by task (queue wait: scheduled → polled)
   let tasks: { ref: string; at_s: number; wait_s: number; run_s: number }[] | undefined;

@@ -10,13 +10,20 @@
  * 10 dB drops bleed with a wide margin and keeps genuine overlapping speech.
  */
 import { INTERPOLATED_TIME_SLACK_SECONDS, type Word } from "../contracts/index.ts";
-import { meanDb } from "./envelope.ts";
+import { meanDb, type Frames } from "./envelope.ts";
+import { EnvelopeWindow, type EnvelopeSource } from "./envelope-source.ts";
 
 export interface BleedTrack {
   track_index: number;
   offset_seconds: number;
   frame_seconds: number;
-  envelope: Float32Array;
+  envelope: Frames;
+}
+
+/** The frames a word is measured over (its span, widened when interpolated), in seconds. */
+function wordWindow(word: Word): { from: number; to: number } {
+  const slack = word.timing === "interpolated" ? INTERPOLATED_TIME_SLACK_SECONDS : 0;
+  return { from: Math.max(0, word.start - slack), to: word.end + slack };
 }
 
 /**
@@ -29,9 +36,7 @@ export interface BleedTrack {
 export function bleedMarginDb(word: Word, tracks: readonly BleedTrack[]): number {
   const own = tracks.find((t) => t.track_index === word.speaker);
   if (!own) return -Infinity;
-  const slack = word.timing === "interpolated" ? INTERPOLATED_TIME_SLACK_SECONDS : 0;
-  const from = Math.max(0, word.start - slack);
-  const to = word.end + slack;
+  const { from, to } = wordWindow(word);
   const level = (t: BleedTrack): number => meanDb(t.envelope, (from - t.offset_seconds) / t.frame_seconds, (to - t.offset_seconds) / t.frame_seconds);
   const ownDb = level(own);
   let other = -Infinity;
@@ -39,13 +44,28 @@ export function bleedMarginDb(word: Word, tracks: readonly BleedTrack[]): number
   return other - ownDb;
 }
 
-export function suppressBleedWords(
+/**
+ * The words split into kept and dropped (each in the order given). The envelopes are read a
+ * window at a time: the words are visited in time order, each track's window moved to cover
+ * the word before it is measured, so only the frames around the words are in memory.
+ */
+export async function suppressBleedWords(
   words: readonly Word[],
-  tracks: readonly BleedTrack[],
+  tracks: readonly (Omit<BleedTrack, "envelope"> & { envelope: Float32Array | EnvelopeSource })[],
   thresholdDb: number,
-): { kept: Word[]; dropped: Word[] } {
+  chunkFrames?: number,
+): Promise<{ kept: Word[]; dropped: Word[] }> {
+  const windowed = tracks.map((t) => ({ ...t, envelope: EnvelopeWindow.of(t.envelope, chunkFrames) }));
+  const order = Uint32Array.from(words.keys()).sort((a, b) => words[a]!.start - words[b]!.start || a - b);
+  const drop = new Uint8Array(words.length);
+  for (const i of order) {
+    const w = words[i]!;
+    const { from, to } = wordWindow(w);
+    for (const t of windowed) await t.envelope.cover((from - t.offset_seconds) / t.frame_seconds, (to - t.offset_seconds) / t.frame_seconds);
+    drop[i] = bleedMarginDb(w, windowed) >= thresholdDb ? 1 : 0;
+  }
   const kept: Word[] = [];
   const dropped: Word[] = [];
-  for (const w of words) (bleedMarginDb(w, tracks) >= thresholdDb ? dropped : kept).push(w);
+  words.forEach((w, i) => (drop[i] ? dropped : kept).push(w));
   return { kept, dropped };
 }

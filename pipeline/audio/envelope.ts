@@ -78,13 +78,19 @@ export class EnvelopeBuilder {
   }
 }
 
+/** Frames read by index: an envelope in memory, or an EnvelopeWindow over a stored one. */
+export interface Frames {
+  readonly length: number;
+  at(i: number): number | undefined;
+}
+
 /** Mean power (in dB) of an envelope over [from, to) frames; SILENCE_DB outside the track. */
-export function meanDb(env: Float32Array, from: number, to: number): number {
+export function meanDb(env: Frames, from: number, to: number): number {
   const a = Math.max(0, Math.floor(from));
   const b = Math.min(env.length, Math.ceil(to));
   if (b <= a) return SILENCE_DB;
   let p = 0;
-  for (let i = a; i < b; i++) p += 10 ** (env[i]! / 10);
+  for (let i = a; i < b; i++) p += 10 ** (env.at(i)! / 10);
   return Math.max(SILENCE_DB, 10 * Math.log10(p / (b - a)));
 }
 

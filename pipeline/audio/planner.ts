@@ -12,12 +12,14 @@
  */
 import type { Span } from "../contracts/index.ts";
 import { SILENCE_DB } from "./envelope.ts";
+import { ENVELOPE_CHUNK_FRAMES, EnvelopeWindow, forEachFrame, isEnvelopeSource, arraySource, type EnvelopeSource } from "./envelope-source.ts";
 
 export interface PlannerTrack {
   track_index: number;
   offset_seconds: number;
   frame_seconds: number;
-  envelope: Float32Array;
+  /** the whole envelope, or a source it is read from a window at a time */
+  envelope: Float32Array | EnvelopeSource;
 }
 
 export interface PlannerOptions {
@@ -28,6 +30,8 @@ export interface PlannerOptions {
   minRunSeconds: number;
   padSeconds: number;
   maxSpanSeconds: number;
+  /** frames per envelope chunk read from a source (tests make it small) */
+  chunkFrames?: number;
 }
 
 export const DEFAULT_PLANNER: Omit<PlannerOptions, "bleedDb"> = {
@@ -42,101 +46,146 @@ export const DEFAULT_PLANNER: Omit<PlannerOptions, "bleedDb"> = {
 const toPower = (db: number): number => 10 ** (db / 10);
 const toDb = (p: number): number => (p > 1e-10 ? Math.max(SILENCE_DB, 10 * Math.log10(p)) : SILENCE_DB);
 
-/** 10th percentile of the non-silent frames: the track's noise floor. */
-export function noiseFloorDb(env: Float32Array): number {
-  // a typed copy sorted in place: 4 bytes a frame, not a boxed array (3 hours are 540,000 frames)
+/** histogram bins of 0.01 dB above SILENCE_DB (the last takes everything louder than +20 dBFS) */
+const BINS_PER_DB = 100;
+const BINS = 120 * BINS_PER_DB + 1;
+const binOf = (v: number): number => Math.min(BINS - 1, Math.floor((v - SILENCE_DB) * BINS_PER_DB));
+
+/**
+ * 10th percentile of the non-silent frames: the track's noise floor. Read twice, a chunk
+ * at a time, rather than sorted whole: a histogram of 0.01 dB bins finds the bin holding
+ * the percentile and its rank there, then only that bin's values are kept and sorted. The
+ * value is the one a sort of every frame gives (the bins are in the values' order).
+ */
+export async function noiseFloorDb(envelope: Float32Array | EnvelopeSource, buffer?: Float32Array): Promise<number> {
+  const source = isEnvelopeSource(envelope) ? envelope : arraySource(envelope);
+  const counts = new Uint32Array(BINS);
   let n = 0;
-  for (const v of env) if (v > SILENCE_DB) n++;
-  const vals = new Float32Array(n);
-  n = 0;
-  for (const v of env) if (v > SILENCE_DB) vals[n++] = v;
-  vals.sort();
-  if (vals.length === 0) return SILENCE_DB;
-  return vals[Math.floor(vals.length * 0.1)]!;
+  await forEachFrame(source, (v) => {
+    if (v > SILENCE_DB) {
+      counts[binOf(v)]!++;
+      n++;
+    }
+  }, buffer);
+  if (n === 0) return SILENCE_DB;
+  let rank = Math.floor(n * 0.1);
+  let bin = 0;
+  while (rank >= counts[bin]!) rank -= counts[bin++]!;
+  const inBin = new Float32Array(counts[bin]!);
+  let k = 0;
+  await forEachFrame(source, (v) => {
+    if (v > SILENCE_DB && binOf(v) === bin) inBin[k++] = v;
+  }, buffer);
+  inBin.sort();
+  return inBin[rank]!;
 }
 
 /**
  * The moving average in the power domain over ±`radius` frames around local frame `f`,
  * rounded to float32 (the precision an envelope is stored in), SILENCE_DB outside the track.
- * Computed where it is needed rather than kept as a smoothed copy of every envelope: at
- * three hours a track's copy is 2 MB, and ten tracks' copies were most of what made the
- * planner's memory grow with the meeting's length.
+ * Computed where it is needed rather than kept as a smoothed copy of every envelope.
  */
-function smoothedAt(env: Float32Array, f: number, radius: number): number {
+function smoothedAt(env: EnvelopeWindow, f: number, radius: number): number {
   if (f < 0 || f >= env.length) return SILENCE_DB;
   let p = 0;
   let n = 0;
   for (let j = Math.max(0, f - radius), end = Math.min(env.length - 1, f + radius); j <= end; j++) {
-    p += toPower(env[j]!);
+    p += toPower(env.at(j));
     n++;
   }
   return Math.fround(toDb(p / n));
 }
 
 const SMOOTH_RADIUS = 2;
+/** global frames planned per pass of the timeline loop (each track's window covers them) */
+const TIMELINE_WINDOW = 8192;
 
-export function planSpeechSpans(tracks: readonly PlannerTrack[], options: Partial<PlannerOptions> & { bleedDb: number }): Map<number, Span[]> {
+/**
+ * The spans, per track. The envelopes are read a window at a time (see EnvelopeWindow),
+ * walking the timeline forward: noise floors first (two reads of each envelope), then one
+ * pass deciding each frame and growing each track's runs, then the long spans' cut points.
+ * What stays in memory is the runs, not the frames.
+ */
+export async function planSpeechSpans(tracks: readonly PlannerTrack[], options: Partial<PlannerOptions> & { bleedDb: number }): Promise<Map<number, Span[]>> {
   const o: PlannerOptions = { ...DEFAULT_PLANNER, ...options };
   const frame = tracks[0]?.frame_seconds ?? 0.02;
+  const windows = tracks.map((t) => EnvelopeWindow.of(t.envelope, o.chunkFrames));
   const localFrame = (t: PlannerTrack, g: number): number => Math.round((g * frame - t.offset_seconds) / t.frame_seconds);
-  const energyAt = (ti: number, g: number): number => smoothedAt(tracks[ti]!.envelope, localFrame(tracks[ti]!, g), SMOOTH_RADIUS);
+  const energyAt = (ti: number, g: number): number => smoothedAt(windows[ti]!, localFrame(tracks[ti]!, g), SMOOTH_RADIUS);
+  /** loads what energyAt(ti, g) reads for every g in [g0, g1] */
+  const cover = (ti: number, g0: number, g1: number): Promise<void> =>
+    windows[ti]!.cover(localFrame(tracks[ti]!, g0) - SMOOTH_RADIUS, localFrame(tracks[ti]!, g1) + SMOOTH_RADIUS);
   // each track's span of the global timeline, in frames, and its activity threshold
-  const ranges = tracks.map((t) => ({
-    first: Math.max(0, Math.floor(t.offset_seconds / frame)),
-    last: Math.ceil((t.offset_seconds + t.envelope.length * t.frame_seconds) / frame),
-    threshold: Math.max(o.minSpeechDb, noiseFloorDb(t.envelope) + o.activeAboveFloorDb),
-  }));
-  const own = ranges.map((r) => new Uint8Array(Math.max(0, r.last - r.first)));
+  const ranges = [];
+  const readBuffer = new Float32Array(4 * (o.chunkFrames ?? ENVELOPE_CHUNK_FRAMES)); // every floor pass reads into it
+  for (const [ti, t] of tracks.entries()) {
+    ranges.push({
+      first: Math.max(0, Math.floor(t.offset_seconds / frame)),
+      last: Math.ceil((t.offset_seconds + windows[ti]!.length * t.frame_seconds) / frame),
+      threshold: Math.max(o.minSpeechDb, (await noiseFloorDb(t.envelope, readBuffer)) + o.activeAboveFloorDb),
+    });
+  }
   // one pass over the timeline: each track's smoothed energy once per frame; a frame is a
   // track's own when it is active there and no other track is louder by bleedDb or more
-  // (the loudest other track is the loudest overall, or the runner-up for the loudest)
+  // (the loudest other track is the loudest overall, or the runner-up for the loudest);
+  // consecutive own frames make a run, in global seconds
+  const runs: Span[][] = tracks.map(() => []);
+  const runStart = tracks.map(() => -1);
   const from = Math.min(...ranges.map((r) => r.first));
   const to = Math.max(...ranges.map((r) => r.last));
   const e = new Float64Array(tracks.length);
-  for (let g = from; g < to; g++) {
-    let top = SILENCE_DB;
-    let topAt = -1;
-    let second = SILENCE_DB;
-    for (let u = 0; u < tracks.length; u++) {
-      const v = (e[u] = energyAt(u, g));
-      if (v > top) {
-        second = top;
-        top = v;
-        topAt = u;
-      } else if (v > second) second = v;
-    }
-    for (let ti = 0; ti < tracks.length; ti++) {
-      const r = ranges[ti]!;
-      if (g < r.first || g >= r.last) continue;
-      const louder = ti === topAt ? second : top;
-      own[ti]![g - r.first] = e[ti]! >= r.threshold && louder - e[ti]! < o.bleedDb ? 1 : 0;
+  for (let g0 = from; g0 < to; g0 += TIMELINE_WINDOW) {
+    const g1 = Math.min(to, g0 + TIMELINE_WINDOW);
+    for (let ti = 0; ti < tracks.length; ti++) await cover(ti, g0, g1 - 1);
+    for (let g = g0; g < g1; g++) {
+      let top = SILENCE_DB;
+      let topAt = -1;
+      let second = SILENCE_DB;
+      for (let u = 0; u < tracks.length; u++) {
+        const v = (e[u] = energyAt(u, g));
+        if (v > top) {
+          second = top;
+          top = v;
+          topAt = u;
+        } else if (v > second) second = v;
+      }
+      for (let ti = 0; ti < tracks.length; ti++) {
+        const r = ranges[ti]!;
+        if (g < r.first || g >= r.last) continue;
+        const louder = ti === topAt ? second : top;
+        const own = e[ti]! >= r.threshold && louder - e[ti]! < o.bleedDb;
+        if (own && runStart[ti]! < 0) runStart[ti] = g;
+        else if (!own && runStart[ti]! >= 0) {
+          runs[ti]!.push({ start: runStart[ti]! * frame, end: g * frame });
+          runStart[ti] = -1;
+        }
+      }
     }
   }
   const result = new Map<number, Span[]>();
-  tracks.forEach((t, ti) => {
-    const { first } = ranges[ti]!;
-    // frames → runs (seconds, global)
-    let runs: Span[] = [];
-    let startG = -1;
-    own[ti]!.forEach((v, i, all) => {
-      if (v && startG < 0) startG = i;
-      if ((!v || i === all.length - 1) && startG >= 0) {
-        const endI = v ? i + 1 : i;
-        runs.push({ start: (first + startG) * frame, end: (first + endI) * frame });
-        startG = -1;
-      }
-    });
-    runs = mergeClose(runs, o.fillGapSeconds).filter((r) => r.end - r.start >= o.minRunSeconds);
+  for (const [ti, t] of tracks.entries()) {
+    if (runStart[ti]! >= 0) runs[ti]!.push({ start: runStart[ti]! * frame, end: ranges[ti]!.last * frame });
+    const kept = mergeClose(runs[ti]!, o.fillGapSeconds).filter((r) => r.end - r.start >= o.minRunSeconds);
     const lo = t.offset_seconds;
-    const hi = t.offset_seconds + t.envelope.length * t.frame_seconds;
+    const hi = t.offset_seconds + windows[ti]!.length * t.frame_seconds;
     const padded = mergeClose(
-      runs.map((r) => ({ start: Math.max(lo, r.start - o.padSeconds), end: Math.min(hi, r.end + o.padSeconds) })),
+      kept.map((r) => ({ start: Math.max(lo, r.start - o.padSeconds), end: Math.min(hi, r.end + o.padSeconds) })),
       0,
     );
+    // long spans cut at their quietest frames, the span's window read before each look
     const cut: Span[] = [];
-    for (const s of padded) cut.push(...cutLongSpan(s, o.maxSpanSeconds, (g) => energyAt(ti, g), frame));
+    for (const s of padded) {
+      let cur = { ...s };
+      for (let look = nextCutRange(cur, o.maxSpanSeconds, frame); look; look = nextCutRange(cur, o.maxSpanSeconds, frame)) {
+        await cover(ti, look.from, look.to);
+        const at = quietestFrame(look.from, look.to, (g) => energyAt(ti, g)) * frame;
+        cut.push({ start: cur.start, end: at });
+        cur = { start: at, end: cur.end };
+      }
+      cut.push(cur);
+    }
     result.set(t.track_index, cut.map((s) => ({ start: round3(s.start), end: round3(s.end) })));
-  });
+  }
   return result;
 }
 
@@ -153,23 +202,32 @@ export function mergeClose(spans: Span[], gap: number): Span[] {
   return out;
 }
 
+/** Where a span longer than `max` is looked at for its next cut: the frames of its second `max / 2` (none when it is short enough). */
+function nextCutRange(span: Span, max: number, frame: number): { from: number; to: number } | undefined {
+  if (span.end - span.start <= max) return undefined;
+  return { from: Math.floor((span.start + max / 2) / frame), to: Math.floor((span.start + max) / frame) };
+}
+
+/** The quietest frame of from…to (the last one when none is quieter). */
+function quietestFrame(from: number, to: number, energyAtGlobalFrame: (g: number) => number): number {
+  let best = to;
+  let bestE = Infinity;
+  for (let g = from; g <= to; g++) {
+    const e = energyAtGlobalFrame(g);
+    if (e < bestE) {
+      bestE = e;
+      best = g;
+    }
+  }
+  return best;
+}
+
 /** Split a span longer than `max` at the quietest frame of its second half, repeatedly. */
 export function cutLongSpan(span: Span, max: number, energyAtGlobalFrame: (g: number) => number, frame: number): Span[] {
   const out: Span[] = [];
   let cur = { ...span };
-  while (cur.end - cur.start > max) {
-    const from = Math.floor((cur.start + max / 2) / frame);
-    const to = Math.floor((cur.start + max) / frame);
-    let best = to;
-    let bestE = Infinity;
-    for (let g = from; g <= to; g++) {
-      const e = energyAtGlobalFrame(g);
-      if (e < bestE) {
-        bestE = e;
-        best = g;
-      }
-    }
-    const cutAt = best * frame;
+  for (let look = nextCutRange(cur, max, frame); look; look = nextCutRange(cur, max, frame)) {
+    const cutAt = quietestFrame(look.from, look.to, energyAtGlobalFrame) * frame;
     out.push({ start: cur.start, end: cutAt });
     cur = { start: cutAt, end: cur.end };
   }

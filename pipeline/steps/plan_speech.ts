@@ -8,15 +8,15 @@ import { PreparedTrack, type PlanSpeechInput, type SpeechPlan } from "../contrac
 import { planSpeechSpans, totalSeconds } from "../audio/planner.ts";
 import { splitJoinOutput } from "../join.ts";
 import type { StepDeps } from "./deps.ts";
-import { loadEnvelopes } from "./envelopes.ts";
+import { envelopeSources } from "./envelopes.ts";
 import { AllTracksFailedError } from "./track-failures.ts";
 
 export async function planSpeech(input: PlanSpeechInput, deps: StepDeps): Promise<SpeechPlan> {
   // a track whose preparation failed is left out of the plan and carried as failed
   const { ok: prepared, failed } = splitJoinOutput(input.prepared, PreparedTrack, input.expected_tracks, "prepare_track");
   if (prepared.length === 0) throw new AllTracksFailedError(failed);
-  const envelopes = await loadEnvelopes(deps.storage, prepared);
-  const spans = planSpeechSpans(envelopes, { bleedDb: deps.bleedThresholdDb });
+  const envelopes = await envelopeSources(deps.storage, prepared);
+  const spans = await planSpeechSpans(envelopes, { bleedDb: deps.bleedThresholdDb });
   const tracks = prepared.map((p) => ({ ...p, spans: spans.get(p.track_index) ?? [] }));
   const r3 = (x: number): number => Math.round(x * 1000) / 1000;
   return {

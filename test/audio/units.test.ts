@@ -42,11 +42,11 @@ test("frame energies: a full-scale square wave is ~0 dBFS, silence is the floor"
   assert.equal(peaks[9], 0);
 });
 
-test("planner: own speech kept, bleed (26 dB down) and silence skipped, offsets applied", () => {
+test("planner: own speech kept, bleed (26 dB down) and silence skipped, offsets applied", async () => {
   // A speaks 1–4 s, B speaks 5–8 s (global). B's track starts at offset 2 s.
   const a = env(10, [[1, 4, -20], [5, 8, -46]]);
   const b = env(8, [[-1, 2, -46], [3, 6, -20]]); // local times: B's speech at 3–6 local = 5–8 global
-  const plan = planSpeechSpans(
+  const plan = await planSpeechSpans(
     [
       { track_index: 0, offset_seconds: 0, frame_seconds: F, envelope: a },
       { track_index: 1, offset_seconds: 2, frame_seconds: F, envelope: b },
@@ -62,10 +62,10 @@ test("planner: own speech kept, bleed (26 dB down) and silence skipped, offsets 
   assert.ok(near(b0[0]!.start, 5) && near(b0[0]!.end, 8), JSON.stringify(b0));
 });
 
-test("planner: genuine overlap (both loud) is kept on both tracks", () => {
+test("planner: genuine overlap (both loud) is kept on both tracks", async () => {
   const a = env(6, [[1, 5, -20]]);
   const b = env(6, [[2, 4, -23]]);
-  const plan = planSpeechSpans(
+  const plan = await planSpeechSpans(
     [
       { track_index: 0, offset_seconds: 0, frame_seconds: F, envelope: a },
       { track_index: 1, offset_seconds: 0, frame_seconds: F, envelope: b },
@@ -84,7 +84,7 @@ test("long spans are cut at their quietest point, never longer than the limit", 
   assert.equal(parts[parts.length - 1]!.end, 40);
 });
 
-test("bleed rule drops words another track dominates by ≥ threshold, keeps the rest", () => {
+test("bleed rule drops words another track dominates by ≥ threshold, keeps the rest", async () => {
   const tracks = [
     { track_index: 0, offset_seconds: 0, frame_seconds: F, envelope: env(4, [[0, 2, -20], [2, 4, -46]]) },
     { track_index: 1, offset_seconds: 0, frame_seconds: F, envelope: env(4, [[0, 2, -46], [2, 4, -21]]) },
@@ -94,12 +94,12 @@ test("bleed rule drops words another track dominates by ≥ threshold, keeps the
     { text: "leak", start: 2.5, end: 3, speaker: 0 },
     { text: "also", start: 2.6, end: 3.1, speaker: 1 },
   ];
-  const { kept, dropped } = suppressBleedWords(words, tracks, 10);
+  const { kept, dropped } = await suppressBleedWords(words, tracks, 10);
   assert.deepEqual(kept.map((w) => w.text), ["mine", "also"]);
   assert.deepEqual(dropped.map((w) => w.text), ["leak"]);
 });
 
-test("bleed rule: an interpolated word is judged over its span widened by 0.5 s, so a time off by a little still finds its voice", () => {
+test("bleed rule: an interpolated word is judged over its span widened by 0.5 s, so a time off by a little still finds its voice", async () => {
   // track 0 speaks until 2 s, track 1 from 2 s; track 0's word, interpolated, landed just after 2 s
   const tracks = [
     { track_index: 0, offset_seconds: 0, frame_seconds: F, envelope: env(4, [[0, 2, -20], [2, 4, -46]]) },
@@ -109,8 +109,8 @@ test("bleed rule: an interpolated word is judged over its span widened by 0.5 s,
   const interpolated = { ...measured, timing: "interpolated" as const };
   assert.equal(Math.round(bleedMarginDb(measured, tracks)), 26, "measured: all in track 1's voice");
   assert.ok(bleedMarginDb(interpolated, tracks) < 10, "the widened window reaches the word's own voice");
-  assert.deepEqual(suppressBleedWords([measured], tracks, 10).dropped.map((w) => w.text), ["late"]);
-  assert.deepEqual(suppressBleedWords([interpolated], tracks, 10).kept.map((w) => w.text), ["late"]);
+  assert.deepEqual((await suppressBleedWords([measured], tracks, 10)).dropped.map((w) => w.text), ["late"]);
+  assert.deepEqual((await suppressBleedWords([interpolated], tracks, 10)).kept.map((w) => w.text), ["late"]);
 });
 
 test("CTM parsing drops fillers and alternate-pronunciation marks", () => {
