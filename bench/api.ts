@@ -45,7 +45,7 @@ const RSS_TARGET_MB = 150;
 const UPLOADS_AT_ONCE = Number(process.env.MAX_CONCURRENT_UPLOADS ?? 4);
 const P99_TARGET_MS = 20;
 const TOKEN = "bench-token-0123456789";
-/** V8 flags the API runs with (Dockerfile/compose NODE_OPTIONS): a 2 MB semi-space keeps ~25 MB of young generation out of RSS */
+/** V8 flags the API runs with (the Dockerfile's entrypoint): a 1 MB semi-space keeps ~25 MB of young generation out of RSS */
 const API_NODE_FLAGS = ["--max-semi-space-size=1"];
 
 const say = (s: string): void => void process.stdout.write(`${s}\n`);

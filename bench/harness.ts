@@ -6,6 +6,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { FileManifest, type PipelineInput } from "../pipeline/contracts/index.ts";
 import { stageManifest } from "../workers/inprocess/stage.ts";
+import { NODE_MEMORY_FLAGS } from "../workers/node-flags.ts";
 import type { createLocalStorage } from "../adapters/storage/local.ts";
 
 export async function conductorUrl(configured: string, log: (s: string) => void): Promise<{ url: string; stop?: () => Promise<void> }> {
@@ -37,7 +38,7 @@ export async function stageRecording(storage: ReturnType<typeof createLocalStora
 /** `trackscribe workers --engine conductor` in a process of its own; resolves once it polls. */
 export async function startConductorWorkers(env: NodeJS.ProcessEnv, extraArgs: string[] = []): Promise<ChildProcess> {
   const cli = fileURLToPath(new URL("../bin/trackscribe.mjs", import.meta.url));
-  const child = spawn(process.execPath, [cli, "workers", "--engine", "conductor", ...extraArgs], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [...NODE_MEMORY_FLAGS, cli, "workers", "--engine", "conductor", ...extraArgs], { env, stdio: ["ignore", "pipe", "pipe"] });
   let tail = "";
   const ready = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`the Conductor worker process did not start polling within 120 s: ${tail}`)), 120_000);

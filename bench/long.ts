@@ -35,6 +35,7 @@ import { parseArgs } from "node:util";
 import { editDistance, tokens } from "../pipeline/metrics/wer.ts";
 import { conductorUrl } from "./harness.ts";
 import type { Utterance } from "./long/generate.ts";
+import { NODE_MEMORY_FLAGS } from "../workers/node-flags.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "..");
@@ -94,7 +95,8 @@ function processTree(pid: number): { pid: number; cmd: string; hwm: number }[] {
 
 /** Run a tsx script; its last stdout line as JSON, and the peak VmHWM per process kind (MB) of its tree. */
 async function runMeasured<T>(script: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ out: T; peaks: Record<string, number> }> {
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(root, script), ...args], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+  // the flags `trackscribe` runs with (its shebang, the npm script): the engine host stands for `trackscribe process`
+  const child = spawn(process.execPath, [...NODE_MEMORY_FLAGS, "--import", "tsx", path.join(root, script), ...args], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let tail = "";
   child.stdout.on("data", (b: Buffer) => (stdout += b.toString()));

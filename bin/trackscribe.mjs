@@ -1,5 +1,5 @@
-#!/usr/bin/env node
-// Entry point of the `trackscribe` command: on a Node older than package.json's engines it
+#!/usr/bin/env -S node --max-semi-space-size=4
+// Entry point of the `trackscribe` command (its V8 flags: workers/node-flags.ts): on a Node older than package.json's engines it
 // runs again under the pinned Node (node-runtime.mjs); then registers the TypeScript
 // loader and runs the CLI.
 import { ensureSupportedNode } from "./node-runtime.mjs";

@@ -19,6 +19,7 @@ import { ensureSupportedNode } from "../bin/node-runtime.mjs";
 import { freePort, sleep, waitUntil } from "./lib.ts";
 import { preflight } from "./preflight.ts";
 import { startServices, stopServices } from "./services.ts";
+import { NODE_MEMORY_FLAGS } from "../workers/node-flags.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const say = (s: string): void => {
@@ -39,7 +40,7 @@ async function sampleMeeting(): Promise<{ manifest: Manifest; dir: string }> {
 
 function startProcess(name: string, args: string[], env: NodeJS.ProcessEnv, logDir: string): ChildProcess {
   mkdirSync(logDir, { recursive: true });
-  const child = spawn(process.execPath, [path.join(root, "bin", "trackscribe.mjs"), ...args], {
+  const child = spawn(process.execPath, [...NODE_MEMORY_FLAGS, path.join(root, "bin", "trackscribe.mjs"), ...args], {
     cwd: root,
     env,
     stdio: ["ignore", "pipe", "pipe"],

@@ -26,7 +26,7 @@ serveChildChannel({
     const { step, input } = params as P;
     switch (step) {
       case "echo":
-        return { input, pid: process.pid };
+        return { input, pid: process.pid, execArgv: process.execArgv };
       case "warmed":
         return { warmed, pid: process.pid };
       case "sleep":

@@ -16,6 +16,7 @@ import {
   PayloadTooLargeError,
   WorkerCrashError,
 } from "../../workers/child/errors.ts";
+import { NODE_MEMORY_FLAGS } from "../../workers/node-flags.ts";
 import { createChildStepRunner, type ChildStepRunner, type ChildStepRunnerOptions } from "../../workers/child/runner.ts";
 
 const FIXTURE = fileURLToPath(new URL("./fixture-child.ts", import.meta.url));
@@ -51,6 +52,12 @@ async function rejects<E extends Error>(p: Promise<unknown>, cls: new (...a: nev
   }
   assert.fail(`expected ${cls.name}, but the call succeeded`);
 }
+
+test("step children run with the V8 flags of every trackscribe process (a young generation that does not grow with the audio streamed)", async () => {
+  const r = runner();
+  const out = (await r.run("echo", {}, { scratchDir: "/tmp" })) as { execArgv: string[] };
+  for (const flag of NODE_MEMORY_FLAGS) assert.ok(out.execArgv.includes(flag), `the child's execArgv: ${out.execArgv.join(" ")}`);
+});
 
 test("ping and shutdown are answered while a long call runs", async () => {
   const ch = await ChildChannel.start({ module: FIXTURE, maxPayloadBytes: 1 << 20, onLogLine: quiet });

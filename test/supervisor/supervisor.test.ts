@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node
 import os from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
+import { NODE_MEMORY_FLAGS } from "../../workers/node-flags.ts";
 import { alive, readJsonLines, sleep, startProcess, waitUntil, type Proc } from "./harness.ts";
 
 interface Start {
@@ -57,6 +58,9 @@ test("kill -9 of a child: restarted in the same slot with the same worker id, af
   const sup = supervisor(2);
   await sup.waitFor(isMsg("worker child ready", (l) => l.slot === 0), 30_000, "slot 0 ready");
   await sup.waitFor(isMsg("worker child ready", (l) => l.slot === 1), 30_000, "slot 1 ready");
+  // forked with the V8 flags of every trackscribe process (workers/node-flags.ts)
+  const cmdline = readFileSync(`/proc/${starts().find((s) => s.slot === 0)!.pid}/cmdline`, "utf8").split("\0");
+  for (const flag of NODE_MEMORY_FLAGS) assert.ok(cmdline.includes(flag), `worker child command line ${cmdline.join(" ")}`);
   const host = os.hostname();
   const expectedDelays = [100, 200, 400, 800]; // 1, 2, 4, 8 s × SUPERVISOR_BACKOFF_SCALE 0.1
   const gaps: number[] = [];

@@ -16,6 +16,7 @@
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { LogTail } from "./log-tail.ts";
+import { NODE_MEMORY_FLAGS } from "../node-flags.ts";
 import { FromChildMessage, MAX_PAYLOAD_ENV, messageBytes, type ToChildMessage } from "./protocol.ts";
 import {
   ChildCallCancelledError,
@@ -128,7 +129,7 @@ export class ChildChannel {
   static async start(o: ChildChannelOptions): Promise<ChildChannel> {
     const tail = new LogTail(o.logTailLines ?? 30, 1000, o.onLogLine ?? ((line) => void process.stderr.write(`${line}\n`)));
     const proc = fork(o.module, o.args ?? [], {
-      execArgv: o.execArgv ?? ["--import", defaultTsx()],
+      execArgv: o.execArgv ?? [...NODE_MEMORY_FLAGS, "--import", defaultTsx()],
       env: { ...(o.env ?? process.env), [MAX_PAYLOAD_ENV]: String(o.maxPayloadBytes) },
       cwd: o.cwd,
       stdio: ["ignore", "pipe", "pipe", "ipc"],

@@ -10,6 +10,7 @@ import { rm } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
+import { NODE_MEMORY_FLAGS } from "../node-flags.ts";
 import type { Config } from "../../pipeline/config.ts";
 import { acquireWorkDirLock, systemLockProbe, type LockProbe } from "./lock.ts";
 import { CHILD_ENV } from "./messages.ts";
@@ -50,7 +51,7 @@ export function forkSpawner(o: ForkOptions): SpawnChild {
     const dir = slotDir(o.workDir, slot);
     mkdirSync(dir, { recursive: true });
     const child = fork(o.module, o.args, {
-      execArgv: ["--import", tsx],
+      execArgv: [...NODE_MEMORY_FLAGS, "--import", tsx],
       env: { ...o.env, [CHILD_ENV.slot]: String(slot), [CHILD_ENV.idPid]: String(o.idPid), [CHILD_ENV.workDir]: dir },
       stdio: ["ignore", "inherit", "inherit", "ipc"],
       serialization: "json",
