@@ -67,16 +67,16 @@ export class EnvelopeWindow {
     const c1 = Math.floor(b / this.chunk);
     if (c0 >= this.first && c1 < this.first + this.chunks.length) return;
     const next: Float32Array[] = [];
-    for (let c = c0; c <= c1; c++) next.push(c >= this.first ? this.chunks[c - this.first]! : undefined!);
-    // the chunks no longer needed give their buffers to the ones to read
+    for (let c = c0; c <= c1; c++) {
+      const have = c >= this.first ? this.chunks[c - this.first] : undefined;
+      next.push(have ?? (await this.source.read(c * this.chunk, Math.min(this.length, (c + 1) * this.chunk), this.spare.pop() ?? (this.reusable ? new Float32Array(this.chunk) : undefined))));
+    }
+    // the chunks no longer needed lend their buffers to the next reads (only once every read
+    // succeeded: until then they are still the window)
     this.chunks.forEach((data, k) => {
       const dropped = k + this.first < c0 || k + this.first > c1;
       if (dropped && this.reusable && data.byteOffset === 0 && data.buffer.byteLength >= this.chunk * 4) this.spare.push(new Float32Array(data.buffer, 0, this.chunk));
     });
-    for (let c = c0; c <= c1; c++) {
-      if (next[c - c0]) continue;
-      next[c - c0] = await this.source.read(c * this.chunk, Math.min(this.length, (c + 1) * this.chunk), this.spare.pop() ?? (this.reusable ? new Float32Array(this.chunk) : undefined));
-    }
     this.first = c0;
     this.chunks = next;
   }
