@@ -63,14 +63,18 @@ export function processKind(cmdline: string): string {
   return "other";
 }
 
-/** Every descendant of `pid` (and itself) with its command line and VmHWM in kB. */
-function processTree(pid: number): { pid: number; cmd: string; hwm: number }[] {
+/** Every descendant of `pid` (and itself) with its command line, VmHWM in kB and CPU time so far in clock ticks. */
+function processTree(pid: number): { pid: number; cmd: string; hwm: number; cpu: number }[] {
   const parent = new Map<number, number>();
+  const cpu = new Map<number, number>();
   for (const d of readdirSync("/proc")) {
     if (!/^\d+$/.test(d)) continue;
     try {
-      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
-      parent.set(Number(d), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+      const f = readFileSync(`/proc/${d}/stat`, "utf8");
+      const fields = f.slice(f.lastIndexOf(")") + 2).split(" ");
+      parent.set(Number(d), Number(fields[1]));
+      // utime + stime
+      cpu.set(Number(d), Number(fields[11]) + Number(fields[12]));
     } catch {
       // gone meanwhile
     }
@@ -79,13 +83,13 @@ function processTree(pid: number): { pid: number; cmd: string; hwm: number }[] {
     for (let q: number | undefined = p, n = 0; q && n < 64; q = parent.get(q), n++) if (q === pid) return true;
     return false;
   };
-  const out: { pid: number; cmd: string; hwm: number }[] = [];
+  const out: { pid: number; cmd: string; hwm: number; cpu: number }[] = [];
   for (const p of parent.keys()) {
     if (!inTree(p)) continue;
     try {
       const cmd = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").join(" ").trim();
       const hwm = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1] ?? 0);
-      out.push({ pid: p, cmd, hwm });
+      out.push({ pid: p, cmd, hwm, cpu: cpu.get(p) ?? 0 });
     } catch {
       // gone meanwhile
     }
@@ -93,8 +97,12 @@ function processTree(pid: number): { pid: number; cmd: string; hwm: number }[] {
   return out;
 }
 
-/** Run a tsx script; its last stdout line as JSON, and the peak VmHWM per process kind (MB) of its tree. */
-async function runMeasured<T>(script: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ out: T; peaks: Record<string, number> }> {
+/**
+ * Run a tsx script; its last stdout line as JSON, the peak VmHWM per process kind (MB) of its
+ * tree, and the CPU seconds per kind (each process's last reading, sampled every 250 ms: a
+ * short-lived process's last quarter second may be missed).
+ */
+async function runMeasured<T>(script: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ out: T; peaks: Record<string, number>; cpu: Record<string, number> }> {
   // the flags `trackscribe` runs with (its shebang, the npm script): the engine host stands for `trackscribe process`
   const child = spawn(process.execPath, [...NODE_MEMORY_FLAGS, "--import", "tsx", path.join(root, script), ...args], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
@@ -102,18 +110,24 @@ async function runMeasured<T>(script: string, args: string[], env: NodeJS.Proces
   child.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
   child.stderr.on("data", (b: Buffer) => (tail = (tail + b.toString()).slice(-4000)));
   const peaks: Record<string, number> = {};
+  const ticks = new Map<number, { kind: string; cpu: number }>();
   const sample = (): void => {
     if (!child.pid) return;
     for (const p of processTree(child.pid)) {
       const kind = processKind(p.cmd);
       peaks[kind] = Math.max(peaks[kind] ?? 0, Math.round(p.hwm / 1024));
+      ticks.set(p.pid, { kind, cpu: p.cpu });
     }
   };
   const timer = setInterval(sample, 250);
   const code = await new Promise<number>((resolve) => child.once("exit", (c) => resolve(c ?? 1)));
   clearInterval(timer);
   if (code !== 0) throw new Error(`${script} exited with ${code}: ${tail}`);
-  return { out: JSON.parse(stdout.trim().split("\n").pop()!) as T, peaks };
+  const perKind: Record<string, number> = {};
+  for (const { kind, cpu: t } of ticks.values()) perKind[kind] = (perKind[kind] ?? 0) + t;
+  // clock ticks (100 a second) → seconds
+  const cpu = Object.fromEntries(Object.entries(perKind).map(([k, t]) => [k, Math.round(t) / 100]));
+  return { out: JSON.parse(stdout.trim().split("\n").pop()!) as T, peaks, cpu };
 }
 
 /** The Conductor server answering on `url`'s port (a JVM started by scripts/conductor.ts, not one of our descendants). */
@@ -148,13 +162,14 @@ function conductorServerMemory(url: string): { rss_mb: number; hwm_mb: number; c
   }
 }
 
-/** The machine's CPU time so far from /proc/stat, in ticks: all of it, and what the hypervisor stole. */
-function cpuTicks(): { total: number; steal: number } {
+/** The machine's CPU time so far from /proc/stat, in ticks: all of it, what the hypervisor stole, and idle (with iowait). */
+function cpuTicks(): { total: number; steal: number; idle: number } {
   try {
     const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
-    return { total: f.slice(0, 8).reduce((a, b) => a + b, 0), steal: f[7] ?? 0 };
+    // user nice system idle iowait irq softirq steal
+    return { total: f.slice(0, 8).reduce((a, b) => a + b, 0), steal: f[7] ?? 0, idle: (f[3] ?? 0) + (f[4] ?? 0) };
   } catch {
-    return { total: 0, steal: 0 };
+    return { total: 0, steal: 0, idle: 0 };
   }
 }
 
@@ -300,6 +315,10 @@ async function main(): Promise<void> {
         // the share of the machine's CPU time the hypervisor gave to others during the run:
         // runs of one engine after another are compared, and a run with much stolen time is slower for it
         steal_pct: Math.round((1000 * (stealAfter.steal - stealBefore.steal)) / Math.max(1, stealAfter.total - stealBefore.total)) / 10,
+        // how many of the cores were busy during the run (anything, not only ours), and our
+        // processes' CPU seconds by kind: where a slower engine's time went
+        cores_busy: Math.round((100 * cores * (1 - (stealAfter.idle - stealBefore.idle + stealAfter.steal - stealBefore.steal) / Math.max(1, stealAfter.total - stealBefore.total)))) / 100,
+        cpu_s: r.cpu,
         ...(s ? { sa_wer: Math.round(s.saWer * 1000) / 1000, bleed_words: s.bleedWords } : {}),
         ...(limitSeconds ? { over_limit: Math.round((r.out.wall_ms / 1000 / limitSeconds) * 100) / 100 } : {}),
         ...(serverBefore && serverAfter ? { conductor_server_mb: { rss_before: serverBefore.rss_mb, rss_after: serverAfter.rss_mb, peak: serverAfter.hwm_mb }, conductor_server_cpu_s: Math.round((serverAfter.cpu_s - serverBefore.cpu_s) * 10) / 10 } : {}),
@@ -316,7 +335,7 @@ async function main(): Promise<void> {
       const vsIn = inproc && r.engine !== "inprocess" ? ` ×${((r.wall_s as number) / inproc.wall_s).toFixed(2)} in-process` : "";
       const server = r.conductor_server_mb as { rss_before: number; rss_after: number; peak: number } | undefined;
       process.stdout.write(
-        `${String(r.engine).padEnd(10)} ${String(r.wall_s).padStart(7)} s${r.over_limit !== undefined ? ` (×${String(r.over_limit)} limit)` : ""}${vsIn}  decoded/voiced ${String(r.decoded_over_voiced)}${r.sa_wer !== undefined ? `  SA-WER ${String(r.sa_wer)}  bleed words ${String(r.bleed_words)}` : ""}  steal ${String(r.steal_pct)} %${(r.steal_pct as number) > 5 ? " (noisy host: compare with care)" : ""}\n           peak RSS MB: ${peaks}\n` +
+        `${String(r.engine).padEnd(10)} ${String(r.wall_s).padStart(7)} s${r.over_limit !== undefined ? ` (×${String(r.over_limit)} limit)` : ""}${vsIn}  decoded/voiced ${String(r.decoded_over_voiced)}${r.sa_wer !== undefined ? `  SA-WER ${String(r.sa_wer)}  bleed words ${String(r.bleed_words)}` : ""}  steal ${String(r.steal_pct)} %${(r.steal_pct as number) > 5 ? " (noisy host: compare with care)" : ""}\n           peak RSS MB: ${peaks}\n           CPU s: ${Object.entries(r.cpu_s as Record<string, number>).map(([k, v]) => `${k} ${v}`).join(", ")}; cores busy ${String(r.cores_busy)} of ${cores}\n` +
           (server ? `           Conductor server RSS MB: ${server.rss_before} before, ${server.rss_after} after (peak ${server.peak}); its CPU during the run ${String(r.conductor_server_cpu_s)} s\n` : ""),
       );
     }
