@@ -29,6 +29,9 @@ export function arraySource(env: Float32Array): EnvelopeSource {
 
 export const isEnvelopeSource = (e: Float32Array | EnvelopeSource): e is EnvelopeSource => !(e instanceof Float32Array);
 
+/** An envelope in memory or a stored one, as a source. */
+export const toEnvelopeSource = (e: Float32Array | EnvelopeSource): EnvelopeSource => (isEnvelopeSource(e) ? e : arraySource(e));
+
 /** frames per chunk read from storage: 16,384 frames (5.5 minutes at 20 ms) are 64 kB */
 export const ENVELOPE_CHUNK_FRAMES = 16_384;
 

@@ -12,7 +12,7 @@
  */
 import type { Span } from "../contracts/index.ts";
 import { SILENCE_DB } from "./envelope.ts";
-import { ENVELOPE_CHUNK_FRAMES, EnvelopeWindow, forEachFrame, isEnvelopeSource, arraySource, type EnvelopeSource } from "./envelope-source.ts";
+import { ENVELOPE_CHUNK_FRAMES, EnvelopeWindow, forEachFrame, toEnvelopeSource, type EnvelopeSource } from "./envelope-source.ts";
 
 export interface PlannerTrack {
   track_index: number;
@@ -58,7 +58,7 @@ const binOf = (v: number): number => Math.min(BINS - 1, Math.floor((v - SILENCE_
  * value is the one a sort of every frame gives (the bins are in the values' order).
  */
 export async function noiseFloorDb(envelope: Float32Array | EnvelopeSource, buffer?: Float32Array): Promise<number> {
-  const source = isEnvelopeSource(envelope) ? envelope : arraySource(envelope);
+  const source = toEnvelopeSource(envelope);
   const counts = new Uint32Array(BINS);
   let n = 0;
   await forEachFrame(source, (v) => {
