@@ -228,3 +228,32 @@ test("warmShared starts the shared child and asks it to warm its recognizer; tra
   r.warmShared(); // after close: a no-op, no child started
   assert.equal(r.started, 1);
 });
+
+test("prestart boots maxChildren children and the shared child before any call; calls then use them, and a second prestart adds none", async () => {
+  const r = runner({ maxChildren: 2, sharedSteps: ["sleep"], maxSharedCalls: 2 });
+  await r.prestart();
+  assert.equal(r.started, 3, "two step children and the shared child");
+  const booted = new Set(r.pids());
+  assert.equal(booted.size, 3);
+  const pings = await r.ping(2000);
+  assert.equal(pings.length, 3, "every prestarted child answers on the health path");
+  // two calls at once take the two waiting children; the shared step goes to the shared child
+  const [a, b, s] = (await Promise.all([
+    r.run("echo", {}, { scratchDir: "/tmp" }),
+    r.run("echo", {}, { scratchDir: "/tmp" }),
+    r.run("sleep", { ms: 10 }, { scratchDir: "/tmp" }),
+  ])) as { pid: number }[];
+  assert.deepEqual(new Set([a!.pid, b!.pid, s!.pid]), booted, "no call started a child of its own");
+  await r.prestart();
+  assert.equal(r.started, 3, "children that are already up are not started again");
+  await r.close();
+  await r.prestart(); // after close: a no-op
+  assert.equal(r.started, 3);
+});
+
+test("a child that cannot boot does not fail prestart: the call that needs one starts it (and fails there, with the cause)", async () => {
+  const r = runner({ maxChildren: 1, module: fileURLToPath(new URL("./no-such-child.ts", import.meta.url)), startTimeoutMs: 5000 });
+  await r.prestart();
+  assert.equal(r.pids().length, 0);
+  await assert.rejects(r.run("echo", {}, { scratchDir: "/tmp" }));
+});

@@ -234,3 +234,24 @@ test("worker hosts load their decoders at start when they keep them loaded and s
   assert.equal(preloadsDecoders("conductor", loadConfig({ ASR_ENGINE: "openai", ASR_URL: "http://127.0.0.1:9/" })), false, "no local decoders");
   assert.throws(() => loadConfig({ ASR_IDLE_SECONDS: "-1" }), /ASR_IDLE_SECONDS/);
 });
+
+test("a follower without workers looks at a workflow every 100 ms at first, then every 1 % of the time followed, at most every second", async () => {
+  const { followPollMs } = await import("../../workers/conductor/engine.ts");
+  assert.equal(followPollMs(0), 100);
+  assert.equal(followPollMs(5_000), 100);
+  assert.equal(followPollMs(30_000), 300);
+  assert.equal(followPollMs(60_000), 600);
+  assert.equal(followPollMs(3_600_000), 1000);
+  // the looks an hour-long run costs, and how late its end can be seen: each wait is at most 1 % of the time so far (or 100 ms)
+  let t = 0;
+  let looks = 0;
+  let worst = 0;
+  while (t < 3_600_000) {
+    const wait = followPollMs(t);
+    worst = Math.max(worst, wait / Math.max(t, 10_000));
+    t += wait;
+    looks++;
+  }
+  assert.ok(looks < 4000, `${looks} looks in an hour (36,000 at a steady 100 ms)`);
+  assert.ok(worst <= 0.0101, `a wait of up to ${(worst * 100).toFixed(2)} % of the time followed`);
+});

@@ -70,6 +70,14 @@ export interface ChildStepRunner {
    * decodes and not when transcription starts (the in-process runner does the same).
    */
   warmShared(): void;
+  /**
+   * Start the children a busy host will use (`maxChildren`, and the shared child when there
+   * is a shared lane) and resolve when they are ready: a worker host does this before it
+   * takes work, so a meeting's first steps do not wait for Node to boot and load the
+   * pipeline in up to three processes at once, on the cores the meeting wants. A child that
+   * cannot start is logged and left to be started by the call that needs it.
+   */
+  prestart(): Promise<void>;
   /** ping every live child over the health path */
   ping(timeoutMs?: number): Promise<{ pid: number | undefined; ms: number }[]>;
   /** pids of live children */
@@ -218,6 +226,23 @@ export function createChildStepRunner(o: ChildStepRunnerOptions): ChildStepRunne
       void sharedChannel()
         .then((ch) => ch.call(WARM_ASR_METHOD, {}, { what: "warm the speech recognizer", timeoutMs: 30000 }))
         .catch((err: unknown) => o.log?.debug({ err: err instanceof Error ? err.message : String(err) }, "could not warm the shared child"));
+    },
+    async prestart() {
+      if (closed) return;
+      const live = idle.filter((c) => c.alive).length;
+      const starts: Promise<unknown>[] = [];
+      for (let i = live; i < Math.max(1, o.maxChildren ?? 1); i++) {
+        starts.push(
+          startChannel().then((ch) => {
+            if (closed) return ch.shutdown(2000);
+            idle.push(ch);
+          }),
+        );
+      }
+      if (sharedSteps.size > 0) starts.push(sharedChannel());
+      for (const r of await Promise.allSettled(starts)) {
+        if (r.status === "rejected") o.log?.warn({ err: r.reason instanceof Error ? r.reason.message : String(r.reason) }, "a step child did not start ahead of work; the call that needs it starts one");
+      }
     },
     async ping(timeoutMs) {
       const live = [...all].filter((c) => c.alive);

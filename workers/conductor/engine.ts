@@ -23,10 +23,23 @@ export class WorkflowFailedError extends Error {
 }
 
 /**
+ * How long a follower with no workers in its process waits between two looks at a
+ * workflow's status, `elapsed` ms after it started following: 100 ms at first, then 1 % of
+ * the time followed so far, at most 1 s. The end is then noticed on average within 0.5 % of
+ * the run time (at most 0.5 s late), while an hour-long run costs about 3,800 looks instead
+ * of 36,000: each one a request that the server and this process answer with CPU
+ * the decoders on a small machine want (on a 2-core machine, a 10-minute meeting ran
+ * 2.5 s faster with 1 s looks than with 100 ms ones).
+ */
+export function followPollMs(elapsed: number): number {
+  return Math.min(1000, Math.max(100, Math.round(elapsed / 100)));
+}
+
+/**
  * Follow a workflow until it ends, reporting each task once as it finishes.
  *
  * The end is watched with the cheap form of the call (the workflow's status alone, every
- * `pollMs`); the tasks, whose inputs and outputs carry whole transcripts, are read
+ * `pollMs`: given, 1 s with the workers here to say when to look, else `followPollMs`); the tasks, whose inputs and outputs carry whole transcripts, are read
  * only every `progressMs` for the progress report (not at all without `onProgress`) and
  * once at the end. Reading them every 250 ms cost the server CPU that the decoders on the
  * same machine wanted, and noticing the end late added up to a poll to every run.
@@ -47,7 +60,8 @@ export async function followWorkflow(
   const seen = new Set<string>();
   // told of the end by the workers in this process: look now and then only (each look is a
   // request the server answers with CPU the decoders on a small machine want)
-  const pollMs = opts.pollMs ?? (opts.changed ? 1000 : 100);
+  const started = Date.now();
+  const pollMs = (): number => opts.pollMs ?? (opts.changed ? 1000 : followPollMs(Date.now() - started));
   const progressMs = opts.progressMs ?? 1000;
   const report = (wf: WorkflowRecord): void => {
     for (const t of wf.tasks) {
@@ -70,7 +84,8 @@ export async function followWorkflow(
   };
   let lastProgress = Date.now();
   const wait = async (): Promise<void> => {
-    if (!opts.changed || (await opts.changed(id, pollMs)) === "closed") await new Promise((r) => setTimeout(r, pollMs));
+    const ms = pollMs();
+    if (!opts.changed || (await opts.changed(id, ms)) === "closed") await new Promise((r) => setTimeout(r, ms));
   };
   // told of the end here: the workflow has only just started, nothing to look at yet
   if (opts.changed) await wait();

@@ -37,6 +37,8 @@ export async function startEngineHost(engine: WorkerEngine, config: Config, deps
   const heavy = createHeavyStepIsolation(config, { log: deps.log });
   let host: SupervisedHost;
   try {
+    // the step children boot before the first task is taken (see ChildStepRunner.prestart)
+    await heavy.runner?.prestart();
     if (engine === "bullmq") {
       const { startBullmqWorkerHostFromConfig } = await import("../bullmq/main.ts");
       const proc = await startBullmqWorkerHostFromConfig(config, { log: deps.log, storage, identity: deps.identity, runStepFn: heavy.runStepFn });
