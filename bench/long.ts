@@ -102,7 +102,7 @@ function processTree(pid: number): { pid: number; cmd: string; hwm: number; cpu:
  * tree, and the CPU seconds per kind (each process's last reading, sampled every 250 ms: a
  * short-lived process's last quarter second may be missed).
  */
-async function runMeasured<T>(script: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ out: T; peaks: Record<string, number>; cpu: Record<string, number> }> {
+export async function runMeasured<T>(script: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ out: T; peaks: Record<string, number>; cpu: Record<string, number> }> {
   // the flags `trackscribe` runs with (its shebang, the npm script): the engine host stands for `trackscribe process`
   const child = spawn(process.execPath, [...NODE_MEMORY_FLAGS, "--import", "tsx", path.join(root, script), ...args], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
@@ -147,7 +147,7 @@ function conductorServerPid(url: string): number | null {
 }
 
 /** The Conductor server's resident memory now and its peak, MB, and its CPU seconds so far (null when it is not on this machine). */
-function conductorServerMemory(url: string): { rss_mb: number; hwm_mb: number; cpu_s: number } | null {
+export function conductorServerMemory(url: string): { rss_mb: number; hwm_mb: number; cpu_s: number } | null {
   const pid = conductorServerPid(url);
   if (pid === null) return null;
   try {
